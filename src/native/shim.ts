@@ -1,0 +1,22 @@
+/**
+ * The shim (csrc/shim.c): a static program of a few kilobytes, built by `make`
+ * and embedded in nsbox, for the processes that must stay small (init, pause,
+ * monitor). It runs from a sealed memfd, so the server needs no extra file and a
+ * container cannot modify it through /proc/PID/exe.
+ */
+import { readFileSync } from "node:fs";
+import shimPath from "../../build/nsbox-shim" with { type: "file" };
+import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith } from "./libc.ts";
+import { sealFd } from "./spawn.ts";
+
+let fd: number | undefined;
+
+/** An fd (close-on-exec) of the sealed shim, created once per process. */
+export function shimFd(): number {
+  if (fd === undefined) {
+    const bytes = readFileSync(shimPath);
+    fd = memfdWith("nsbox-shim", bytes, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    sealFd(fd);
+  }
+  return fd;
+}

@@ -1,0 +1,126 @@
+/**
+ * Starting container processes through the helper, and the parent's side of the
+ * sync protocol (see csrc/helper.c): C's pid on the status pipe, then READY / GO /
+ * PTY / ERROR messages on the socketpair, end-of-file once execve succeeded.
+ */
+import { call, F } from "./helper.ts";
+import { encode, MSG, type Op } from "./program.ts";
+
+export interface Spawned {
+  /** W, the first child (exits at once in the foreground, becomes the monitor when detached) */
+  wpid: number;
+  statusFd: number;
+  syncFd: number;
+}
+
+export function spawnProcess(w: readonly Op[], c: readonly Op[]): Spawned {
+  const wb = encode(w);
+  const cb = encode(c);
+  const out = new Int32Array(3);
+  const r = call(F.SPAWN, wb, wb.length, cb, cb.length, out);
+  if (r < 0) throw Object.assign(new Error(`cannot fork: errno ${-r}`), { errno: -r });
+  return { wpid: out[0] as number, statusFd: out[1] as number, syncFd: out[2] as number };
+}
+
+/** C's pid as W reported it, or -errno when W could not create it. 0: W died first. */
+export function readChildPid(s: Spawned): number {
+  const b = new Int32Array(1);
+  const n = call(F.READ_FULL, s.statusFd, b, 4);
+  return n === 4 ? (b[0] as number) : 0;
+}
+
+export type ChildMessage = { type: "ready" } | { type: "error"; op: number; errno: number } | { type: "pty"; fd: number } | { type: "exec" };
+
+/** The next message from C; "exec" means end-of-file: C's execve succeeded (or C died). */
+export function recvMessage(s: Spawned): ChildMessage {
+  const buf = new Uint32Array(3);
+  const fd = new Int32Array(1);
+  const n = call(F.RECV, s.syncFd, buf, 12, fd);
+  if (n <= 0) return { type: "exec" };
+  const [type, op, err] = buf as unknown as [number, number, number];
+  if (type === MSG.READY) return { type: "ready" };
+  if (type === MSG.PTY) return { type: "pty", fd: fd[0] as number };
+  return { type: "error", op, errno: err };
+}
+
+/** GO: C may go on; fd (if any) travels with it, for C_ATTACH. */
+export function sendGo(s: Spawned, fd = -1): void {
+  call(F.SEND, s.syncFd, new Uint32Array([MSG.GO, 0, 0]), 12, fd);
+}
+
+/** A detached, idmapped copy of the tree at path (see nsb_idmap_tree in csrc/helper.c). */
+export function idmappedTree(path: string, usernsFd: number): number {
+  return call(F.IDMAP_TREE, Buffer.from(`${path}\0`), usernsFd);
+}
+
+/** wait4(pid): { pid, status } with pid 0 when WNOHANG found it still running, -errno on error. */
+export function waitPid(pid: number, nohang = false): { pid: number; status: number } {
+  const st = new Int32Array(1);
+  const r = call(F.WAIT, pid, st, nohang ? 1 : 0);
+  return { pid: r, status: st[0] as number };
+}
+
+/** Exit code in the shell's convention: the code, or 128+N for death by signal N. */
+export function exitCodeOf(status: number): number {
+  const sig = status & 0x7f;
+  return sig === 0 ? (status >> 8) & 0xff : 128 + sig;
+}
+
+export function closeFd(fd: number): void {
+  if (fd >= 0) call(F.CLOSE, fd);
+}
+
+export function becomeSubreaper(): void {
+  call(F.SUBREAPER);
+}
+
+export function sealFd(fd: number): number {
+  return call(F.SEAL, fd);
+}
+
+export function makePipe(cloexec = true): [number, number] {
+  const fds = new Int32Array(2);
+  const r = call(F.PIPE, fds, cloexec ? 0o2000000 : 0);
+  if (r < 0) throw new Error(`pipe: errno ${-r}`);
+  return [fds[0] as number, fds[1] as number];
+}
+
+export function getWinsize(fd: number): { rows: number; cols: number } | undefined {
+  const ws = new Uint16Array(2);
+  if (call(F.WINSIZE, fd, 0, ws) < 0) return undefined;
+  return { rows: ws[0] as number, cols: ws[1] as number };
+}
+
+export function setWinsize(fd: number, rows: number, cols: number): void {
+  call(F.WINSIZE, fd, 1, new Uint16Array([rows, cols]));
+}
+
+/** A pidfd for pid (pins that process: a later pid reuse cannot fool a signal). */
+export function pidfdOpen(pid: number): number {
+  return call(F.PIDFD_OPEN, pid);
+}
+
+export function pidfdSignal(pidfd: number, sig: number): number {
+  return call(F.PIDFD_SIGNAL, pidfd, sig);
+}
+
+const cstr = (s: string | null) => (s === null ? 0 : Buffer.from(`${s}\0`));
+
+/** mount(2) in nsbox's own (host) mount namespace: only for `ns --bind`. */
+export function hostMount(src: string | null, target: string, fstype: string | null, flags: number): number {
+  return call(F.MOUNT, cstr(src), cstr(target), cstr(fstype), flags, 0);
+}
+
+export function hostUmount(target: string, flags: number): number {
+  return call(F.UMOUNT, cstr(target), flags);
+}
+
+/** Puts terminal fd into raw mode; returns its previous settings (to restore), or undefined if fd is no terminal. */
+export function termiosRaw(fd: number): Uint8Array | undefined {
+  const saved = new Uint8Array(64);
+  return call(F.TERMIOS, fd, 2, saved) < 0 ? undefined : saved;
+}
+
+export function termiosSet(fd: number, saved: Uint8Array): void {
+  call(F.TERMIOS, fd, 1, saved);
+}
