@@ -1,0 +1,137 @@
+/**
+ * Parsing of docker-style flag values into spec pieces. Every function throws an
+ * NsboxError naming the bad input and the expected form, before anything exists.
+ */
+import { fail } from "../errors.ts";
+import type { Mount } from "./spec.ts";
+
+const MAX_ID = 0xfffffffe;
+
+function parseId(text: string, what: string, flag: string): number {
+  if (!/^\d+$/.test(text)) return Number.NaN;
+  const n = Number(text);
+  if (n > MAX_ID) fail(`${flag} ${what} ${text} is out of range (0-${MAX_ID})`);
+  return n;
+}
+
+/** "-u uid[:gid]" or "name[:group]"; names are looked up by the caller in the rootfs. */
+export function parseUserFlag(text: string): { user: string; group?: string } {
+  const m = /^([^:]+)(?::([^:]+))?$/.exec(text);
+  if (!m) fail(`invalid --user "${text}": use uid[:gid] or name[:group], e.g. --user 1000:1000`);
+  return { user: m[1] as string, group: m[2] };
+}
+
+/** Resolves user/group words to numbers with the container's /etc/passwd and /etc/group texts. */
+export function resolveUser(
+  text: string,
+  passwd: string | undefined,
+  group: string | undefined,
+): { uid: number; gid: number; home?: string; additionalGids: number[] } {
+  const u = parseUserFlag(text);
+  const pw = (passwd ?? "").split("\n").map((l) => l.split(":"));
+  const gr = (group ?? "").split("\n").map((l) => l.split(":"));
+  let uid = parseId(u.user, "uid", "--user");
+  let entry = Number.isNaN(uid) ? pw.find((f) => f[0] === u.user) : pw.find((f) => f[2] === u.user);
+  if (Number.isNaN(uid)) {
+    if (!entry) fail(`invalid --user "${text}": no user "${u.user}" in the container's /etc/passwd; give a numeric uid instead`);
+    uid = Number(entry[2]);
+  }
+  let gid: number;
+  if (u.group !== undefined) {
+    gid = parseId(u.group, "gid", "--user");
+    if (Number.isNaN(gid)) {
+      const g = gr.find((f) => f[0] === u.group);
+      if (!g) fail(`invalid --user "${text}": no group "${u.group}" in the container's /etc/group; give a numeric gid instead`);
+      gid = Number(g[2]);
+    }
+  } else {
+    entry ??= pw.find((f) => f[2] === String(uid));
+    gid = entry ? Number(entry[3]) : 0;
+  }
+  const name = entry?.[0];
+  const additionalGids = name
+    ? gr
+        .filter((f) => (f[3] ?? "").split(",").includes(name))
+        .map((f) => Number(f[2]))
+        .filter((g) => g !== gid && !Number.isNaN(g))
+    : [];
+  return { uid, gid, home: entry?.[5] || undefined, additionalGids };
+}
+
+/** "-e KEY=VAL" (or "-e KEY" to pass the host's value, as docker does). */
+export function parseEnv(items: string[], hostEnv: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    const key = eq >= 0 ? item.slice(0, eq) : item;
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(key)) fail(`invalid --env "${item}": use KEY=VALUE with KEY made of letters, digits and _`);
+    if (eq >= 0) out.push(item);
+    else if (hostEnv[key] !== undefined) out.push(`${key}=${hostEnv[key]}`);
+  }
+  return out;
+}
+
+/** Merges env lists: later entries replace earlier ones with the same key. */
+export function mergeEnv(...lists: string[][]): string[] {
+  const map = new Map<string, string>();
+  for (const l of lists) for (const e of l) map.set(e.slice(0, e.indexOf("=")), e);
+  return [...map.values()];
+}
+
+/** A container path: absolute, normalised, never climbing with "..". */
+export function containerPath(p: string, flag: string): string {
+  if (!p.startsWith("/")) fail(`${flag}: container path "${p}" must be absolute (start with /)`);
+  const parts: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") parts.pop();
+    else parts.push(seg);
+  }
+  return `/${parts.join("/")}`;
+}
+
+/** "-v HOST:CTR[:ro|rw]": a bind mount. HOST must exist (checked by the caller). */
+export function parseVolume(text: string): Mount {
+  const parts = text.split(":");
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) fail(`invalid --volume "${text}": use HOST_PATH:CONTAINER_PATH[:ro]`);
+  const [host, ctr, mode] = parts as [string, string, string | undefined];
+  if (!host.startsWith("/")) fail(`invalid --volume "${text}": the host path "${host}" must be absolute`);
+  if (mode !== undefined && mode !== "ro" && mode !== "rw") fail(`invalid --volume "${text}": the mode must be ro or rw, not "${mode}"`);
+  return {
+    destination: containerPath(ctr, "--volume"),
+    type: "bind",
+    source: host,
+    options: ["rbind", mode === "ro" ? "ro" : "rw", "nosuid", "nodev"],
+  };
+}
+
+/** "--tmpfs PATH[:options]": a fresh tmpfs (docker's defaults: nosuid,nodev,noexec). */
+export function parseTmpfs(text: string): Mount {
+  const colon = text.indexOf(":");
+  const path = colon >= 0 ? text.slice(0, colon) : text;
+  const opts =
+    colon >= 0
+      ? text
+          .slice(colon + 1)
+          .split(",")
+          .filter(Boolean)
+      : [];
+  if (!path) fail(`invalid --tmpfs "${text}": use PATH[:OPTIONS], e.g. --tmpfs /run:size=64m`);
+  for (const o of opts) {
+    if (!/^(ro|rw|nosuid|suid|nodev|dev|noexec|exec|size=\d+[kmgKMG%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmgKMG]?)$/.test(o))
+      fail(`invalid --tmpfs option "${o}" in "${text}": use size=64m, mode=1777, uid=N, gid=N, ro, exec...`);
+  }
+  return {
+    destination: containerPath(path, "--tmpfs"),
+    type: "tmpfs",
+    source: "tmpfs",
+    options: ["nosuid", "nodev", "noexec", ...opts],
+  };
+}
+
+/** A hostname the kernel accepts (at most 64 bytes) and DNS would. */
+export function parseHostname(h: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(h) || h.length > 64)
+    fail(`invalid --hostname "${h}": use letters, digits, - and . (at most 64 characters)`);
+  return h;
+}

@@ -1,0 +1,134 @@
+/**
+ * ContainerSpec: what a container is, in the shape of an OCI runtime config.json
+ * (runtime-spec 1.x) so that, later, `nsbox create --bundle` reads config.json
+ * straight into it. Fields nsbox does not support yet are simply absent; the
+ * nsbox-only settings (how to run, not what to run) live under `nsbox`.
+ */
+
+import type { NetworkRequest } from "../net/setup.ts";
+
+export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup";
+
+export interface Namespace {
+  type: NamespaceType;
+  /** join this namespace (a /proc/PID/ns/* or bind-mounted file) instead of creating one */
+  path?: string;
+}
+
+export interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+/** An OCI mount: options are mount(8) words ("ro", "nosuid", "mode=755", "rbind"). */
+export interface Mount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+/** An OCI linux.devices entry: a node nsbox makes in the container's /dev. */
+export interface Device {
+  path: string;
+  type: "c" | "b";
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface User {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+  /** as the user gave it, for messages */
+  name?: string;
+}
+
+export interface Process {
+  terminal: boolean;
+  user: User;
+  args: string[];
+  env: string[];
+  cwd: string;
+  noNewPrivileges?: boolean;
+  consoleSize?: { height: number; width: number };
+}
+
+export interface ContainerSpec {
+  ociVersion: string;
+  process: Process;
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: Mount[];
+  linux: {
+    namespaces: Namespace[];
+    uidMappings?: IdMapping[];
+    gidMappings?: IdMapping[];
+    devices: Device[];
+    /** where the container's cgroup goes (a cgroup path; see cgroup/index.ts for the default) */
+    cgroupsPath?: string;
+    resources?: Resources;
+    maskedPaths?: string[];
+    readonlyPaths?: string[];
+  };
+  nsbox: NsboxOptions;
+}
+
+/** How nsbox runs the container (not part of the OCI description). */
+export interface NsboxOptions {
+  /** the ROOTFS argument as given */
+  rootfsArg: string;
+  /** a tiny init (shipped in nsbox) as PID 1, which runs the command */
+  init: boolean;
+  /** keep stdin open */
+  interactive: boolean;
+  /** give the base rootfs an overlay upper layer (false only for special cases) */
+  overlay: boolean;
+  /** put the container in a cgroup of its own (--cgroup-manager none: no) */
+  cgroups: boolean;
+  /** docker's network modes (see net/setup.ts) */
+  network: NetworkRequest;
+  /** the pod whose namespaces the container joins (the id of its infra container) */
+  pod?: string;
+  /** a pod's infra container: its command is the pause shim, it has no rootfs */
+  infra?: { podName: string; share: string[] };
+}
+
+/** OCI linux.resources, the part nsbox supports (units: bytes, microseconds). */
+export interface Resources {
+  memory?: {
+    limit?: number;
+    /** memory + swap, as OCI and docker's --memory-swap; -1: unlimited swap */
+    swap?: number;
+    reservation?: number;
+  };
+  cpu?: {
+    quota?: number;
+    period?: number;
+    /** v1 cpu.shares (2-262144); converted for v2 */
+    shares?: number;
+    /** v2 cpu.weight (1-10000), nsbox's --cpu-weight */
+    weight?: number;
+    cpus?: string;
+    mems?: string;
+  };
+  pids?: { limit: number };
+  blockIO?: {
+    /** 10-1000, as blkio.weight */
+    weight?: number;
+    throttleReadBpsDevice?: ThrottleDevice[];
+    throttleWriteBpsDevice?: ThrottleDevice[];
+  };
+}
+
+export interface ThrottleDevice {
+  major: number;
+  minor: number;
+  rate: number;
+  /** the path the user gave, for messages */
+  path?: string;
+}

@@ -1,0 +1,55 @@
+/** docker's units: sizes ("64m", "1g", "512k", "100" bytes) and cpu counts ("0.5"). */
+import { fail } from "../errors.ts";
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$/i;
+const MULT: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+
+/** Bytes from "64m" (binary multiples, as docker's RAMInBytes); throws naming the flag. */
+export function parseSize(text: string, flag: string): number {
+  const m = SIZE.exec(text.trim());
+  if (!m) fail(`invalid ${flag} "${text}": use a size like 64m, 512k or 1g (b, k, m, g, t)`);
+  const n = Math.floor(Number(m[1]) * (MULT[(m[2] as string).toLowerCase()] as number));
+  if (!Number.isSafeInteger(n)) fail(`invalid ${flag} "${text}": too large`);
+  return n;
+}
+
+/** A size, or -1 for "unlimited" when the text is -1. */
+export function parseSizeOrUnlimited(text: string, flag: string): number {
+  return text.trim() === "-1" ? -1 : parseSize(text, flag);
+}
+
+export function parseCpus(text: string, max: number): number {
+  const n = Number(text);
+  if (!/^\d*\.?\d+$/.test(text.trim()) || !Number.isFinite(n) || n <= 0) fail(`invalid --cpus "${text}": use a positive number of CPUs, e.g. 0.5 or 2`);
+  if (n < 0.01) fail(`invalid --cpus ${text}: the smallest quota is 0.01 CPUs (1 ms in each 100 ms period)`);
+  if (n > max) fail(`invalid --cpus ${text}: this machine has ${max} CPU${max === 1 ? "" : "s"} available`);
+  return n;
+}
+
+export function parsePositiveInt(text: string, flag: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(text.trim())) fail(`invalid ${flag} "${text}": use a whole number from ${min} to ${max}`);
+  const n = Number(text);
+  if (n < min || n > max) fail(`invalid ${flag} ${text}: use a number from ${min} to ${max}`);
+  return n;
+}
+
+/** "0-2,4" -> [0,1,2,4]; throws on malformed lists. */
+export function parseCpuList(text: string, flag: string): number[] {
+  const out = new Set<number>();
+  for (const part of text.split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) fail(`invalid ${flag} "${text}": use a list like 0-2,4`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) fail(`invalid ${flag} "${text}": the range ${part} goes backwards`);
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
+  if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}

@@ -1,0 +1,41 @@
+/**
+ * Is a process still the one we started? A pid alone can be reused; the pid and
+ * its start time (field 22 of /proc/PID/stat, in clock ticks since boot) together
+ * name one process for the life of the machine.
+ */
+import { readFileSync } from "node:fs";
+
+export interface ProcId {
+  pid: number;
+  start: string;
+}
+
+export function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // the command name (field 2) may hold spaces and parentheses: skip past the last ")"
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function procId(pid: number): ProcId | undefined {
+  const start = startTime(pid);
+  return start === undefined ? undefined : { pid, start };
+}
+
+/** True while that very process exists (a zombie counts as gone). */
+export function alive(p: ProcId | undefined): boolean {
+  if (!p?.pid) return false;
+  try {
+    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[19] === p.start && rest[0] !== "Z" && rest[0] !== "X";
+  } catch {
+    return false;
+  }
+}
+
+export const self = (): ProcId => procId(process.pid) as ProcId;
