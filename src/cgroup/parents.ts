@@ -1,0 +1,62 @@
+/**
+ * Parent cgroups that nsbox creates (the levels of a --cgroup-parent that did
+ * not exist, nsbox.slice on v2) are shared by every container placed under them.
+ * Each is recorded host-wide when nsbox creates it; every container lists the
+ * recorded levels above it, and the last one to leave removes them. A cgroup
+ * nsbox did not create is never recorded, so never removed.
+ */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const dir = () => join(process.env.NSBOX_HOST_STATE || "/run/nsbox", "cgroup-parents");
+const marker = (path: string) => join(dir(), new Bun.CryptoHasher("sha256").update(path).digest("hex"));
+
+function isOurs(path: string): boolean {
+  try {
+    return readFileSync(marker(path), "utf8") === path;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes sure mount/rel exists; returns the levels of it that nsbox made (now or
+ * before), top-down, and which of them are new (so cpuset can fill them in).
+ */
+export function ensureParent(mount: string, rel: string): { ours: string[]; fresh: string[] } {
+  const ours: string[] = [];
+  const fresh: string[] = [];
+  let path = mount;
+  for (const seg of rel.split("/").filter(Boolean)) {
+    path = join(path, seg);
+    if (!existsSync(path)) {
+      mkdirSync(dir(), { recursive: true, mode: 0o700 });
+      writeFileSync(marker(path), path); // recorded before it exists: a crash leaves a marker, never an unknown cgroup
+      try {
+        mkdirSync(path);
+        fresh.push(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+    }
+    if (isOurs(path)) ours.push(path);
+  }
+  return { ours, fresh };
+}
+
+/** Removes the levels (deepest first) that no container uses any more. */
+export function removeParents(levels: string[]): void {
+  for (const path of [...levels].sort((a, b) => b.length - a.length)) {
+    if (!isOurs(path)) continue;
+    try {
+      rmdirSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") return; // busy: another container is below
+    }
+    try {
+      unlinkSync(marker(path));
+    } catch {
+      // gone already
+    }
+  }
+}
