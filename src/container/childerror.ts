@@ -1,0 +1,44 @@
+/**
+ * A failure reported by the container process ({op, errno}) as one sentence a user
+ * can act on, with nsbox's exit code (125) or the command's (126, 127).
+ */
+import { EXIT, NsboxError } from "../errors.ts";
+import { strerror } from "../native/libc.ts";
+import { C, type Op } from "../native/program.ts";
+
+const ENOENT = 2;
+const EPERM = 1;
+const EACCES = 13;
+const EINVAL = 22;
+const ENOEXEC = 8;
+const ENOSYS = 38;
+
+export function childError(op: Op | undefined, errno: number, command: string): NsboxError {
+  const text = strerror(errno).toLowerCase();
+  if (!op) return new NsboxError(`container setup failed: ${text}`);
+  if (op.code === C.EXEC) {
+    if (errno === ENOENT)
+      return new NsboxError(
+        command.includes("/")
+          ? `exec ${JSON.stringify(command)}: no such file in the container (or its #! interpreter is missing)`
+          : `exec ${JSON.stringify(command)}: executable file not found in the container's PATH`,
+        EXIT.NOT_FOUND,
+      );
+    if (errno === EACCES) return new NsboxError(`exec ${JSON.stringify(command)}: permission denied (not an executable file)`, EXIT.CANNOT_EXEC);
+    if (errno === ENOEXEC)
+      return new NsboxError(`exec ${JSON.stringify(command)}: exec format error (wrong architecture, or a script without #!)`, EXIT.CANNOT_EXEC);
+    return new NsboxError(`exec ${JSON.stringify(command)}: ${text}`, EXIT.CANNOT_EXEC);
+  }
+  let hint = "";
+  if (op.code === C.MOUNT && op.what === "make mount propagation private" && errno === EINVAL)
+    hint = " (the root of nsbox's mount namespace is not a mount point, as in a plain chroot: bind-mount that directory onto itself first)";
+  else if (op.code === C.PIVOT && errno === EINVAL)
+    hint = " (pivot_root refuses a root on ramfs/initramfs or a shared mount: run nsbox from a system whose / is a real filesystem)";
+  else if (op.code === C.MOUNT && op.what.includes("overlay") && (errno === EINVAL || errno === ENOENT))
+    hint = " (overlayfs must be available, and the rootfs and nsbox's --root must be on filesystems it supports, e.g. ext4 or xfs)";
+  else if ((op.code === C.MOUNT || op.code === C.UNSHARE || op.code === C.SETNS) && errno === EPERM)
+    hint = " (is nsbox running as root, and not inside a container that forbids it?)";
+  else if (op.code === C.SETID && errno === EINVAL) hint = " (that id is not mapped in the container's user namespace)";
+  else if (errno === ENOSYS) hint = " (the kernel is too old for nsbox: Linux 5.6 or later is needed)";
+  return new NsboxError(`cannot ${op.what}: ${text}${hint}`);
+}

@@ -1,0 +1,321 @@
+/**
+ * Creating and starting a container, the part shared by foreground and detached
+ * runs (and, later, by the OCI create/start verbs):
+ *
+ *   state dir (phase "creating", lock held) -> name -> layers -> cgroup
+ *   -> spawn (helper) -> READY: uid maps, idmapped rootfs, cgroup join, network
+ *   -> GO -> pty / exec -> state "running"
+ *
+ * If anything fails, the same release used by rm gives everything back.
+ */
+import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, warmCgroupMoves } from "../cgroup/index.ts";
+import { fail, NsboxError } from "../errors.ts";
+import { compileHelper } from "../native/helper.ts";
+import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
+import type { Op } from "../native/program.ts";
+import { shimFd } from "../native/shim.ts";
+import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
+import { etcMounts, writeEtcFiles } from "../net/etc.ts";
+import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
+import type { ContainerSpec, IdMapping } from "../spec/spec.ts";
+import { containerDataDir, roots } from "../state/paths.ts";
+import { procId, self } from "../state/proc.ts";
+import { type ContainerConfig, type ContainerState, containerDir, createContainerDir, reserveName, updateConfig, writeState } from "../state/store.ts";
+import { mark } from "../trace.ts";
+import { hostWinsize } from "../tty/relay.ts";
+import { childError } from "./childerror.ts";
+import { markDataDir, removeEverything } from "./lifecycle.ts";
+import { buildPrograms, type ChildPlan } from "./plan.ts";
+import { releaseResources } from "./release.ts";
+
+export interface StartOptions {
+  id: string;
+  name?: string;
+  /** ROOTFS as the user gave it (for ps) */
+  rootfsArg: string;
+  detached: boolean;
+  autoRemove: boolean;
+  /** detached: log size cap in bytes */
+  logMaxBytes?: number;
+}
+
+export interface Started {
+  id: string;
+  pid: number;
+  cgroup?: ContainerCgroup;
+  /** pty master (foreground -t) */
+  master?: number;
+  config: ContainerConfig;
+}
+
+const DEFAULT_LOG_MAX = 10 * 1024 * 1024;
+
+/** The nsbox command line that a monitor runs when its container exits (see `nsbox cleanup`). */
+function cleanupCommand(id: string): string[] {
+  const exe = process.execPath;
+  const script = Bun.main.startsWith("/$bunfs") ? [] : [Bun.main];
+  return [exe, ...script, "--root", roots().data, "--state", roots().state, "cleanup", id];
+}
+
+export async function startContainer(specIn: ContainerSpec, opts: StartOptions): Promise<Started> {
+  let spec = specIn;
+  const { id } = opts;
+  const dataDir = containerDataDir(id);
+  const config: ContainerConfig = {
+    id,
+    name: opts.name,
+    created: new Date().toISOString(),
+    rootfs: opts.rootfsArg,
+    spec,
+    detached: opts.detached,
+    autoRemove: opts.autoRemove,
+    dataDir,
+    pod: spec.nsbox.pod,
+  };
+  const state: ContainerState = { phase: "creating", owner: self() };
+  createContainerDir(config, state);
+  const lockFd = openSync(join(containerDir(id), "lock"), "r");
+  flock(lockFd, LOCK_EX);
+  const fds: number[] = [];
+  let pid = 0;
+  try {
+    if (opts.name && !reserveName(opts.name, id))
+      fail(`the name "${opts.name}" is already in use by another container: choose another, or remove that one (nsbox rm ${opts.name})`);
+    mark("state created");
+
+    const userns = spec.linux.namespaces.some((n) => n.type === "user" && !n.path);
+    if (spec.linux.namespaces.some((n) => n.type === "mount")) {
+      mkdirSync(join(dataDir, "upper"), { recursive: true, mode: 0o755 });
+      markDataDir(dataDir);
+      mkdirSync(join(dataDir, "work"), { mode: 0o700 });
+      mkdirSync(join(dataDir, "merged"), { mode: 0o755 });
+      if (userns) mkdirSync(join(dataDir, "lower"), { mode: 0o755 });
+      chownForUserns(spec, dataDir);
+    }
+
+    // The cgroup exists before the container process, which joins it before it
+    // runs a single instruction of the command.
+    const cg = spec.nsbox.cgroups ? makeCgroup(spec, id) : undefined;
+    if (cg) {
+      config.cgroup = cg.record;
+      spec = withCgroupMounts(spec, cg);
+    }
+    // Moving a process between cgroups first waits for an RCU grace period, under
+    // a lock every cgroup operation takes: start that wait now, on a worker thread
+    // (the mkdirs above are done), and set up the network and compile the helper
+    // while it passes; the container's move then comes in its wake.
+    if (cg) warmCgroupMoves();
+
+    // The network: an address and ports reserved now (a clash fails before the
+    // container exists), the veth plugged in once its namespace exists.
+    const network = await prepareNetwork(id, spec.nsbox.network);
+    config.network = network as unknown as Record<string, unknown>;
+    // Containers that share a network (container:NAME, a pod) share its hosts and resolv.conf.
+    const etcDir = network.mode === "container" ? containerDir(network.target as string) : containerDir(id);
+    const etc = network.mode === "container" ? etcMounts(etcDir) : writeEtcFiles(etcDir, spec.hostname, network.ip, network.mode === "host");
+    spec = { ...spec, mounts: [...spec.mounts, ...etc.filter((e) => !spec.mounts.some((m) => m.destination === e.destination))] };
+    compileHelper();
+
+    if (cg || network.mode === "bridge") updateConfig(config);
+
+    const joinFds = openJoinFds(spec, fds);
+    const tty = spec.process.terminal;
+    const devnull = openSync("/dev/null", "r");
+    fds.push(devnull);
+    let stdio: [number, number, number] = [spec.nsbox.interactive ? -1 : devnull, -1, -1];
+    let monitor: ChildPlan["monitor"];
+    if (opts.detached) {
+      // The monitor (W, exec'd into the shim) keeps the container's output in
+      // its log and its exit status in the state dir, with no nsbox running.
+      const [outR, outW] = makePipe();
+      const [errR, errW] = makePipe();
+      fds.push(outR, outW, errR, errW);
+      stdio = [devnull, outW, errW];
+      const dir = containerDir(id);
+      monitor = {
+        argv: ["nsbox-monitor", join(dir, "exit"), join(dir, "ctr.log"), String(opts.logMaxBytes ?? DEFAULT_LOG_MAX), "--", ...cleanupCommand(id)],
+        keepFds: [devnull, devnull, devnull, outR, errR],
+        // the cleanup it runs must find the same state (NSBOX_NET_STATE, NSBOX_HOST_STATE...)
+        env: Object.entries(process.env)
+          .filter(([k]) => k === "PATH" || k.startsWith("NSBOX_"))
+          .map(([k, v]) => `${k}=${v}`),
+      };
+    }
+    const plan: ChildPlan = {
+      spec,
+      lowerDir: spec.root.path,
+      upperDir: join(dataDir, "upper"),
+      workDir: join(dataDir, "work"),
+      mergedDir: join(dataDir, "merged"),
+      idmappedLowerDir: userns ? join(dataDir, "lower") : undefined,
+      joinFds,
+      stdio,
+      winsize: tty ? hostWinsize() : undefined,
+      shimFd: spec.nsbox.init || opts.detached || spec.nsbox.infra ? shimFd() : undefined,
+      monitor,
+    };
+    const { w, c } = buildPrograms(plan);
+    mark("programs built");
+    if (!opts.detached) becomeSubreaper();
+    const s = spawnProcess(w, c);
+    fds.push(s.syncFd, s.statusFd);
+    mark("spawned");
+    pid = readChildPid(s);
+    if (!opts.detached) waitPid(s.wpid); // W exits once C exists; C is now ours (subreaper)
+    if (pid <= 0) throw new NsboxError(`cannot create the container process: ${pid < 0 ? strerror(-pid).toLowerCase() : "it died at once"}`);
+    // from here a failure must not leave the process behind
+    const master = await handshake(
+      s,
+      spec,
+      c,
+      pid,
+      async () => {
+        // the cgroup move may wait for an RCU grace period: plug the network in meanwhile
+        const joining = cg?.joinAsync(pid);
+        try {
+          plumbNetwork(id, network, pid);
+        } finally {
+          await joining;
+        }
+      },
+      userns ? spec.root.path : undefined,
+    );
+    mark("container started");
+    if (network.mode === "bridge") updateConfig(config); // with the namespace's inode (see releaseBridge)
+    state.phase = "running";
+    state.init = procId(pid);
+    state.startedAt = new Date().toISOString();
+    if (opts.detached) {
+      state.monitor = procId(s.wpid);
+      delete state.owner;
+    }
+    if (!state.init) {
+      // it already exited: the exit is read from the exit file or by our waiter
+      state.init = { pid, start: "gone" };
+    }
+    writeState(id, state);
+    return { id, pid, cgroup: cg, master, config };
+  } catch (e) {
+    if (pid > 0) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+      if (!opts.detached) waitPid(pid);
+    }
+    await releaseResources(config);
+    removeEverything(config);
+    throw e;
+  } finally {
+    for (const fd of fds) closeFd(fd);
+    flock(lockFd, LOCK_UN);
+    closeSync(lockFd);
+  }
+}
+
+/**
+ * The parent's half of the sync protocol: READY -> set up from outside -> GO,
+ * then PTY (with -t) and end-of-file when execve succeeded. Returns the pty master.
+ */
+async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
+  let master: number | undefined;
+  for (;;) {
+    const m = recvMessage(s);
+    if (m.type === "ready") {
+      try {
+        writeIdMaps(spec, pid);
+        await setUp();
+      } catch (e) {
+        // If the child failed meanwhile (its namespaces gone with it), its own
+        // report is the one that says what went wrong. If it is still waiting
+        // for GO, it will never get it: kill it, so that the read below ends.
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // it is gone already
+        }
+        const next = recvMessage(s);
+        if (next.type === "error") throw childError(ops[next.op], next.errno, spec.process.args[0] ?? "");
+        throw e instanceof NsboxError ? e : new NsboxError((e as Error).message);
+      }
+      const tree = idmapLower === undefined ? -1 : idmappedRootfs(idmapLower, pid);
+      sendGo(s, tree);
+      closeFd(tree);
+    } else if (m.type === "pty") master = m.fd;
+    else if (m.type === "error") {
+      if (master !== undefined) closeFd(master);
+      throw childError(ops[m.op], m.errno, spec.process.args[0] ?? "");
+    } else return master;
+  }
+}
+
+/** fds of the namespaces the spec joins (by path), closed with the other fds. */
+function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
+  const out: ChildPlan["joinFds"] = {};
+  for (const n of spec.linux.namespaces) {
+    if (!n.path) continue;
+    try {
+      out[n.type] = openSync(n.path, "r");
+    } catch (e) {
+      throw new NsboxError(`cannot join the ${n.type} namespace ${n.path}: ${(e as Error).message}`);
+    }
+    fds.push(out[n.type] as number);
+  }
+  return out;
+}
+
+function makeCgroup(spec: ContainerSpec, id: string): ContainerCgroup {
+  try {
+    return createCgroup(id, spec.linux.resources, spec.linux.cgroupsPath);
+  } catch (e) {
+    if (e instanceof CgroupError) throw new NsboxError(e.message);
+    throw e;
+  }
+}
+
+/** /sys/fs/cgroup inside: the container's own cgroup, read-only, right after /sys. */
+function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
+  const privateNs = spec.linux.namespaces.some((n) => n.type === "cgroup");
+  const extra = cgroupMountsFor(cg.record, privateNs);
+  const at = spec.mounts.findIndex((m) => m.destination === "/sys");
+  const mounts = at < 0 ? [...spec.mounts, ...extra] : [...spec.mounts.slice(0, at + 1), ...extra, ...spec.mounts.slice(at + 1)];
+  return { ...spec, mounts };
+}
+
+/** uid_map and gid_map of a new user namespace, written from outside (we are root). */
+function writeIdMaps(spec: ContainerSpec, pid: number) {
+  const fmt = (maps: IdMapping[] | undefined) => (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
+  if (!spec.linux.namespaces.some((n) => n.type === "user" && !n.path)) return;
+  try {
+    writeFileSync(`/proc/${pid}/uid_map`, fmt(spec.linux.uidMappings));
+    writeFileSync(`/proc/${pid}/gid_map`, fmt(spec.linux.gidMappings));
+  } catch (e) {
+    throw new NsboxError(`cannot write the user namespace's id maps: ${(e as Error).message}`);
+  }
+}
+
+/** The rootfs as the container's user namespace should see it (owned by its root). */
+function idmappedRootfs(lowerDir: string, pid: number): number {
+  const userns = openSync(`/proc/${pid}/ns/user`, "r");
+  try {
+    const fd = idmappedTree(lowerDir, userns);
+    if (fd < 0)
+      throw new NsboxError(
+        `cannot make an idmapped mount of ${lowerDir} for --userns: ${strerror(-fd).toLowerCase()} (needs Linux 5.19+ and a filesystem that supports idmapped mounts, e.g. ext4, xfs, btrfs, tmpfs)`,
+      );
+    return fd;
+  } finally {
+    closeSync(userns);
+  }
+}
+
+/** The overlay's upper and work dirs must belong to the container's root when it is remapped. */
+function chownForUserns(spec: ContainerSpec, dataDir: string) {
+  const uid = spec.linux.uidMappings?.find((m) => m.containerID === 0)?.hostID;
+  const gid = spec.linux.gidMappings?.find((m) => m.containerID === 0)?.hostID;
+  if (uid === undefined || gid === undefined) return;
+  for (const d of ["upper", "work"]) chownSync(join(dataDir, d), uid, gid);
+}

@@ -1,0 +1,123 @@
+/**
+ * `nsbox exec`: a new process inside a running container, as nsenter does it but
+ * complete: it joins every namespace of the container (its user namespace first),
+ * its cgroup, its root, its user, and runs like `run` does (terminal, signals,
+ * exit codes).
+ *
+ *   nsbox --fork--> W: setns(pid) --clone--> C: setns(user, ipc, uts, net,
+ *   cgroup, mnt) -> READY/GO (nsbox moves C into the cgroup) -> exec
+ */
+import { closeSync, openSync, readlinkSync } from "node:fs";
+import { openCgroup, warmCgroupMoves } from "../cgroup/index.ts";
+import { fail, NsboxError } from "../errors.ts";
+import { strerror } from "../native/libc.ts";
+import { C, type Op, W } from "../native/program.ts";
+import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
+import type { User } from "../spec/spec.ts";
+import { startTime } from "../state/proc.ts";
+import { hostWinsize } from "../tty/relay.ts";
+import { childError } from "./childerror.ts";
+import { Foreground } from "./foreground.ts";
+import type { ContainerView } from "./lifecycle.ts";
+import { CLONE } from "./plan.ts";
+
+export interface ExecOptions {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: User;
+  tty: boolean;
+  interactive: boolean;
+}
+
+const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "mnt"] as const;
+const CLONE_OF: Record<string, number> = {
+  user: CLONE.user,
+  ipc: CLONE.ipc,
+  uts: CLONE.uts,
+  net: CLONE.network,
+  cgroup: CLONE.cgroup,
+  mnt: CLONE.mount,
+  pid: CLONE.pid,
+};
+const SIGKILL = 9;
+const PR_SET_DUMPABLE = 4;
+
+/** Opens the container's namespaces (skipping the ones it shares with us: joining our own user ns is refused). */
+function openNamespaces(pid: number): Map<string, number> {
+  const fds = new Map<string, number>();
+  for (const t of [...JOIN_ORDER, "pid"]) {
+    const path = `/proc/${pid}/ns/${t}`;
+    if (t === "user" && readlinkSync(path) === readlinkSync(`/proc/self/ns/user`)) continue;
+    fds.set(t, openSync(path, "r"));
+  }
+  return fds;
+}
+
+export async function execInContainer(v: ContainerView, o: ExecOptions): Promise<number> {
+  if (v.status !== "running") fail(`container ${v.config.name ?? v.id.slice(0, 12)} is not running (${v.status}): start a new one with nsbox run`);
+  const init = v.state.init as { pid: number; start: string };
+  // the cgroup move's grace period passes while the helper compiles (see warmCgroupMoves)
+  if (v.config.cgroup) warmCgroupMoves();
+  const fds = openNamespaces(init.pid);
+  const fg = new Foreground();
+  let devnull = -1;
+  try {
+    // The fds are open: if the container died meanwhile, they are of a dead one.
+    if (startTime(init.pid) !== init.start) fail(`container ${v.id.slice(0, 12)} exited`);
+    devnull = o.interactive || o.tty ? -1 : openSync("/dev/null", "r");
+    const w: Op[] = [
+      { code: W.SETNS, fields: [fds.get("pid") as number, CLONE.pid], what: "join the pid namespace" },
+      { code: W.CLONE, fields: [0], what: "create the process" },
+      { code: W.EXIT, fields: [], what: "hand the process to nsbox" },
+    ];
+    // Not dumpable until execve: no process of the container may open our
+    // /proc/PID/exe (nsbox's own binary) meanwhile (CVE-2019-5736).
+    const c: Op[] = [{ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" }];
+    for (const t of JOIN_ORDER) {
+      const fd = fds.get(t);
+      if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE_OF[t] as number], what: `join the container's ${t} namespace` });
+    }
+    c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
+    c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to nsbox" });
+    if (o.tty) {
+      const ws = hostWinsize() ?? { rows: 0, cols: 0 };
+      c.push({ code: C.TTY, fields: [ws.rows, ws.cols], what: "open a terminal in the container's /dev/pts" });
+    } else {
+      c.push({ code: C.SETSID, fields: [], what: "start a new session" });
+      c.push({ code: C.STDIO, fields: [devnull, -1, -1], what: "set up stdin, stdout and stderr" });
+    }
+    c.push({ code: C.SETID, fields: [o.user.uid, o.user.gid, o.user.additionalGids ?? []], what: `switch to user ${o.user.name ?? o.user.uid}` });
+    c.push({ code: C.CHDIR, fields: [o.cwd], what: `change to the working directory ${o.cwd}` });
+    c.push({ code: C.EXEC, fields: [0, -1, o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
+
+    becomeSubreaper();
+    const s = spawnProcess(w, c);
+    let pid = 0;
+    try {
+      pid = readChildPid(s);
+      waitPid(s.wpid);
+      if (pid <= 0) throw new NsboxError(`cannot enter the container: ${pid < 0 ? strerror(-pid).toLowerCase() : "the process died at once"}`);
+      fg.track(pid);
+      let master: number | undefined;
+      for (;;) {
+        const m = recvMessage(s);
+        if (m.type === "ready") {
+          if (v.config.cgroup) openCgroup(v.config.cgroup).join(pid);
+          sendGo(s);
+        } else if (m.type === "pty") master = m.fd;
+        else if (m.type === "error") throw childError(c[m.op], m.errno, o.args[0] ?? "");
+        else break;
+      }
+      fg.attach(master, o.interactive);
+      return exitCodeOf(await fg.wait());
+    } finally {
+      closeFd(s.syncFd);
+      closeFd(s.statusFd);
+    }
+  } finally {
+    await fg.dispose();
+    for (const fd of fds.values()) closeSync(fd);
+    if (devnull >= 0) closeSync(devnull);
+  }
+}

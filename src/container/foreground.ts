@@ -1,0 +1,119 @@
+/**
+ * `nsbox run` without -d (and `nsbox exec`): nsbox stays the parent of the
+ * process, relays its terminal, forwards signals, waits, and exits with its
+ * status; run then reports an OOM kill and removes the container.
+ */
+import { log } from "../log.ts";
+import { exitCodeOf } from "../native/spawn.ts";
+import type { ContainerSpec } from "../spec/spec.ts";
+import { formatBytes } from "../spec/units.ts";
+import { readState, withLock, writeExitFile } from "../state/store.ts";
+import { mark } from "../trace.ts";
+import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "../tty/relay.ts";
+import { startContainer } from "./create.ts";
+import { type ChildExit, childExit, killAndReap } from "./exitwatch.ts";
+import { finalize } from "./lifecycle.ts";
+
+/** Signals that nsbox passes on to the container (docker's --sig-proxy). */
+export const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
+
+/**
+ * A process nsbox waits for in the foreground: its terminal relayed (when it has
+ * one), signals forwarded, everything undone in dispose() whatever happened.
+ */
+export class Foreground {
+  readonly exited: ChildExit = childExit();
+  private relay: Relay | undefined;
+  private pid = 0;
+  private tty = false;
+  /** signals that came before the process existed, passed on once it does */
+  private pending: NodeJS.Signals[] = [];
+  private forward = (sig: NodeJS.Signals) => {
+    if (!this.pid) {
+      this.pending.push(sig);
+      return;
+    }
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // already gone
+    }
+    // With -t, a SIGHUP usually means our terminal is gone: a PID 1 without a
+    // handler would ignore it and live on, unseen. Give it a moment, then kill it.
+    if (sig === "SIGHUP" && this.tty && !hostWinsize()) setTimeout(() => this.kill(), 1000).unref();
+  };
+
+  /** Signals are forwarded from now on (those before track() are kept for then). */
+  constructor() {
+    for (const sig of FORWARDED_SIGNALS) process.on(sig, this.forward);
+  }
+
+  /** From now on this process is waited for, and killed if nsbox gives up on it. */
+  track(pid: number): void {
+    this.pid = pid;
+    this.exited.watch(pid);
+    for (const sig of this.pending.splice(0)) this.forward(sig);
+  }
+
+  attach(master: number | undefined, interactive: boolean): void {
+    if (master !== undefined) {
+      this.tty = true;
+      if (interactive) enterRaw();
+      this.relay = relayPty(master, interactive, () => this.kill());
+    }
+  }
+
+  private kill(): void {
+    try {
+      if (this.pid && !this.exited.done) process.kill(this.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+
+  /** The wait status, once the process exited and its terminal output is copied. */
+  async wait(): Promise<number> {
+    const status = await this.exited.promise;
+    if (this.relay) await Promise.race([this.relay.done, Bun.sleep(1000)]);
+    return status;
+  }
+
+  async dispose(): Promise<void> {
+    for (const sig of FORWARDED_SIGNALS) process.off(sig, this.forward);
+    restoreTerminal();
+    this.relay?.stop();
+    if (this.pid && !this.exited.done) await killAndReap(this.pid, this.exited);
+    this.exited.dispose();
+  }
+}
+
+export interface ForegroundOptions {
+  id: string;
+  name?: string;
+  rootfsArg: string;
+}
+
+export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions): Promise<number> {
+  const fg = new Foreground();
+  let started = false;
+  try {
+    const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
+    started = true;
+    fg.track(s.pid);
+    fg.attach(s.master, spec.nsbox.interactive);
+    const status = await fg.wait();
+    mark("container exited");
+    // for `nsbox wait` (which holds the lock until it has read this, see waitExit)
+    writeExitFile(opts.id, { waitStatus: status, finishedAt: new Date().toISOString() });
+    if (s.cgroup && s.cgroup.oomKills() > 0) {
+      const limit = s.config.cgroup?.memoryLimit;
+      const text = limit === undefined ? "" : ` (limit ${formatBytes(limit)})`;
+      log.error((status & 0x7f) === 9 ? `container killed: out of memory${text}` : `a process in the container was killed: out of memory${text}`);
+    }
+    return exitCodeOf(status);
+  } finally {
+    await fg.dispose();
+    if (started && readState(opts.id)) await withLock(opts.id, () => finalize(opts.id, false, true));
+    mark("cleaned up");
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * A container's life after it started: what state it is in (derived from its
+ * files and from whether its processes still exist), stop, kill, rm, wait, and
+ * the repair of containers that an interrupted nsbox left half-done.
+ *
+ * Truth comes from the kernel: a container is running only while its PID 1 (pid
+ * and start time) exists; then its exit file gives the code; failing that, nsbox
+ * says the code is unknown rather than guess.
+ */
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { openCgroup } from "../cgroup/index.ts";
+import { fail } from "../errors.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
+import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
+import { roots } from "../state/paths.ts";
+import { alive, type ProcId, startTime } from "../state/proc.ts";
+import {
+  type ContainerConfig,
+  type ContainerState,
+  containerDir,
+  type ExitRecord,
+  listIds,
+  readConfig,
+  readExitFile,
+  readState,
+  releaseName,
+  removeContainerDir,
+  removeDoomed,
+  removeStaleName,
+  staleNames,
+  tempDirs,
+  withLock,
+  writeState,
+} from "../state/store.ts";
+import { orphanDataDirs, releaseResources } from "./release.ts";
+
+export type Status = "created" | "running" | "exited";
+
+export interface ContainerView {
+  id: string;
+  config: ContainerConfig;
+  state: ContainerState;
+  status: Status;
+  exit?: ExitRecord;
+}
+
+const UNKNOWN_EXIT: Omit<ExitRecord, "finishedAt"> = {
+  waitStatus: -1,
+  code: 137,
+  note: "its nsbox or monitor was killed, which kills the container (exit code assumed 137)",
+};
+
+/** The exit record of a container whose PID 1 is gone. */
+function exitOf(id: string, state: ContainerState): ExitRecord {
+  if (state.exit) return state.exit;
+  const f = readExitFile(id);
+  if (f) return { waitStatus: f.waitStatus, code: f.waitStatus < 0 ? 137 : exitCodeOf(f.waitStatus), finishedAt: f.finishedAt };
+  return { ...UNKNOWN_EXIT, finishedAt: new Date().toISOString() };
+}
+
+export function viewOf(id: string): ContainerView | undefined {
+  const config = readConfig(id);
+  const state = readState(id);
+  if (!config || !state) return undefined;
+  if (state.phase === "creating") return { id, config, state, status: "created" };
+  if (state.phase === "running" && alive(state.init)) return { id, config, state, status: "running" };
+  return { id, config, state, status: "exited", exit: exitOf(id, state) };
+}
+
+export function mustView(id: string): ContainerView {
+  const v = viewOf(id);
+  if (!v) fail(`no such container: ${id.slice(0, 12)}`);
+  return v;
+}
+
+export function allViews(): ContainerView[] {
+  return listIds()
+    .map(viewOf)
+    .filter((v): v is ContainerView => !!v)
+    .sort((a, b) => b.config.created.localeCompare(a.config.created));
+}
+
+/**
+ * Marks an exited container as such and gives back its host resources (and, for
+ * --rm and foreground containers, everything). Call with the container's lock held.
+ */
+export async function finalize(id: string, oomCheck = true, quick = false): Promise<void> {
+  const config = readConfig(id);
+  const state = readState(id);
+  if (!config || !state) return;
+  if (state.phase === "running" && alive(state.init)) return;
+  if (config.autoRemove) {
+    // Nothing will read its state again: release and remove (a crash in between
+    // leaves a dead container that the next reconcile finishes the same way).
+    await releaseResources(config, quick);
+    removeEverything(config);
+    return;
+  }
+  if (state.phase !== "exited") {
+    const exit = exitOf(id, state);
+    if (oomCheck && config.cgroup) {
+      try {
+        if (openCgroup(config.cgroup).oomKills() > 0) exit.oomKilled = true;
+      } catch {
+        // cgroup already gone
+      }
+    }
+    state.phase = "exited";
+    state.exit = exit;
+    writeState(id, state);
+  }
+  if (!state.released) {
+    await releaseResources(config);
+    state.released = true;
+    writeState(id, state);
+  }
+}
+
+/** The state dir and the name go last: until then the container can be found and repaired. */
+export function removeEverything(config: ContainerConfig): void {
+  removeContainerDir(config.id);
+  if (config.name) releaseName(config.name, config.id);
+}
+
+/** Takes the container's lock if free; false when another nsbox is working on it. */
+function tryLock(id: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(join(containerDir(id), "lock"), "r");
+  } catch {
+    return undefined;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB)) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
+function unlock(fd: number) {
+  flock(fd, LOCK_UN);
+  closeSync(fd);
+}
+
+/**
+ * Repairs what interrupted nsbox commands left: creations whose nsbox died,
+ * foreground containers whose nsbox died, detached containers whose monitor
+ * died, releases and removals cut short. Every command that lists containers
+ * runs this first, so what it shows is consistent.
+ */
+export async function reconcile(): Promise<void> {
+  removeDoomed();
+  for (const t of tempDirs()) if (!existsSync(`/proc/${t.pid}`)) rmSync(t.path, { recursive: true, force: true });
+  // Data dirs are listed before the state dirs: a container's state dir exists
+  // before its data dir, so one created meanwhile is never taken for an orphan.
+  const dataDirs = orphanDataDirs(roots().data, new Set());
+  for (const id of listIds()) {
+    if (!isStuck(id)) continue;
+    const fd = tryLock(id);
+    if (fd === undefined) continue; // someone is on it
+    try {
+      // What was read before the lock may be stale (the creator may have
+      // finished meanwhile): decide again, on what is there now.
+      if (!isStuck(id)) continue;
+      const state = readState(id) as ContainerState;
+      const config = readConfig(id) as ContainerConfig;
+      if (state.phase === "creating") {
+        await releaseResources(config);
+        removeEverything(config);
+      } else await finalize(id);
+    } finally {
+      unlock(fd);
+    }
+  }
+  for (const n of staleNames()) removeStaleName(n);
+  const known = new Set(listIds());
+  for (const dir of dataDirs) {
+    if (known.has(basename(dir))) continue;
+    // only layers that this state root created (another --state may share the data root)
+    let owner: string | undefined;
+    try {
+      owner = readFileSync(join(dir, ".state-root"), "utf8");
+    } catch {
+      // not marked: not ours to remove
+    }
+    if (owner === roots().state) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A container that an interrupted nsbox left half-done (and that nobody is working on). */
+function isStuck(id: string): boolean {
+  const state = readState(id);
+  const config = readConfig(id);
+  if (!state || !config) return false;
+  return (
+    (state.phase === "creating" && !alive(state.owner)) ||
+    (state.phase === "running" && !alive(state.init) && !alive(config.detached ? state.monitor : state.owner)) ||
+    (state.phase === "exited" && (!state.released || config.autoRemove))
+  );
+}
+
+/** Records which state root a data dir belongs to (see reconcile). */
+export function markDataDir(dataDir: string): void {
+  writeFileSync(join(dataDir, ".state-root"), roots().state);
+}
+
+/** Sends sig to the container's PID 1, through a pidfd so that a reused pid is never hit. */
+export function signalInit(v: ContainerView, sig: number): boolean {
+  const init = v.state.init as ProcId | undefined;
+  if (!init) return false;
+  const fd = pidfdOpen(init.pid);
+  if (fd < 0) return false;
+  try {
+    if (startTime(init.pid) !== init.start) return false; // a different process now
+    return pidfdSignal(fd, sig) === 0;
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** Resolves when the container's PID 1 is gone, or after timeoutMs (false then). */
+export async function waitGone(init: ProcId | undefined, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    if (!alive(init)) return true;
+    if (Date.now() >= end) return false;
+    await Bun.sleep(delay);
+  }
+}
+
+export const SIGNALS: Record<string, number> = {
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  STKFLT: 16,
+  CHLD: 17,
+  CONT: 18,
+  STOP: 19,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  XCPU: 24,
+  XFSZ: 25,
+  VTALRM: 26,
+  PROF: 27,
+  WINCH: 28,
+  IO: 29,
+  PWR: 30,
+  SYS: 31,
+};
+
+/** "TERM", "SIGTERM", "15" -> 15. */
+export function parseSignal(text: string): number {
+  const t = text.toUpperCase().replace(/^SIG/, "");
+  if (/^\d+$/.test(t) && Number(t) >= 1 && Number(t) <= 64) return Number(t);
+  const n = SIGNALS[t];
+  if (n === undefined) fail(`unknown signal "${text}": use a name like TERM, KILL, HUP or a number from 1 to 64`);
+  return n;
+}
+
+/**
+ * stop: SIGTERM, then SIGKILL after timeoutS; returns when PID 1 is gone and its
+ * monitor's cleanup has given back the cgroup, layers and network (as docker's
+ * stop returns once the daemon is done), so what follows sees them free.
+ */
+export async function stopContainer(v: ContainerView, timeoutS: number): Promise<void> {
+  if (v.status !== "running") return;
+  signalInit(v, SIGNALS.TERM as number);
+  if (!(await waitGone(v.state.init, timeoutS * 1000))) {
+    signalInit(v, SIGNALS.KILL as number);
+    if (!(await waitGone(v.state.init, 10000))) fail(`container ${v.id.slice(0, 12)} did not die after SIGKILL`);
+  }
+  if (!v.config.detached) return;
+  for (let delay = 5, end = Date.now() + 10000; Date.now() < end; delay = Math.min(delay * 2, 50)) {
+    const s = readState(v.id);
+    if (!s || s.released || !alive(s.monitor)) return;
+    await Bun.sleep(delay);
+  }
+}
+
+/** rm: the container must have exited (or -f kills it first); then everything goes. */
+export async function removeContainer(id: string, force: boolean): Promise<void> {
+  const v = mustView(id);
+  if (v.config.spec.nsbox.infra) {
+    const members = allViews().filter((m) => m.config.pod === id && m.status === "running");
+    if (members.length)
+      fail(
+        `container ${v.config.name ?? id.slice(0, 12)} holds the namespaces of pod ${v.config.spec.nsbox.infra.podName}, which has running containers: use nsbox pod rm -f ${v.config.spec.nsbox.infra.podName}`,
+      );
+  }
+  if (v.status === "running") {
+    if (!force) fail(`container ${v.config.name ?? id.slice(0, 12)} is running: stop it first, or use rm -f`);
+    signalInit(v, SIGNALS.KILL as number);
+    if (!(await waitGone(v.state.init, 10000))) fail(`container ${id.slice(0, 12)} did not die after SIGKILL`);
+  }
+  await withLock(id, async () => {
+    await finalize(id);
+    const config = readConfig(id);
+    if (config) removeEverything(config);
+  });
+}
+
+/**
+ * Exit code of a container once it has exited (waits for it). Holds a shared
+ * lock meanwhile: the cleanup of a --rm container (which needs the lock) cannot
+ * remove the exit status before it has been read.
+ */
+export async function waitExit(id: string): Promise<ExitRecord> {
+  let fd: number;
+  try {
+    fd = openSync(join(containerDir(id), "lock"), "r");
+  } catch {
+    fail(`container ${id.slice(0, 12)} was removed before it could be waited for`);
+  }
+  try {
+    flock(fd, LOCK_SH);
+    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+      const v = viewOf(id);
+      if (!v) fail(`container ${id.slice(0, 12)} was removed before it could be waited for`);
+      if (v.status === "exited" && (v.state.exit || readExitFile(id) || !alive(v.config.detached ? v.state.monitor : v.state.owner)))
+        return v.exit as ExitRecord;
+      await Bun.sleep(delay);
+    }
+  } finally {
+    flock(fd, LOCK_UN);
+    closeSync(fd);
+  }
+}

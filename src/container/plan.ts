@@ -1,0 +1,222 @@
+/**
+ * The child's path, as data: turns a ContainerSpec into the W and C programs that
+ * csrc/helper.c runs (see native/program.ts). The order of the C steps is the
+ * order in which runc and crun set a container up:
+ *
+ *   join namespaces (user first) -> unshare new ones -> READY/GO with nsbox (uid
+ *   maps, cgroup, network are done by then) -> become root of the user namespace
+ *   -> new cgroup namespace (after joining the cgroup, so it is rooted there)
+ *   -> private propagation -> overlay root -> mounts, devices, links -> pivot_root
+ *   -> read-only root -> hostname -> terminal or new session -> user -> cwd -> exec.
+ *
+ * Later steps (capabilities, no_new_privs, seccomp, masked paths) slot in before
+ * the user switch without touching the C side's structure.
+ */
+import { statSync } from "node:fs";
+import { C, EXEC_FD, EXEC_INIT, MK, type Op, W } from "../native/program.ts";
+import { DEV_LINKS } from "../spec/defaults.ts";
+import { MS, mountFlags } from "../spec/mountopts.ts";
+import type { ContainerSpec, Mount, NamespaceType } from "../spec/spec.ts";
+
+export const CLONE: Record<NamespaceType, number> = {
+  mount: 0x00020000,
+  cgroup: 0x02000000,
+  uts: 0x04000000,
+  ipc: 0x08000000,
+  user: 0x10000000,
+  pid: 0x20000000,
+  network: 0x40000000,
+};
+
+const SIGKILL = 9;
+const PR_SET_DUMPABLE = 4;
+
+export interface ChildPlan {
+  spec: ContainerSpec;
+  /** the base rootfs (never written) */
+  lowerDir: string;
+  /** overlay upper/work and the mount point of the merged root */
+  upperDir: string;
+  workDir: string;
+  mergedDir: string;
+  /** with a user namespace: where the idmapped copy of lowerDir that nsbox sends with GO is attached */
+  idmappedLowerDir?: string;
+  /** fds (open in nsbox) of namespaces to join, by type */
+  joinFds: Partial<Record<NamespaceType, number>>;
+  /** stdin/stdout/stderr for the command (-1: nsbox's own) */
+  stdio: [number, number, number];
+  /** memfd of the shim, when --init or detached */
+  shimFd?: number;
+  /** detached: W becomes the monitor shim with these arguments */
+  monitor?: { argv: string[]; keepFds: number[]; env: string[] };
+  winsize?: { rows: number; cols: number };
+}
+
+const has = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t);
+const creates = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t && !n.path);
+
+export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
+  const { spec } = p;
+  const w: Op[] = [];
+  const c: Op[] = [];
+  const userns = has(spec, "user");
+
+  // W joins the pid namespace (it applies to children only), then clones C into
+  // the new pid and user namespaces (a new user namespace must be first: it owns
+  // every namespace created after it).
+  if (p.joinFds.pid !== undefined) w.push({ code: W.SETNS, fields: [p.joinFds.pid, CLONE.pid], what: "join the pid namespace" });
+  if (p.monitor) w.push({ code: W.SETSID, fields: [], what: "start a new session" });
+  let cloneFlags = 0;
+  if (creates(spec, "pid")) cloneFlags |= CLONE.pid;
+  if (creates(spec, "user")) cloneFlags |= CLONE.user;
+  w.push({ code: W.CLONE, fields: [cloneFlags], what: "create the container process" });
+  if (p.monitor && p.shimFd !== undefined)
+    w.push({ code: W.EXEC, fields: [p.shimFd, p.monitor.keepFds, p.monitor.argv, p.monitor.env], what: "start the monitor" });
+  else w.push({ code: W.EXIT, fields: [], what: "hand the container to nsbox" });
+
+  // Joining: the user namespace first (it decides what we may join next).
+  const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "mount"];
+  for (const t of joinOrder) {
+    const fd = p.joinFds[t];
+    if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE[t]], what: `join the ${t} namespace` });
+  }
+  let unshare = 0;
+  for (const t of ["mount", "uts", "ipc", "network"] as const) if (creates(spec, t)) unshare |= CLONE[t];
+  if (unshare) c.push({ code: C.UNSHARE, fields: [unshare], what: "create namespaces" });
+  if (creates(spec, "network")) c.push({ code: C.IFUP, fields: ["lo"], what: "bring up the loopback interface" });
+  const mountNs = creates(spec, "mount");
+  const cgroupMounts = spec.mounts.filter(isCgroupMount);
+  let rootfsLateRo: string[] = [];
+  if (userns || !mountNs) {
+    // With a user namespace, the id maps (and the idmapped rootfs that comes with
+    // GO) are needed before anything else.
+    c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
+    if (userns) c.push({ code: C.SETID, fields: [0, 0, [0]], what: "become root in the user namespace" });
+    if (mountNs) rootfsLateRo = buildRootfs(p, c, userns);
+  } else {
+    // READY now, GO later: nsbox joins the cgroup and plugs in the network while
+    // the rootfs is being mounted (a v1 cgroup attach alone can take milliseconds).
+    c.push({ code: C.SYNC, fields: [1, 0], what: "tell nsbox the namespaces exist" });
+    rootfsLateRo = buildRootfs(p, c, userns);
+    c.push({ code: C.SYNC, fields: [0, 1], what: "wait for nsbox" });
+  }
+  c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the container to nsbox" });
+  // The cgroup namespace comes after the cgroup join, so that its root is the container's cgroup.
+  if (creates(spec, "cgroup")) c.push({ code: C.UNSHARE, fields: [CLONE.cgroup], what: "create the cgroup namespace" });
+  if (mountNs) {
+    if (cgroupMounts.length) c.push({ code: C.ROOT, fields: ["/"], what: "open the root" });
+    const late = pushMounts(spec, cgroupMounts, c, userns);
+    for (const d of [...rootfsLateRo, ...late]) c.push({ code: C.REMOUNT, fields: [d, MS.RDONLY], what: `make ${d} read-only` });
+    if (spec.root.readonly) c.push({ code: C.REMOUNT, fields: ["/", MS.RDONLY], what: "make the root read-only" });
+  } else if (p.joinFds.mount !== undefined) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" });
+
+  if (creates(spec, "uts") && spec.hostname) c.push({ code: C.HOSTNAME, fields: [spec.hostname], what: `set the hostname to ${spec.hostname}` });
+  if (spec.process.terminal) {
+    const ws = p.winsize ?? { rows: 0, cols: 0 };
+    c.push({ code: C.TTY, fields: [ws.rows, ws.cols], what: "open a terminal in the container's /dev/pts" });
+  } else {
+    c.push({ code: C.SETSID, fields: [], what: "start a new session" });
+    c.push({ code: C.STDIO, fields: p.stdio, what: "set up stdin, stdout and stderr" });
+  }
+  const u = spec.process.user;
+  c.push({
+    code: C.SETID,
+    fields: [u.uid, u.gid, u.additionalGids ?? []],
+    what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}`,
+  });
+  c.push({ code: C.CHDIR, fields: [spec.process.cwd], what: `change to the working directory ${spec.process.cwd}` });
+  const args = spec.process.args;
+  const how = spec.nsbox.infra ? EXEC_FD : spec.nsbox.init ? EXEC_INIT : 0;
+  c.push({ code: C.EXEC, fields: [how, p.shimFd ?? -1, args[0] ?? "", args, spec.process.env], what: `exec ${JSON.stringify(args[0])}` });
+  return { w, c };
+}
+
+/**
+ * A cgroup filesystem must be mounted inside the container's cgroup namespace,
+ * which exists only after nsbox has moved the container into its cgroup: these
+ * mounts wait until then (after pivot_root). Binds of cgroup dirs (v1) need not.
+ */
+const isCgroupMount = (m: Mount) => m.type === "cgroup2" || m.type === "cgroup";
+
+/**
+ * Overlay root, the mounts of the spec (but the cgroup ones), /dev, then
+ * pivot_root. Returns what to remount read-only after pivot_root (see pushMounts).
+ */
+function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
+  const { spec } = p;
+  c.push({ code: C.MOUNT, fields: ["", "/", "", MS.REC | MS.PRIVATE, "", MK.NONE, 0], what: "make mount propagation private" });
+  let lower = p.lowerDir;
+  if (p.idmappedLowerDir) {
+    // Files owned by host root would show up as "nobody" in the user namespace,
+    // and overlay could not copy them up: nsbox sends an idmapped copy instead.
+    c.push({ code: C.ATTACH, fields: [p.idmappedLowerDir], what: `attach the idmapped rootfs on ${p.idmappedLowerDir}` });
+    lower = p.idmappedLowerDir;
+  }
+  if (spec.nsbox.overlay) {
+    const data = `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}${userns ? ",userxattr" : ""}`;
+    c.push({ code: C.MOUNT, fields: ["overlay", p.mergedDir, "overlay", 0, data, MK.NONE, 0], what: `mount the overlay root on ${p.mergedDir}` });
+  } else {
+    c.push({
+      code: C.MOUNT,
+      fields: [lower, p.mergedDir, "", MS.BIND | MS.REC, "", MK.NONE, 0],
+      what: `bind the rootfs ${lower}`,
+    });
+  }
+  c.push({ code: C.ROOT, fields: [p.mergedDir], what: `open the root ${p.mergedDir}` });
+  const lateRo = pushMounts(
+    spec,
+    spec.mounts.filter((m) => !isCgroupMount(m)),
+    c,
+    userns,
+  );
+  if (spec.process.cwd !== "/") c.push({ code: C.MKDIR, fields: [spec.process.cwd, 0o755], what: `create the working directory ${spec.process.cwd}` });
+  c.push({ code: C.PIVOT, fields: [], what: "pivot_root into the rootfs" });
+  return lateRo;
+}
+
+/**
+ * Mount steps for these mounts (paths inside the root), with the device nodes
+ * and links right after /dev. Returns the read-only filesystems that were mounted
+ * writable because later mounts go inside them: remount them after pivot_root.
+ */
+function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boolean): string[] {
+  const lateRo: string[] = [];
+  for (const [i, m] of mounts.entries()) {
+    let { flags, data } = mountFlags(m.options);
+    const bind = (flags & MS.BIND) !== 0 || m.type === "bind";
+    if (!bind && flags & MS.RDONLY && mounts.slice(i + 1).some((n) => n.destination.startsWith(`${m.destination}/`))) {
+      flags &= ~MS.RDONLY;
+      lateRo.push(m.destination);
+    }
+    const mk = bind && m.source && isFileSource(m.source) ? MK.FILE : MK.DIR;
+    c.push({
+      code: C.MOUNT,
+      fields: [m.source ?? "", m.destination, bind ? "" : (m.type ?? ""), bind ? flags | MS.BIND : flags, data, mk, 1],
+      what: bind ? `bind ${m.source} on ${m.destination}` : `mount ${m.type} on ${m.destination}`,
+    });
+    if (m.destination === "/dev") pushDevices(spec, c, userns);
+  }
+  return lateRo;
+}
+
+/** Device nodes (or, in a user namespace where mknod is refused, binds of the host's) and /dev's links. */
+function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
+  for (const d of spec.linux.devices) {
+    if (userns) {
+      c.push({ code: C.MOUNT, fields: [d.path, d.path, "", MS.BIND, "", MK.FILE, 1], what: `bind the host's ${d.path}` });
+    } else {
+      const mode = (d.type === "b" ? 0o060000 : 0o020000) | d.fileMode;
+      c.push({ code: C.MKNOD, fields: [d.path, mode, d.major, d.minor], what: `create the device ${d.path}` });
+    }
+  }
+  for (const [target, link] of DEV_LINKS) c.push({ code: C.SYMLINK, fields: [target, link], what: `link ${link} to ${target}` });
+}
+
+/** A bind mount's mount point must be of the source's kind: a file for a file. */
+function isFileSource(path: string): boolean {
+  try {
+    return !statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

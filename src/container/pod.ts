@@ -1,0 +1,150 @@
+/**
+ * Kubernetes-style pods. A pod is an infra container: the pause shim (a few KB,
+ * as Kubernetes' pause.c) as PID 1 of namespaces that the pod's containers join
+ * (net, ipc and uts by default; pid on request). It holds no rootfs and needs
+ * none. Its id is the pod's id; its name is "<pod>-infra"; pods have names of
+ * their own, in <state>/pods/<name> -> id.
+ */
+import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { fail } from "../errors.ts";
+import type { NetworkRequest } from "../net/setup.ts";
+import { defaultEnv } from "../spec/defaults.ts";
+import type { ContainerSpec, Namespace } from "../spec/spec.ts";
+import { stateRoot } from "../state/store.ts";
+import { startContainer } from "./create.ts";
+import { newId, shortId } from "./ids.ts";
+import { allViews, type ContainerView, mustView, reconcile, removeContainer, stopContainer } from "./lifecycle.ts";
+
+export const SHAREABLE = ["net", "ipc", "uts", "pid"] as const;
+export type Shareable = (typeof SHAREABLE)[number];
+const NS_TYPE: Record<Shareable, Namespace["type"]> = { net: "network", ipc: "ipc", uts: "uts", pid: "pid" };
+
+const podNames = () => join(stateRoot(), "pods");
+
+export function parseShare(text: string | undefined): Shareable[] {
+  const items = (text ?? "net,ipc,uts")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const i of items) if (!SHAREABLE.includes(i as Shareable)) fail(`invalid --share "${i}": a pod can share ${SHAREABLE.join(", ")}`);
+  if (!items.includes("net")) fail("a pod always shares its network namespace: --share must include net");
+  return [...new Set(items)] as Shareable[];
+}
+
+export interface PodOptions {
+  name?: string;
+  share: Shareable[];
+  hostname?: string;
+  network: NetworkRequest;
+  cgroupsPath?: string;
+}
+
+export async function createPod(o: PodOptions): Promise<string> {
+  await reconcile();
+  const id = newId();
+  const name = o.name ?? `pod-${shortId(id)}`;
+  mkdirSync(podNames(), { recursive: true, mode: 0o711 });
+  try {
+    symlinkSync(id, join(podNames(), name));
+  } catch {
+    fail(`a pod named "${name}" already exists: choose another name, or remove it (nsbox pod rm ${name})`);
+  }
+  const hostname = o.hostname ?? name;
+  // The pause always gets namespaces of its own; those in `share` are the ones members join.
+  const namespaces: Namespace[] = [{ type: "pid" }, { type: "uts" }, { type: "ipc" }, { type: "cgroup" }];
+  if (o.network.mode !== "host") namespaces.push({ type: "network" });
+  const spec: ContainerSpec = {
+    ociVersion: "1.2.0",
+    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["nsbox-pause"], env: defaultEnv({ hostname, home: "/", tty: false }), cwd: "/" },
+    root: { path: "", readonly: true },
+    hostname,
+    mounts: [],
+    linux: { namespaces, devices: [], cgroupsPath: o.cgroupsPath },
+    nsbox: {
+      rootfsArg: "(pause)",
+      init: false,
+      interactive: false,
+      overlay: false,
+      cgroups: true,
+      network: o.network,
+      infra: { podName: name, share: o.share },
+    },
+  };
+  try {
+    await startContainer(spec, { id, name: `${name}-infra`, rootfsArg: "(pause)", detached: true, autoRemove: false });
+  } catch (e) {
+    unlinkSync(join(podNames(), name));
+    throw e;
+  }
+  return id;
+}
+
+export interface PodView {
+  id: string;
+  name: string;
+  infra: ContainerView;
+  members: ContainerView[];
+}
+
+export function allPods(): PodView[] {
+  const views = allViews();
+  const out: PodView[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(podNames());
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    let id: string;
+    try {
+      id = readlinkSync(join(podNames(), name));
+    } catch {
+      continue;
+    }
+    const infra = views.find((v) => v.id === id);
+    if (!infra) {
+      unlinkSync(join(podNames(), name)); // a pod removed halfway: finish the job
+      continue;
+    }
+    out.push({ id, name, infra, members: views.filter((v) => v.config.pod === id) });
+  }
+  return out;
+}
+
+/** A pod by name, id or unique id prefix. */
+export function findPod(ref: string): PodView {
+  const pods = allPods();
+  const byName = pods.find((p) => p.name === ref);
+  if (byName) return byName;
+  const hits = /^[0-9a-f]+$/.test(ref) ? pods.filter((p) => p.id.startsWith(ref)) : [];
+  if (hits.length === 1) return hits[0] as PodView;
+  if (hits.length > 1) fail(`"${ref}" matches ${hits.length} pods: give more digits of the id`);
+  fail(`no such pod: ${ref}`);
+}
+
+/** The namespaces a container joins to be in the pod. */
+export function podNamespaces(pod: PodView): Namespace[] {
+  if (pod.infra.status !== "running") fail(`pod ${pod.name} is not running (its infra container has exited): remove it and create it again`);
+  const pid = pod.infra.state.init?.pid;
+  const share = pod.infra.config.spec.nsbox.infra?.share ?? ["net", "ipc", "uts"];
+  return share.map((s) => ({ type: NS_TYPE[s as Shareable], path: `/proc/${pid}/ns/${s === "net" ? "net" : s}` }));
+}
+
+export async function stopPod(pod: PodView, timeoutS: number): Promise<void> {
+  for (const m of pod.members) await stopContainer(mustView(m.id), timeoutS);
+  await stopContainer(mustView(pod.infra.id), timeoutS);
+}
+
+export async function removePod(pod: PodView, force: boolean): Promise<void> {
+  const running = pod.members.filter((m) => m.status === "running");
+  if (!force && (running.length || pod.infra.status === "running"))
+    fail(
+      `pod ${pod.name} is running${running.length ? ` (${running.length} container${running.length > 1 ? "s" : ""})` : ""}: stop it first, or use pod rm -f`,
+    );
+  for (const m of pod.members) await removeContainer(m.id, force);
+  await removeContainer(pod.infra.id, force);
+  const link = join(podNames(), pod.name);
+  if (existsSync(link)) unlinkSync(link);
+}

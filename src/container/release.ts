@@ -1,0 +1,63 @@
+/**
+ * Giving back what a container holds on the host: its cgroup, its overlay layers,
+ * its network. One function for every path — a normal exit, a failed start, rm,
+ * and the repair of a container whose nsbox was killed — and safe to run twice.
+ */
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { type CgroupRecord, detectCgroups, openCgroup } from "../cgroup/index.ts";
+import { defaultParentV2 } from "../cgroup/v2.ts";
+import { log } from "../log.ts";
+import { releaseNetwork } from "../net/release.ts";
+import type { ContainerConfig } from "../state/store.ts";
+
+/**
+ * The cgroup of a container whose record was never written (nsbox killed between
+ * mkdir and the write): look for nsbox-<id> where nsbox would have made it.
+ */
+function findCgroup(config: ContainerConfig): CgroupRecord | undefined {
+  const host = detectCgroups();
+  const leaf = `nsbox-${config.id}`;
+  const parent = config.spec.linux.cgroupsPath;
+  if (host.mode === "v2" && host.v2Mount) {
+    const dir = join(host.v2Mount, parent ?? defaultParentV2(host.v2Own ?? "/"), leaf);
+    return existsSync(dir) ? { version: 2, paths: { unified: dir }, created: [dir] } : undefined;
+  }
+  const paths: Record<string, string> = {};
+  for (const [c, mount] of host.v1Mounts) {
+    const dir = join(mount, parent ?? host.v1Own.get(c) ?? "/", leaf);
+    if (existsSync(dir)) paths[c] = dir;
+  }
+  const dirs = [...new Set(Object.values(paths))];
+  return dirs.length ? { version: 1, paths, created: dirs } : undefined;
+}
+
+/** Everything the container held on the host, released; returns the problems met (none: []). */
+/** quick: a foreground run is ending, and its user waits (see releaseBridge). */
+export async function releaseResources(config: ContainerConfig, quick = false): Promise<string[]> {
+  const problems: string[] = [];
+  const step = async (what: string, fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (e) {
+      problems.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  const record = config.cgroup ?? findCgroup(config);
+  if (record) await step("remove the cgroup", () => openCgroup(record).remove());
+  await step("release the network", () => releaseNetwork(config, quick));
+  await step("remove the container's layers", () => rmSync(config.dataDir, { recursive: true, force: true }));
+  for (const p of problems) log.warn(`container ${config.id.slice(0, 12)}: cannot ${p}`);
+  return problems;
+}
+
+/** Data dirs of containers whose state is gone (removed by an interrupted rm). */
+export function orphanDataDirs(dataRoot: string, known: Set<string>): string[] {
+  try {
+    return readdirSync(join(dataRoot, "containers"))
+      .filter((id) => /^[0-9a-f]{64}$/.test(id) && !known.has(id))
+      .map((id) => join(dataRoot, "containers", id));
+  } catch {
+    return [];
+  }
+}
