@@ -1,0 +1,26 @@
+/**
+ * `nsbox cleanup ID` (internal): run by a detached container's monitor once the
+ * container has exited, to record how it ended and give back its cgroup, layers
+ * and network (and to remove it, with --rm). Safe to run again at any time.
+ */
+
+import { existsSync } from "node:fs";
+import { defineCommand } from "citty";
+import { finalize } from "../container/lifecycle.ts";
+import { containerDir, withLock } from "../state/store.ts";
+import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+
+export const cleanupFlags = { id: { type: "positional", description: "the container's full id", required: true } } satisfies FlagsDef;
+
+export const cleanupCommand = defineCommand({
+  meta: { name: "cleanup", description: "Release an exited container's resources (run by its monitor)", hidden: true },
+  args: toCitty(cleanupFlags),
+});
+
+export async function cleanup(argv: string[]): Promise<number> {
+  const p = parseFlags("cleanup", argv, cleanupFlags);
+  const id = p.positionals[0] as string;
+  if (!existsSync(containerDir(id))) return 0;
+  await withLock(id, () => finalize(id));
+  return 0;
+}

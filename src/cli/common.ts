@@ -1,0 +1,33 @@
+/** Bits shared by the container commands: resolving references, --format. */
+
+import { type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
+import { fail } from "../errors.ts";
+import { resolveRef } from "../state/store.ts";
+
+/** Repairs interrupted work, then resolves NAME / ID / unique ID prefix to the container. */
+export async function lookup(ref: string): Promise<ContainerView> {
+  await reconcile();
+  return mustView(resolveRef(ref));
+}
+
+export function checkFormat(v: unknown): "table" | "json" {
+  if (v === undefined || v === "table") return "table";
+  if (v === "json" || v === "{{json .}}") return "json";
+  fail(`unsupported --format "${String(v)}": use table or json`);
+}
+
+/** Runs fn for each reference, printing errors per reference (as docker does); the exit code is 125 if any failed. */
+export async function eachRef(refs: string[], fn: (ref: string) => Promise<void>): Promise<number> {
+  if (refs.length === 0) fail("give at least one container (name or id)");
+  let rc = 0;
+  for (const ref of refs) {
+    try {
+      await fn(ref);
+    } catch (e) {
+      const { log } = await import("../log.ts");
+      log.error((e as Error).message);
+      rc = (e as { exitCode?: number }).exitCode ?? 125;
+    }
+  }
+  return rc;
+}

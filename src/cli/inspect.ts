@@ -1,0 +1,61 @@
+/** `nsbox inspect CONTAINER...`: everything nsbox knows of containers, as JSON. */
+import { defineCommand } from "citty";
+import { openCgroup } from "../cgroup/index.ts";
+import { type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
+import { logPath } from "../container/logs.ts";
+import { namespacesOf } from "../container/namespaces.ts";
+import { resolveRef } from "../state/store.ts";
+import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { portsText } from "./ps.ts";
+
+export const inspectFlags = {
+  containers: { type: "positional", description: "containers (names, ids or unique id prefixes)", required: true, multiple: true },
+} satisfies FlagsDef;
+
+export const inspectCommand = defineCommand({
+  meta: { name: "inspect", description: "Show containers' configuration and state as JSON" },
+  args: toCitty(inspectFlags),
+});
+
+export function inspectJson(v: ContainerView) {
+  const running = v.status === "running";
+  const pid = running ? (v.state.init?.pid ?? 0) : 0;
+  return {
+    Id: v.id,
+    Name: v.config.name ?? "",
+    Created: v.config.created,
+    Path: v.config.spec.process.args[0],
+    Args: v.config.spec.process.args.slice(1),
+    Rootfs: v.config.rootfs,
+    RootfsPath: v.config.spec.root.path,
+    State: {
+      Status: v.status,
+      Running: running,
+      Pid: pid,
+      MonitorPid: v.state.monitor?.pid ?? 0,
+      ExitCode: v.exit?.code ?? null,
+      ExitNote: v.exit?.note,
+      OOMKilled: v.exit?.oomKilled ?? (running && v.config.cgroup ? openCgroup(v.config.cgroup).oomKills() > 0 : false),
+      StartedAt: v.state.startedAt ?? null,
+      FinishedAt: v.exit?.finishedAt ?? null,
+    },
+    Detached: v.config.detached,
+    AutoRemove: v.config.autoRemove,
+    Pod: v.config.pod ?? null,
+    Cgroup: v.config.cgroup ? { Version: v.config.cgroup.version, Paths: v.config.cgroup.paths } : null,
+    Mounts: v.config.spec.mounts,
+    Namespaces: running ? namespacesOf(pid).map((n) => ({ Type: n.type, Inode: n.inode, Path: n.path })) : [],
+    Network: v.config.network ?? null,
+    Ports: portsText(v),
+    LogPath: v.config.detached ? logPath(v.id) : null,
+    Config: v.config.spec,
+  };
+}
+
+export async function inspect(argv: string[]): Promise<number> {
+  const p = parseFlags("inspect", argv, inspectFlags);
+  await reconcile();
+  const out = p.positionals.map((ref) => inspectJson(mustView(resolveRef(ref))));
+  console.log(JSON.stringify(out, null, 2));
+  return 0;
+}

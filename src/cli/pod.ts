@@ -1,0 +1,144 @@
+/** `nsbox pod create|ps|inspect|stop|rm`: Kubernetes-style pods (see container/pod.ts). */
+import { defineCommand } from "citty";
+import { parseCgroupParent } from "../cgroup/index.ts";
+import { reconcile } from "../container/lifecycle.ts";
+import { namespacesOf } from "../container/namespaces.ts";
+import { allPods, createPod, findPod, type PodView, parseShare, removePod, stopPod } from "../container/pod.ts";
+import { fail } from "../errors.ts";
+import { parsePublish } from "../net/ports.ts";
+import { parseSubnet } from "../net/subnet.ts";
+import { parseHostname } from "../spec/parse.ts";
+import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
+import { checkFormat } from "./common.ts";
+import { ago, table } from "./format.ts";
+import { portsText, statusText } from "./ps.ts";
+
+export const podFlags = {
+  action: { type: "positional", description: "create, ps, inspect, stop or rm", required: true },
+  pods: { type: "positional", description: "pods (names or ids) for inspect, stop, rm", multiple: true },
+  name: { type: "string", description: "create: the pod's name (unique)", valueHint: "NAME" },
+  share: { type: "string", description: "create: namespaces the pod's containers share: net,ipc,uts (default) and pid", valueHint: "LIST" },
+  publish: {
+    type: "string",
+    alias: "p",
+    multiple: true,
+    description: "create: publish a port of the pod: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]",
+    valueHint: "PORTS",
+  },
+  hostname: { type: "string", description: "create: the pod's hostname (default: its name)", valueHint: "NAME" },
+  net: { type: "string", alias: "network", description: "create: bridge (default), none or host", valueHint: "MODE" },
+  subnet: { type: "string", description: "create: subnet of nsbox0 if nsbox creates it", valueHint: "CIDR" },
+  "cgroup-parent": { type: "string", description: "create: cgroup under which the pod's infra cgroup goes", valueHint: "PATH" },
+  time: { type: "string", alias: "t", description: "stop: seconds before SIGKILL (default 10)", valueHint: "SECONDS" },
+  force: { type: "boolean", alias: "f", description: "rm: stop running pods first" },
+  format: { type: "string", description: "ps: table (default) or json", valueHint: "FORMAT" },
+} satisfies FlagsDef;
+
+export const podCommand = defineCommand({
+  meta: { name: "pod", description: "Manage pods: containers sharing namespaces held by a pause process" },
+  args: toCitty(podFlags),
+});
+
+function podStatus(p: PodView): string {
+  if (p.infra.status === "running") return p.members.some((m) => m.status === "running") ? "Running" : "Running (no containers)";
+  return p.members.some((m) => m.status === "running") ? "Degraded" : "Exited";
+}
+
+export function podJson(p: PodView) {
+  const pid = p.infra.status === "running" ? (p.infra.state.init?.pid ?? 0) : 0;
+  const share = p.infra.config.spec.nsbox.infra?.share ?? [];
+  const ns = pid ? namespacesOf(pid) : [];
+  return {
+    Id: p.id,
+    Name: p.name,
+    Created: p.infra.config.created,
+    State: podStatus(p),
+    InfraContainerId: p.id,
+    InfraPid: pid,
+    Hostname: p.infra.config.spec.hostname,
+    SharedNamespaces: share.map((s) => ({ Type: s, Inode: ns.find((n) => n.type === s)?.inode ?? null })),
+    Network: p.infra.config.network ?? null,
+    Ports: portsText(p.infra),
+    Containers: p.members.map((m) => ({ Id: m.id, Name: m.config.name ?? "", Status: statusText(m) })),
+  };
+}
+
+export async function pod(argv: string[]): Promise<number> {
+  const p = parseFlags("pod", argv, podFlags);
+  const [action, ...refs] = p.positionals as [string, ...string[]];
+  const f = p.flags;
+  if (action === "create") {
+    if (refs.length) fail(`unexpected argument "${refs[0]}": name a pod with --name`);
+    const name = str(f.name);
+    if (name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(name)) fail(`invalid --name "${name}": use letters, digits, _ . - (at most 63)`);
+    const mode = str(f.net) ?? "bridge";
+    if (mode !== "bridge" && mode !== "none" && mode !== "host") fail(`invalid --net "${mode}" for a pod: use bridge, none or host`);
+    const ports = list(f.publish).map(parsePublish);
+    if (ports.length && mode !== "bridge") fail(`-p needs --net bridge (with --net ${mode} there is nothing to publish through)`);
+    const subnet = str(f.subnet) ?? process.env.NSBOX_SUBNET;
+    if (subnet !== undefined) parseSubnet(subnet);
+    const share = parseShare(str(f.share));
+    const parent = str(f["cgroup-parent"]);
+    const id = await createPod({
+      name,
+      share,
+      hostname: str(f.hostname) !== undefined ? parseHostname(str(f.hostname) as string) : undefined,
+      network: { mode, ports, subnet },
+      cgroupsPath: parent === undefined ? undefined : parseCgroupParent(parent),
+    });
+    console.log(id);
+    return 0;
+  }
+  await reconcile();
+  if (action === "ps" || action === "ls") {
+    const pods = allPods();
+    if (checkFormat(f.format) === "json") {
+      for (const x of pods) console.log(JSON.stringify(podJson(x)));
+      return 0;
+    }
+    console.log(
+      table(
+        ["POD ID", "NAME", "STATUS", "CREATED", "INFRA PID", "SHARES", "PORTS", "# OF CONTAINERS"],
+        pods.map((x) => [
+          x.id.slice(0, 12),
+          x.name,
+          podStatus(x),
+          ago(x.infra.config.created),
+          x.infra.status === "running" ? String(x.infra.state.init?.pid ?? "") : "",
+          (x.infra.config.spec.nsbox.infra?.share ?? []).join(","),
+          portsText(x.infra),
+          String(x.members.length),
+        ]),
+      ),
+    );
+    return 0;
+  }
+  if (!refs.length) fail(`nsbox pod ${action} needs at least one pod (name or id)`);
+  if (action === "inspect") {
+    console.log(
+      JSON.stringify(
+        refs.map((r) => podJson(findPod(r))),
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  if (action === "stop") {
+    const t = str(f.time) ?? "10";
+    if (!/^\d+$/.test(t)) fail(`invalid --time "${t}": use a whole number of seconds`);
+    for (const r of refs) {
+      await stopPod(findPod(r), Number(t));
+      console.log(r);
+    }
+    return 0;
+  }
+  if (action === "rm") {
+    for (const r of refs) {
+      await removePod(findPod(r), bool(f.force));
+      console.log(r);
+    }
+    return 0;
+  }
+  fail(`unknown pod action "${action}": use create, ps, inspect, stop or rm`);
+}

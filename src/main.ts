@@ -1,0 +1,142 @@
+/**
+ * nsbox: the table of commands, global flags, and the one place where errors
+ * become a line on stderr and an exit code.
+ */
+import { renderUsage } from "citty";
+import pkg from "../package.json" with { type: "json" };
+import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
+import { cleanup, cleanupCommand, cleanupFlags } from "./cli/cleanup.ts";
+import { exec, execCommand, execFlags } from "./cli/exec.ts";
+import { inspect, inspectCommand, inspectFlags } from "./cli/inspect.ts";
+import { logs, logsCommand, logsFlags } from "./cli/logs.ts";
+import { network, networkCommand, networkFlags } from "./cli/network.ts";
+import { ns, nsCommand, nsFlags } from "./cli/ns.ts";
+import { pod, podCommand, podFlags } from "./cli/pod.ts";
+import { ps, psCommand, psFlags } from "./cli/ps.ts";
+import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
+import { run, runCommand, runFlags } from "./cli/run.ts";
+import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
+import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
+import { EXIT, NsboxError } from "./errors.ts";
+import { log as consola } from "./log.ts";
+import { setRoots } from "./state/paths.ts";
+import { mark } from "./trace.ts";
+import { isTerminal } from "./tty/relay.ts";
+
+const globalFlags = {
+  root: { type: "string", description: "data root: rootfs cache and containers' layers (default /var/lib/nsbox; env NSBOX_ROOT)", valueHint: "DIR" },
+  state: { type: "string", description: "state root (default /run/nsbox, or ROOT/run with --root; env NSBOX_STATE)", valueHint: "DIR" },
+  debug: { type: "boolean", description: "print debug messages" },
+  help: { type: "boolean", alias: "h", description: "show this help" },
+  version: { type: "boolean", description: "print the version" },
+} satisfies FlagsDef;
+
+type Entry = { cmd: Parameters<typeof renderUsage>[0]; flags: FlagsDef; main: (argv: string[]) => Promise<number> };
+const commands: Record<string, Entry> = {
+  run: { cmd: runCommand, flags: runFlags, main: run },
+  ps: { cmd: psCommand, flags: psFlags, main: ps },
+  logs: { cmd: logsCommand, flags: logsFlags, main: logs },
+  exec: { cmd: execCommand, flags: execFlags, main: exec },
+  stop: { cmd: stopCommand, flags: stopFlags, main: stop },
+  kill: { cmd: killCommand, flags: killFlags, main: kill },
+  rm: { cmd: rmCommand, flags: rmFlags, main: rm },
+  wait: { cmd: waitCommand, flags: waitFlags, main: wait },
+  inspect: { cmd: inspectCommand, flags: inspectFlags, main: inspect },
+  stats: { cmd: statsCommand, flags: statsFlags, main: stats },
+  ns: { cmd: nsCommand, flags: nsFlags, main: ns },
+  pod: { cmd: podCommand, flags: podFlags, main: pod },
+  network: { cmd: networkCommand, flags: networkFlags, main: network },
+  rootfs: { cmd: rootfsCommand, flags: rootfsFlags, main: rootfs },
+  cleanup: { cmd: cleanupCommand, flags: cleanupFlags, main: cleanup },
+};
+
+const mainCommand = {
+  meta: { name: "nsbox", version: pkg.version, description: "Containers from one file: namespaces, pivot_root, cgroups, networks and pods" },
+  args: toCitty(globalFlags),
+  subCommands: Object.fromEntries(Object.entries(commands).map(([k, v]) => [k, v.cmd])),
+};
+
+/** citty's help text; without its colours when stdout is not a terminal. */
+async function usage(entry?: Entry): Promise<string> {
+  const text = entry ? await renderUsage(entry.cmd, mainCommand) : await renderUsage(mainCommand);
+  const plain = isTerminal(1) ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+  return plain.replace(/[ \t]+$/gm, "");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  mark("main");
+  try {
+    // Global flags come before the command, as with docker and runc.
+    const split = commandIndex(argv);
+    const globalArgv = split < 0 ? argv : argv.slice(0, split);
+    const g = parseFlags("", globalArgv, globalFlags);
+    if (g.flags.debug) consola.level = 4;
+    setRoots({ root: str(g.flags.root), state: str(g.flags.state) });
+    if (g.flags.version) {
+      console.log(`nsbox ${pkg.version}`);
+      return 0;
+    }
+    const name = split < 0 ? undefined : argv[split];
+    if (!name || g.flags.help) {
+      if (g.flags.help) {
+        console.log(await usage());
+        return 0;
+      }
+      console.error(await usage());
+      return EXIT.NSBOX;
+    }
+    const entry = commands[name];
+    if (!entry) throw new NsboxError(`unknown command "${name}" (see: nsbox --help)`);
+    const rest = argv.slice(split + 1);
+    // --help applies to nsbox only before the container's command: `run R sh --help` is sh's.
+    if (wantsHelp(rest, entry.flags)) {
+      console.log(await usage(entry));
+      return 0;
+    }
+    return await entry.main(rest);
+  } catch (e) {
+    // stdout closed by the reader (`nsbox logs ID | head`): stop quietly, as a SIGPIPE would
+    if ((e as NodeJS.ErrnoException).code === "EPIPE") return 141;
+    if (e instanceof NsboxError) {
+      consola.error(e.message);
+      return e.exitCode;
+    }
+    consola.error(e);
+    return EXIT.NSBOX;
+  }
+}
+
+/** Index of the command word: the first argument that is neither a global flag nor its value. */
+function commandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") return i + 1 < argv.length ? i + 1 : -1;
+    if (!a.startsWith("-")) return i;
+    const key = a.replace(/^--?/, "").split("=")[0] as string;
+    const def = (globalFlags as FlagsDef)[key] ?? Object.values(globalFlags as FlagsDef).find((f) => f.alias === key);
+    if (def?.type === "string" && !a.includes("=")) i++;
+  }
+  return -1;
+}
+
+/** -h/--help among the flags before the first positional that starts a command. */
+function wantsHelp(argv: string[], flags: FlagsDef): boolean {
+  const positionals = Object.values(flags).filter((f) => f.type === "positional").length;
+  let seen = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") return false;
+    if (a === "-h" || a === "--help") return true;
+    if (!a.startsWith("-")) {
+      if (++seen >= positionals && positionals > 0) return false;
+      continue;
+    }
+    const key = a.replace(/^--?/, "").split("=")[0] as string;
+    const def = flags[key] ?? Object.values(flags).find((f) => f.alias === key);
+    if (def && def.type === "string" && !a.includes("=") && def.bare === undefined) i++;
+  }
+  return false;
+}
+
+// No top-level await: it would keep `bun build --bytecode` from precompiling nsbox.
+if (import.meta.main) main(process.argv.slice(2)).then((code) => process.exit(code));
