@@ -116,8 +116,10 @@ describe("logs", () => {
   });
 
   test("-f prints what comes and returns once the container has exited", async () => {
-    const id = await runDetached(ctx, ["sh", "-c", "echo first; sleep 1.5; echo second >&2; sleep 0.5; echo third; exit 3"]);
+    // taken before the container starts: its sleeps alone last 2 s, so -f cannot return sooner
+    // however slow `run -d` is on a loaded machine
     const started = Date.now();
+    const id = await runDetached(ctx, ["sh", "-c", "echo first; sleep 1.5; echo second >&2; sleep 0.5; echo third; exit 3"]);
     const f = ctx.start(["logs", "-f", id]);
     await f.waitFor("first\n", 5000);
     await Bun.sleep(300);
@@ -128,7 +130,7 @@ describe("logs", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("first\nthird\n");
     expect(r.stderr).toBe("second\n");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
     expect((await ok(ctx, ["wait", id])).stdout).toBe("3\n");
   });
 });
@@ -289,12 +291,15 @@ describe("stop, kill, rm, wait", () => {
   });
 
   test("wait blocks until exit and prints each container's code, in the order given", async () => {
+    // t0 is taken before the slow container starts: it cannot exit before t0 + 1 s, so a wait that
+    // returned early shows up below whatever the time `run -d` takes on a loaded machine
+    const t0 = Date.now();
     const slow = await runDetached(ctx, ["sh", "-c", "sleep 1; exit 6"]);
     const fast = await runDetached(ctx, ["sh", "-c", "exit 3"]);
-    const t0 = Date.now();
     const r = await ok(ctx, ["wait", slow, fast]);
     expect(r.stdout).toBe("6\n3\n");
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+    expect((await psEntry(ctx, slow))?.State).toBe("exited");
   });
 });
 
