@@ -313,9 +313,14 @@ export async function removeContainer(id: string, force: boolean): Promise<void>
 }
 
 /**
- * Exit code of a container once it has exited (waits for it). Holds a shared
- * lock meanwhile: the cleanup of a --rm container (which needs the lock) cannot
- * remove the exit status before it has been read.
+ * Exit code of a container once it has exited (waits for it).
+ *
+ * A --rm container: holds a shared lock meanwhile, so that its cleanup (which
+ * needs the lock) cannot remove the exit status before it has been read.
+ * A kept container: returns only once its monitor has also given back its
+ * address, ports and cgroup (state.released), so that a script can reuse them
+ * right after `nsbox wait`; the lock is let go between looks, or that cleanup
+ * could never take it.
  */
 export async function waitExit(id: string): Promise<ExitRecord> {
   let fd: number;
@@ -329,9 +334,18 @@ export async function waitExit(id: string): Promise<ExitRecord> {
     for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
       const v = viewOf(id);
       if (!v) fail(`container ${id.slice(0, 12)} was removed before it could be waited for`);
-      if (v.status === "exited" && (v.state.exit || readExitFile(id) || !alive(v.config.detached ? v.state.monitor : v.state.owner)))
-        return v.exit as ExitRecord;
-      await Bun.sleep(delay);
+      if (v.status === "exited") {
+        const keeperAlive = alive(v.config.detached ? v.state.monitor : v.state.owner);
+        const known = v.state.exit || readExitFile(id) || !keeperAlive;
+        if (known && (v.config.autoRemove || v.state.released || !keeperAlive)) return v.exit as ExitRecord;
+      }
+      if (v.config.autoRemove) {
+        await Bun.sleep(delay);
+      } else {
+        flock(fd, LOCK_UN);
+        await Bun.sleep(delay);
+        flock(fd, LOCK_SH);
+      }
     }
   } finally {
     flock(fd, LOCK_UN);

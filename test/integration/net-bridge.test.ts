@@ -197,7 +197,7 @@ describe("published ports", () => {
     expect(got).toBe("hello-hairpin\n");
   });
 
-  // BUG (reported): a container cannot reach its own published port through the
+  // Regression test (a bug found by this suite, fixed in src/): a container cannot reach its own published port through the
   // host's address: the DNAT sends the packet back to it with its own source
   // address, it answers itself over lo, and the reply never matches. docker
   // masquerades that case (a MASQUERADE rule per published port, saddr == daddr).

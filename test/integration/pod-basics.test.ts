@@ -333,7 +333,7 @@ describe("other pod networks and shares", () => {
     expect(heldBy([id, m], ctx.stateRoot)).toEqual(NOTHING_HELD);
   });
 
-  // BUG (reported): `nsbox rm -f <pod>-infra` is accepted while members run: the
+  // Regression test (a bug found by this suite, fixed in src/): `nsbox rm -f <pod>-infra` is accepted while members run: the
   // pod vanishes from pod ps (pod rm then says "no such pod"), and its member is
   // left running with only lo, in no pod. podman refuses to remove an infra
   // container on its own.
