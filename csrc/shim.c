@@ -178,16 +178,17 @@ static void log_rotate_if_needed(struct logfile *lf, size_t incoming) {
 
 /* Writes data from stream (0 stdout, 1 stderr) as CRI log lines:
  *   2026-11-23T08:00:00.123456789Z stdout F text      (F: full line, P: partial) */
+#define LOG_SEGMENT 16384 /* longer lines are written as P (partial) pieces of this size */
 static void log_write(struct logfile *lf, int stream, const u8 *data, size_t n) {
-    static char line[64 + 16384];
+    static char line[64 + LOG_SEGMENT];
     struct timespec ts;
     size_t i = 0;
     sys_clock_gettime(CLOCK_REALTIME, &ts);
     while (i < n) {
         size_t j = i, len = 0;
         int full;
-        while (j < n && data[j] != '\n') j++;
-        full = j < n;
+        while (j < n && data[j] != '\n' && j - i < LOG_SEGMENT) j++;
+        full = j < n && data[j] == '\n';
         rfc3339(line, ts.tv_sec, ts.tv_nsec);
         len = nsb_strlen(line);
         nsb_append(line, sizeof line, &len, stream ? " stderr " : " stdout ");
@@ -230,7 +231,11 @@ static void write_exit(const char *path, int status) {
 }
 
 static int monitor_main(int argc, char **argv, char **envp) {
-    static u8 buf[16384];
+    /* As large as a pipe's default capacity: one read takes all that is pending on
+     * a stream, so output written before the other stream's is logged before it
+     * even when the monitor was late to run (the order across two pipes is
+     * otherwise unknown, as in docker). */
+    static u8 buf[65536];
     struct logfile lf;
     struct pollfd pfd[3];
     u64 set = sigbit(SIGCHLD);
