@@ -493,6 +493,11 @@ export function useNsbox(name: string, opts: { rootfs?: boolean } = {}): NsboxCo
     // A mount left below tmp (a bug) must not let rm reach into the host's files.
     for (const mp of mountsBelow(tmp)) Bun.spawnSync(["umount", "-l", mp]);
     if (mountsBelow(tmp).length === 0) rmSync(tmp, { recursive: true, force: true });
+    // Containers run with the default network used the host's bridge: with none of
+    // them left, prune removes nsbox0 and the nft table and puts back the sysctls
+    // nsbox turned on, so the host is as the file found it (prune keeps anything
+    // a container still uses, this file's or not).
+    Bun.spawnSync([NSBOX, "network", "prune"], { env: env(), stdout: "ignore", stderr: "ignore" });
   });
 
   return {
