@@ -250,7 +250,10 @@ export const TOOLS = ["unshare", "hyperfine", "crun", "runc", "bwrap"] as const;
 export function makeContext(opts: Options): BenchContext {
   if (!existsSync(opts.nsbox)) throw new BenchError(`${opts.nsbox} is missing: build it first with \`make build\` (or run \`make bench\`, which builds it)`);
   for (const t of TOOLS)
-    if (!Bun.which(t)) throw new BenchError(`${t} is not installed (apt-get install -y ${t === "unshare" ? "util-linux" : t === "bwrap" ? "bubblewrap" : t})`);
+    if (!Bun.which(t))
+      throw new BenchError(
+        `${t} is not installed (sudo .ci/setup --bench, or apt-get install -y ${t === "unshare" ? "util-linux" : t === "bwrap" ? "bubblewrap" : t})`,
+      );
   if (!gnuTime()) throw new BenchError("GNU time is not installed at /usr/bin/time (apt-get install -y time)");
   if (process.getuid?.() !== 0) throw new BenchError("the bench needs root (containers, mounts and cgroups): run it with sudo");
 
