@@ -297,6 +297,8 @@ describe("stop, kill, rm, wait", () => {
     const slow = await runDetached(ctx, ["sh", "-c", "sleep 1; exit 6"]);
     const fast = await runDetached(ctx, ["sh", "-c", "exit 3"]);
     const r = await ok(ctx, ["wait", slow, fast]);
+    // wait returns once the monitor has given back what they held, not merely once they exited
+    expect([...cgroupDirsOf(slow), ...cgroupDirsOf(fast)]).toEqual([]);
     expect(r.stdout).toBe("6\n3\n");
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
     expect((await psEntry(ctx, slow))?.State).toBe("exited");
