@@ -1,4 +1,5 @@
 /** Output helpers shared by the listing commands: docker's human durations, tables. */
+import { fail } from "../errors.ts";
 
 /** docker's units.HumanDuration: "Less than a second", "3 seconds", "About a minute", "2 hours"... */
 export function humanDuration(ms: number): string {
@@ -42,4 +43,33 @@ export function bytes(n: number | undefined): string {
     u++;
   }
   return `${u === 0 ? v : v.toFixed(2)}${units[u]}`;
+}
+
+/**
+ * The part of docker's Go templates that scripts use with `inspect -f`:
+ * `{{.State.Pid}}`, `{{json .Mounts}}`, `{{.}}`, text around them. A scalar
+ * prints as is, anything else as JSON. A field that does not exist, or any
+ * other action, is an error naming it (Go prints "<no value>" and goes on).
+ */
+export function renderTemplate(template: string, value: unknown): string {
+  // "{{- " and " -}}" trim the white space before and after the action, as in Go
+  const trimmed = template.replace(/\s*\{\{-\s/g, "{{").replace(/\s-\}\}\s*/g, "}}");
+  return trimmed.replace(/\{\{\s*(.*?)\s*\}\}/g, (_, action: string) => evaluate(action, value));
+}
+
+function evaluate(action: string, value: unknown): string {
+  const m = /^(json\s+)?(\.[A-Za-z0-9_.]*)$/.exec(action);
+  if (!m) fail(`unsupported template action {{${action}}} in --format: nsbox knows {{.Field.Sub}}, {{json .Field}} and {{.}}`);
+  let v: unknown = value;
+  let walked = "";
+  for (const key of (m[2] as string).split(".").filter(Boolean)) {
+    if (v === null || typeof v !== "object" || !(key in v)) {
+      const have = v !== null && typeof v === "object" ? Object.keys(v).join(", ") : "none: it is not an object";
+      fail(`--format: ${walked || "the output"} has no field "${key}" (fields: ${have})`);
+    }
+    v = (v as Record<string, unknown>)[key];
+    walked += `.${key}`;
+  }
+  if (m[1] || (v !== null && typeof v === "object")) return JSON.stringify(v);
+  return v === null || v === undefined ? "<nil>" : String(v);
 }

@@ -1,4 +1,4 @@
-/** `nsbox inspect CONTAINER...`: everything nsbox knows of containers, as JSON. */
+/** `nsbox inspect [-f FORMAT] CONTAINER...`: everything nsbox knows of containers, as JSON (or through a docker-style template). */
 import { defineCommand } from "citty";
 import { openCgroup } from "../cgroup/index.ts";
 import { type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
@@ -6,9 +6,16 @@ import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { resolveRef } from "../state/store.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { renderTemplate } from "./format.ts";
 import { portsText } from "./ps.ts";
 
 export const inspectFlags = {
+  format: {
+    type: "string",
+    alias: "f",
+    description: "json (default), or a template printed once per container: '{{.State.Pid}}', '{{json .Mounts}}'",
+    valueHint: "FORMAT",
+  },
   containers: { type: "positional", description: "containers (names, ids or unique id prefixes)", required: true, multiple: true },
 } satisfies FlagsDef;
 
@@ -55,7 +62,9 @@ export function inspectJson(v: ContainerView) {
 export async function inspect(argv: string[]): Promise<number> {
   const p = parseFlags("inspect", argv, inspectFlags);
   await reconcile();
+  const format = p.flags.format as string | undefined;
   const out = p.positionals.map((ref) => inspectJson(mustView(resolveRef(ref))));
-  console.log(JSON.stringify(out, null, 2));
+  if (format === undefined || format === "json") console.log(JSON.stringify(out, null, 2));
+  else console.log(out.map((o) => renderTemplate(format, o)).join("\n"));
   return 0;
 }

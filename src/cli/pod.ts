@@ -10,7 +10,7 @@ import { parseSubnet } from "../net/subnet.ts";
 import { parseHostname } from "../spec/parse.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
-import { ago, table } from "./format.ts";
+import { ago, renderTemplate, table } from "./format.ts";
 import { portsText, statusText } from "./ps.ts";
 
 export const podFlags = {
@@ -31,7 +31,7 @@ export const podFlags = {
   "cgroup-parent": { type: "string", description: "create: cgroup under which the pod's infra cgroup goes", valueHint: "PATH" },
   time: { type: "string", alias: "t", description: "stop: seconds before SIGKILL (default 10)", valueHint: "SECONDS" },
   force: { type: "boolean", alias: "f", description: "rm: stop running pods first" },
-  format: { type: "string", description: "ps: table (default) or json", valueHint: "FORMAT" },
+  format: { type: "string", description: "ps: table (default) or json; inspect: json (default) or a template such as '{{.InfraPid}}'", valueHint: "FORMAT" },
 } satisfies FlagsDef;
 
 export const podCommand = defineCommand({
@@ -115,13 +115,10 @@ export async function pod(argv: string[]): Promise<number> {
   }
   if (!refs.length) fail(`nsbox pod ${action} needs at least one pod (name or id)`);
   if (action === "inspect") {
-    console.log(
-      JSON.stringify(
-        refs.map((r) => podJson(findPod(r))),
-        null,
-        2,
-      ),
-    );
+    const format = str(f.format);
+    const out = refs.map((r) => podJson(findPod(r)));
+    if (format === undefined || format === "json") console.log(JSON.stringify(out, null, 2));
+    else console.log(out.map((o) => renderTemplate(format, o)).join("\n"));
     return 0;
   }
   if (action === "stop") {

@@ -306,6 +306,29 @@ describe("stop, kill, rm, wait", () => {
 });
 
 describe("inspect, stats, ns", () => {
+  test("inspect -f: docker's {{.Field}} and {{json .Field}} templates, one line per container; a missing field or other action is one clear error", async () => {
+    const a = await runDetached(ctx, ["sleep", "1000"], ["--name", "tpl-a"]);
+    const b = await runDetached(ctx, ["sleep", "1000"], ["--name", "tpl-b"]);
+    const pids = [(await inspectOne(ctx, a)).State.Pid, (await inspectOne(ctx, b)).State.Pid];
+    const r = await ok(ctx, ["inspect", "-f", "{{.Name}} pid={{.State.Pid}} running={{json .State.Running}}", "tpl-a", "tpl-b"]);
+    expect(r.stdout).toBe(`tpl-a pid=${pids[0]} running=true\ntpl-b pid=${pids[1]} running=true\n`);
+    // the PID is what nsenter -t needs; objects print as JSON
+    expect((await ok(ctx, ["inspect", "--format", "{{.State.Pid}}", a])).stdout).toBe(`${pids[0]}\n`);
+    expect(JSON.parse((await ok(ctx, ["inspect", "-f", "{{.Cgroup}}", a])).stdout)).toEqual((await inspectOne(ctx, a)).Cgroup);
+    expect(JSON.parse((await ok(ctx, ["inspect", "-f", "{{.}}", a])).stdout).Id).toBe(a);
+    expect(JSON.parse((await ok(ctx, ["inspect", "--format", "json", a])).stdout)[0].Id).toBe(a);
+
+    const missing = await ctx.nsbox(["inspect", "-f", "{{.State.Nope}}", a]);
+    expect([missing.code, missing.stdout]).toEqual([125, ""]);
+    expect(isOneNsboxLine(missing.stderr)).toBe(true);
+    expect(missing.stderr).toContain('.State has no field "Nope"');
+    expect(missing.stderr).toContain("Pid");
+    const range = await ctx.nsbox(["inspect", "-f", "{{range .Mounts}}x{{end}}", a]);
+    expect([range.code, range.stdout, isOneNsboxLine(range.stderr)]).toEqual([125, "", true]);
+    expect(range.stderr).toContain("{{range .Mounts}}");
+    await ok(ctx, ["rm", "-f", a, b]);
+  });
+
   test("inspect: state, pid, monitor, namespaces and cgroup of a running container, then of the exited one", async () => {
     const id = await runDetached(ctx, ["sh", "-c", "sleep 1000"], ["--name", "insp"]);
     const a = await inspectOne(ctx, "insp");

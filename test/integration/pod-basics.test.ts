@@ -199,6 +199,9 @@ describe("a pod sharing net, ipc and uts (the default)", () => {
     // several pods at once: one object each
     const two = await ctx.nsbox(["pod", "inspect", "web", podId.slice(0, 12)]);
     expect((JSON.parse(two.stdout) as PodJson[]).map((x) => x.Id)).toEqual([podId, podId]);
+    // --format: a template, once per pod (the infra's PID is what nsenter -t needs)
+    const tpl = await ctx.nsbox(["pod", "inspect", "--format", "{{.Name}} {{.InfraPid}} {{json .SharedNamespaces}}", "web"]);
+    expect(tpl.stdout).toBe(`web ${p.InfraPid} ${JSON.stringify(p.SharedNamespaces)}\n`);
   });
 
   test("the pod's published port reaches the member's server, from a client namespace and from 127.0.0.1", async () => {
