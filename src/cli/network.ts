@@ -15,10 +15,12 @@ import { ownerGone, readNetState, withNetState } from "../net/state.ts";
 import { BRIDGE, parseSubnet } from "../net/subnet.ts";
 import { readSysctl } from "../net/sysctl.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { checkFormat } from "./common.ts";
 import { table } from "./format.ts";
 
 export const networkFlags = {
   action: { type: "positional", description: "ls, inspect or prune", required: true },
+  format: { type: "string", description: "ls: table (default) or json (one object per line)", valueHint: "FORMAT" },
 } satisfies FlagsDef;
 
 export const networkCommand = defineCommand({
@@ -35,17 +37,29 @@ export async function network(argv: string[]): Promise<number> {
   const action = p.positionals[0];
   await reconcile();
   if (action === "ls") {
+    const format = checkFormat(p.flags.format);
     const s = readNetState();
     const link = linkByName(-1, BRIDGE);
     const subnet = s.subnet ? parseSubnet(s.subnet) : undefined;
-    console.log(
-      table(
-        ["NAME", "DRIVER", "SUBNET", "GATEWAY", "CONTAINERS", "STATE"],
-        [[BRIDGE, "bridge", s.subnet ?? "-", subnet?.gateway ?? "-", String(Object.keys(s.addresses).length), link ? "up" : "not created"]],
-      ),
-    );
+    const row = {
+      Name: BRIDGE,
+      Driver: "bridge",
+      Subnet: s.subnet ?? null,
+      Gateway: subnet?.gateway ?? null,
+      Containers: Object.keys(s.addresses).length,
+      State: link ? "up" : "not created",
+    };
+    if (format === "json") console.log(JSON.stringify(row));
+    else
+      console.log(
+        table(
+          ["NAME", "DRIVER", "SUBNET", "GATEWAY", "CONTAINERS", "STATE"],
+          [[row.Name, row.Driver, row.Subnet ?? "-", row.Gateway ?? "-", String(row.Containers), row.State]],
+        ),
+      );
     return 0;
   }
+  if (p.flags.format !== undefined) fail(`--format goes with network ls only, not with network ${action ?? ""}`);
   if (action === "inspect") {
     const s = readNetState();
     const n = names();

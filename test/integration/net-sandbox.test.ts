@@ -144,6 +144,14 @@ describe("the bridge's life", () => {
     const ls = await must(["network", "ls"]);
     const row = lines(ls.stdout)[1] ?? "";
     expect(row.split(/\s{2,}/)).toEqual(["nsbox0", "bridge", SUBNET, "10.231.0.1", "0", "up"]);
+    expect(JSON.parse((await must(["network", "ls", "--format", "json"])).stdout)).toEqual({
+      Name: "nsbox0",
+      Driver: "bridge",
+      Subnet: SUBNET,
+      Gateway: "10.231.0.1",
+      Containers: 0,
+      State: "up",
+    });
     const ins = JSON.parse((await must(["network", "inspect"])).stdout) as Record<string, unknown>;
     expect(ins).toMatchObject({ Name: "nsbox0", Driver: "bridge", Exists: true, Subnet: SUBNET, Gateway: "10.231.0.1", Addresses: [], Ports: [] });
     expect(ins.Sysctls).toEqual([
