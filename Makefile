@@ -15,7 +15,7 @@ SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
 SHIM_CFLAGS := -DNSB_SHIM -static -nostdlib -ffreestanding -Os -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-fno-pie -no-pie -fno-builtin -Wall -Wextra -Wno-unused-function -Wl,--gc-sections -Wl,--build-id=none -s
 
-.PHONY: all build shim demo test test-unit test-integration test-cgroup2 bench rootfs install clean check lint typecheck deps
+.PHONY: all build build-arm64 shim demo test test-unit test-integration test-cgroup2 test-arm64 bench rootfs install clean check check-arch lint typecheck deps
 
 all: build
 
@@ -30,6 +30,22 @@ build/nsbox-shim: csrc/arch_$(ARCH).c csrc/lib.c csrc/shim.c
 	@mkdir -p build
 	cat csrc/arch_$(ARCH).c csrc/lib.c csrc/shim.c | $(CC) -x c $(SHIM_CFLAGS) -o $@ -
 shim: build/nsbox-shim
+
+# arm64 (experimental): the shim is cross-built, Bun's arm64 runtime is fetched by
+# bun build --target; the helper is compiled by the target's TinyCC at run time.
+# src/native/shim.ts embeds ../../build/nsbox-shim, so the arm64 build runs from a
+# staged copy of the tree whose build/ holds the arm64 shim.
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+STAGE64 := build/stage-aarch64
+build/aarch64/nsbox-shim: csrc/arch_aarch64.c csrc/lib.c csrc/shim.c
+	@mkdir -p build/aarch64
+	cat csrc/arch_aarch64.c csrc/lib.c csrc/shim.c | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -o $@ -
+dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim node_modules/.installed
+	rm -rf $(STAGE64) && mkdir -p $(STAGE64)/build dist
+	cp -r src csrc package.json tsconfig.json $(STAGE64)/ && ln -s $(CURDIR)/node_modules $(STAGE64)/node_modules
+	cp build/aarch64/nsbox-shim $(STAGE64)/build/nsbox-shim
+	cd $(STAGE64) && $(BUN) build --compile --target=bun-linux-arm64 --bytecode --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none src/main.ts --outfile $(CURDIR)/$@
+build-arm64: dist/nsbox-arm64
 
 dist/nsbox: $(SRC) build/nsbox-shim node_modules/.installed
 	@mkdir -p dist
@@ -60,6 +76,10 @@ test-integration: build
 test-cgroup2: build
 	test/vm/run.sh
 
+# nsbox-arm64 on Debian's arm64 kernel in qemu-system-aarch64 (TCG), about 1.5 min
+test-arm64: build-arm64
+	test/vm/arm64.sh
+
 bench: build
 	$(BUN) bench/run.ts
 
@@ -70,7 +90,17 @@ typecheck: node_modules/.installed
 	./node_modules/.bin/tsc -p .
 lint: node_modules/.installed
 	./node_modules/.bin/biome check src test bench
-check: typecheck lint
+# Syscall numbers against the kernel's headers; with a cross compiler, the arm64
+# helper and shim must also compile (gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross).
+check-arch:
+	test/check-syscalls.sh x86_64 $(CC)
+	@if command -v $(AARCH64_CC) >/dev/null; then \
+		test/check-syscalls.sh aarch64 $(AARCH64_CC) && \
+		cat csrc/arch_aarch64.c csrc/lib.c csrc/helper.c | $(AARCH64_CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null - && \
+		cat csrc/arch_aarch64.c csrc/lib.c csrc/shim.c | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -Werror -o /dev/null - && \
+		echo "arm64: the helper and the shim compile"; \
+	else echo "arm64: not checked ($(AARCH64_CC) not installed: apt-get install gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross)"; fi
+check: typecheck lint check-arch
 
 clean:
 	rm -rf dist build
