@@ -23,6 +23,33 @@ async function logged(id: string, text: string, timeoutMs = 10000): Promise<void
 const nsLink = (pid: number | string, type: string) => readlinkSync(`/proc/${pid}/ns/${type}`);
 
 describe("run -d and ps", () => {
+  test("ps -f: status, exited, name, id filters as docker's (same key ORed, keys ANDed); a bad filter is one clear error", async () => {
+    const web = await runDetached(ctx, ["sleep", "1000"], ["--name", "flt-web"]);
+    const job0 = await runDetached(ctx, ["true"], ["--name", "flt-job0"]);
+    const job3 = await runDetached(ctx, ["sh", "-c", "exit 3"], ["--name", "flt-job3"]);
+    await ok(ctx, ["wait", job0, job3]);
+    const ids = async (...args: string[]) => lines((await ok(ctx, ["ps", "-q", "--no-trunc", ...args])).stdout).sort();
+    const mine = (xs: string[]) => xs.filter((x) => [web, job0, job3].includes(x));
+    // a status or an exit code looks at every container, without -a
+    expect(mine(await ids("-f", "status=exited"))).toEqual([job0, job3].sort());
+    expect(mine(await ids("--filter", "exited=3"))).toEqual([job3]);
+    expect(mine(await ids("-f", "status=running"))).toEqual([web]);
+    // name and id keep ps's default (running only) unless -a
+    expect(mine(await ids("-f", "name=flt-job"))).toEqual([]);
+    expect(mine(await ids("-a", "-f", "name=flt-job"))).toEqual([job0, job3].sort());
+    expect(mine(await ids("-f", `id=${web.slice(0, 8)}`))).toEqual([web]);
+    expect(mine(await ids("-f", "status=running", "-f", "status=exited", "-f", "name=flt-"))).toEqual([web, job0, job3].sort());
+    expect(mine(await ids("-f", "status=exited", "-f", "name=flt-web"))).toEqual([]);
+    const json = lines((await ok(ctx, ["ps", "-f", "exited=0", "--format", "json"])).stdout).map((l) => JSON.parse(l) as { ID: string });
+    expect(mine(json.map((j) => j.ID))).toEqual([job0]);
+    for (const bad of ["color=red", "status=dead", "exited=x", "=x", "name"]) {
+      const r = await ctx.nsbox(["ps", "-f", bad]);
+      expect([bad, r.code, r.stdout, isOneNsboxLine(r.stderr)]).toEqual([bad, 125, "", true]);
+      expect(r.stderr).toContain(`"${bad}"`);
+    }
+    await ok(ctx, ["rm", "-f", web, job0, job3]);
+  });
+
   test("run -d prints the id; ps shows it running with pid, name and an Up status; its parent is the small monitor, not nsbox", async () => {
     const id = await runDetached(ctx, ["sleep", "1000"], ["--name", "web"]);
     const running = await psJson(ctx, false);

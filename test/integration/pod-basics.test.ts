@@ -202,6 +202,10 @@ describe("a pod sharing net, ipc and uts (the default)", () => {
     // --format: a template, once per pod (the infra's PID is what nsenter -t needs)
     const tpl = await ctx.nsbox(["pod", "inspect", "--format", "{{.Name}} {{.InfraPid}} {{json .SharedNamespaces}}", "web"]);
     expect(tpl.stdout).toBe(`web ${p.InfraPid} ${JSON.stringify(p.SharedNamespaces)}\n`);
+    // ps -f pod=NAME (or its id): the pod's members
+    const members = lines((await ctx.nsbox(["ps", "-q", "--no-trunc", "-f", "pod=web"])).stdout).sort();
+    expect(members).toEqual([web, cli].sort());
+    expect(lines((await ctx.nsbox(["ps", "-q", "--no-trunc", "-f", `pod=${podId.slice(0, 12)}`])).stdout).sort()).toEqual(members);
   });
 
   test("the pod's published port reaches the member's server, from a client namespace and from 127.0.0.1", async () => {
