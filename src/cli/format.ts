@@ -51,6 +51,12 @@ export function bytes(n: number | undefined): string {
  * prints as is, anything else as JSON. A field that does not exist, or any
  * other action, is an error naming it (Go prints "<no value>" and goes on).
  */
+/** inspect's output: a JSON array (no format, or "json"), else the template once per object. */
+export function printInspect(objects: unknown[], format: string | undefined): void {
+  if (format === undefined || format === "json") console.log(JSON.stringify(objects, null, 2));
+  else console.log(objects.map((o) => renderTemplate(format, o)).join("\n"));
+}
+
 export function renderTemplate(template: string, value: unknown): string {
   // "{{- " and " -}}" trim the white space before and after the action, as in Go
   const trimmed = template.replace(/\s*\{\{-\s/g, "{{").replace(/\s-\}\}\s*/g, "}}");

@@ -6,7 +6,7 @@ import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { resolveRef } from "../state/store.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
-import { renderTemplate } from "./format.ts";
+import { printInspect } from "./format.ts";
 import { portsText } from "./ps.ts";
 
 export const inspectFlags = {
@@ -62,9 +62,9 @@ export function inspectJson(v: ContainerView) {
 export async function inspect(argv: string[]): Promise<number> {
   const p = parseFlags("inspect", argv, inspectFlags);
   await reconcile();
-  const format = p.flags.format as string | undefined;
-  const out = p.positionals.map((ref) => inspectJson(mustView(resolveRef(ref))));
-  if (format === undefined || format === "json") console.log(JSON.stringify(out, null, 2));
-  else console.log(out.map((o) => renderTemplate(format, o)).join("\n"));
+  printInspect(
+    p.positionals.map((ref) => inspectJson(mustView(resolveRef(ref)))),
+    p.flags.format as string | undefined,
+  );
   return 0;
 }

@@ -10,7 +10,7 @@ import { parseSubnet } from "../net/subnet.ts";
 import { parseHostname } from "../spec/parse.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
-import { ago, renderTemplate, table } from "./format.ts";
+import { ago, printInspect, table } from "./format.ts";
 import { portsText, statusText } from "./ps.ts";
 
 export const podFlags = {
@@ -115,10 +115,10 @@ export async function pod(argv: string[]): Promise<number> {
   }
   if (!refs.length) fail(`nsbox pod ${action} needs at least one pod (name or id)`);
   if (action === "inspect") {
-    const format = str(f.format);
-    const out = refs.map((r) => podJson(findPod(r)));
-    if (format === undefined || format === "json") console.log(JSON.stringify(out, null, 2));
-    else console.log(out.map((o) => renderTemplate(format, o)).join("\n"));
+    printInspect(
+      refs.map((r) => podJson(findPod(r))),
+      str(f.format),
+    );
     return 0;
   }
   if (action === "stop") {
