@@ -12,6 +12,8 @@ ARCH := $(shell uname -m)
 CC ?= gcc
 
 SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
+# the run-time helper, concatenated in this order (as src/native/helper.ts does)
+HELPER_FILES := csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/host_calls.c
 SHIM_CFLAGS := -DNSB_SHIM -static -nostdlib -ffreestanding -Os -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-fno-pie -no-pie -fno-builtin -Wall -Wextra -Wno-unused-function -Wl,--gc-sections -Wl,--build-id=none -s
 
@@ -94,9 +96,10 @@ lint: node_modules/.installed
 # helper and shim must also compile (gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross).
 check-arch:
 	test/check-syscalls.sh x86_64 $(CC)
+	cat csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES) | $(CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null -
 	@if command -v $(AARCH64_CC) >/dev/null; then \
 		test/check-syscalls.sh aarch64 $(AARCH64_CC) && \
-		cat csrc/arch_aarch64.c csrc/lib.c csrc/helper.c | $(AARCH64_CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null - && \
+		cat csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES) | $(AARCH64_CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null - && \
 		cat csrc/arch_aarch64.c csrc/lib.c csrc/shim.c | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -Werror -o /dev/null - && \
 		echo "arm64: the helper and the shim compile"; \
 	else echo "arm64: not checked ($(AARCH64_CC) not installed: apt-get install gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross)"; fi

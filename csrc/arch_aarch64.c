@@ -70,6 +70,8 @@
 #define SYS_setresgid 149
 #define SYS_capget 90
 #define SYS_capset 91
+#define SYS_seccomp 277
+#define SYS_bpf 280
 #define SYS_mknodat 33
 #define SYS_prctl 167
 #define SYS_chroot 51

@@ -76,6 +76,8 @@
 #define SYS_setresgid 119
 #define SYS_capget 125
 #define SYS_capset 126
+#define SYS_seccomp 317
+#define SYS_bpf 321
 #define SYS_mknodat 259
 #define SYS_prctl 157
 #define SYS_chroot 161

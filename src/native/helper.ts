@@ -11,7 +11,12 @@ import { cc, FFIType, ptr } from "bun:ffi";
 import { closeSync } from "node:fs";
 import archAarch64 from "../../csrc/arch_aarch64.c" with { type: "text" };
 import archX8664 from "../../csrc/arch_x86_64.c" with { type: "text" };
+import childIdentityC from "../../csrc/child_identity.c" with { type: "text" };
+import childInterpC from "../../csrc/child_interp.c" with { type: "text" };
+import childMountsC from "../../csrc/child_mounts.c" with { type: "text" };
+import childSecurityC from "../../csrc/child_security.c" with { type: "text" };
 import helperC from "../../csrc/helper.c" with { type: "text" };
+import hostCallsC from "../../csrc/host_calls.c" with { type: "text" };
 import libC from "../../csrc/lib.c" with { type: "text" };
 import { fail } from "../errors.ts";
 import { mark } from "../trace.ts";
@@ -19,7 +24,7 @@ import { memfdWith } from "./libc.ts";
 
 const { i32 } = FFIType;
 
-/** The functions behind nsb_call(fn, args) in csrc/helper.c (one FFI symbol: each costs ~0.5 ms to bind). */
+/** The functions behind nsb_call(fn, args) in csrc/host_calls.c (one FFI symbol: each costs ~0.5 ms to bind). */
 export const F = {
   SPAWN: 1,
   RECV: 2,
@@ -39,6 +44,7 @@ export const F = {
   UMOUNT: 16,
   NETLINK: 17,
   TERMIOS: 18,
+  BPF: 19,
 } as const;
 
 const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;
@@ -46,11 +52,14 @@ const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as cons
 type Arg = number | NodeJS.TypedArray;
 const argv = new BigInt64Array(6);
 
-/** The C source for this machine's architecture: arch file + lib + helper. */
+/** The helper's files, in the order they are concatenated into one unit (csrc/HELPER_FILES in the Makefile too). */
+const HELPER = [helperC, childMountsC, childIdentityC, childSecurityC, childInterpC, hostCallsC];
+
+/** The C source for this machine's architecture: arch file + lib + the helper's files. */
 export function helperSource(): string {
   const arch = process.arch === "x64" ? archX8664 : process.arch === "arm64" ? archAarch64 : undefined;
   if (!arch) fail(`nsbox does not support the ${process.arch} architecture yet (x64 and arm64 are supported)`);
-  return `${arch}\n${libC}\n${helperC}\n`;
+  return [arch, libC, ...HELPER, ""].join("\n");
 }
 
 function compile() {

@@ -5,11 +5,12 @@
  *
  * Encoding (little-endian, 4-byte aligned): each op is u32 code, u32 size (bytes,
  * header included), then its fields: u32 numbers, strings as u32 length + bytes +
- * NUL padded to 4, string lists as u32 count + strings. Keep in step with the
+ * NUL padded to 4, string lists as u32 count + strings, bytes as u32 length +
+ * bytes padded to 4. Keep in step with the
  * enums at the top of csrc/helper.c.
  */
 
-export const W = { SETNS: 1, CLONE: 2, EXIT: 3, EXEC: 4, SETSID: 5 } as const;
+export const W = { SETNS: 1, CLONE: 2, EXIT: 3, EXEC: 4, SETSID: 5, CAPBSET: 6 } as const;
 export const C = {
   SETNS: 20,
   UNSHARE: 21,
@@ -32,6 +33,11 @@ export const C = {
   PRCTL: 38,
   ATTACH: 39,
   IFUP: 40,
+  CAPBSET: 41,
+  CAPSET: 42,
+  SECCOMP: 43,
+  MASK: 44,
+  ROPATH: 45,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */
@@ -40,7 +46,8 @@ export const EXEC_INIT = 2;
 export const EXEC_FD = 4;
 export const MK = { NONE: 0, DIR: 1, FILE: 2 } as const;
 
-export type Field = number | string | readonly string[] | readonly number[];
+/** Bytes (a Uint8Array) are encoded as u32 length + the bytes, padded to 4. */
+export type Field = number | string | readonly string[] | readonly number[] | Uint8Array;
 
 /** One step, with a description for error messages ("mount proc on /proc"). */
 export interface Op {
@@ -76,7 +83,13 @@ export function encode(ops: readonly Op[]): Uint8Array {
     for (const f of op.fields) {
       if (typeof f === "number") u32(f);
       else if (typeof f === "string") str(f);
-      else {
+      else if (f instanceof Uint8Array) {
+        u32(f.length);
+        const b = new Uint8Array((f.length + 3) & ~3);
+        b.set(f);
+        chunks.push(b);
+        size += b.length;
+      } else {
         u32(f.length);
         for (const x of f) typeof x === "number" ? u32(x) : str(x);
       }

@@ -1,0 +1,336 @@
+/*
+ * nsbox - host_calls.c: what nsbox (Bun) calls through nsb_call(), in its own
+ * process: spawning W, the sync socket, netlink, terminals (part of the helper).
+ */
+
+static int nsb_read_full(int fd, u8 *buf, int len);
+static int nsb_wait(int pid, i32 *status, int flags);
+
+/* ---- rtnetlink: nsbox builds the messages (src/net/netlink.ts), this sends them ---- */
+
+struct sockaddr_nl {
+    u16 family, pad;
+    u32 pid, groups;
+};
+
+/* Sends each netlink message of req (requests with NLM_F_ACK) and appends every
+ * reply up to its ack (or NLMSG_DONE) to out. Returns the bytes in out or -errno. */
+static long nl_exchange(const u8 *req, int reqlen, u8 *out, int outcap) {
+    struct sockaddr_nl kernel;
+    long fd = SC3(SYS_socket, 16 /* AF_NETLINK */, 3 /* SOCK_RAW */ | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */), r;
+    int off = 0, used = 0;
+    if (fd < 0) return fd;
+    memset(&kernel, 0, sizeof kernel);
+    kernel.family = 16;
+    while (off + 16 <= reqlen) {
+        u32 len, seq;
+        int done = 0;
+        memcpy(&len, req + off, 4);
+        memcpy(&seq, req + off + 8, 4);
+        if (len < 16 || off + (int)len > reqlen) break;
+        r = nsb_syscall6(SYS_sendto, fd, (long)(req + off), len, 0, (long)&kernel, sizeof kernel);
+        if (r < 0) {
+            sys_close((int)fd);
+            return r;
+        }
+        off += (int)((len + 3) & ~3u);
+        while (!done) {
+            static u8 buf[32768];
+            int p = 0;
+            r = sys_read((int)fd, buf, sizeof buf);
+            if (r == -EINTR) continue;
+            if (r <= 0) {
+                sys_close((int)fd);
+                return r < 0 ? r : -EIO;
+            }
+            while (p + 16 <= r) {
+                u32 mlen, mseq;
+                u16 type;
+                memcpy(&mlen, buf + p, 4);
+                memcpy(&type, buf + p + 4, 2);
+                memcpy(&mseq, buf + p + 8, 4);
+                if (mlen < 16 || p + (int)mlen > r) break;
+                if (used + (int)mlen <= outcap) {
+                    memcpy(out + used, buf + p, mlen);
+                    used += (int)((mlen + 3) & ~3u);
+                }
+                if (mseq == seq && (type == 2 /* NLMSG_ERROR */ || type == 3 /* NLMSG_DONE */)) done = 1;
+                p += (int)((mlen + 3) & ~3u);
+            }
+        }
+    }
+    sys_close((int)fd);
+    return used;
+}
+
+/* The same, in another network namespace: a forked child joins it (nsbox never
+ * changes its own namespaces) and pipes the replies back. */
+static long nsb_netlink(int netnsfd, const u8 *req, int reqlen, u8 *out, int outcap) {
+    int p[2], status;
+    long pid, r, got = 0;
+    u64 all = ~0ull, old;
+    if (netnsfd < 0) return nl_exchange(req, reqlen, out, outcap);
+    r = sys_pipe2(p, O_CLOEXEC);
+    if (r < 0) return r;
+    sys_rt_sigprocmask(SIG_SETMASK, &all, &old);
+    pid = SC2(SYS_clone, SIGCHLD, 0);
+    if (pid == 0) {
+        long n;
+        i32 hdr;
+        nsb_reset_signals();
+        sys_close(p[0]);
+        r = SC2(SYS_setns, netnsfd, CLONE_NEWNET);
+        n = r < 0 ? r : nl_exchange(req, reqlen, out, outcap);
+        hdr = (i32)n;
+        nsb_write_all(p[1], &hdr, 4);
+        if (n > 0) nsb_write_all(p[1], out, (size_t)n);
+        sys_exit(0);
+    }
+    sys_rt_sigprocmask(SIG_SETMASK, &old, NULL);
+    sys_close(p[1]);
+    if (pid < 0) {
+        sys_close(p[0]);
+        return pid;
+    }
+    {
+        i32 hdr = 0;
+        if (nsb_read_full(p[0], (u8 *)&hdr, 4) != 4) hdr = -EIO;
+        if (hdr > 0) got = nsb_read_full(p[0], out, hdr);
+        else got = hdr;
+    }
+    sys_close(p[0]);
+    nsb_wait((int)pid, &status, 0);
+    return got;
+}
+
+/* ---- what TypeScript calls ----
+ * One exported entry point, nsb_call(fn, args): bun:ffi compiles a trampoline per
+ * exported symbol (~0.5 ms each, on every start), so the functions below are
+ * reached through this single door. Keep the numbers in step with native/helper.ts. */
+
+/* Starts W (and through it C). out: [W's pid, status fd (reads C's pid as an i32,
+ * or -errno), sync fd (nsbox's end of the socketpair)]. Returns 0 or -errno. */
+static int nsb_spawn(const u8 *w, int wlen, const u8 *cp, int clen, i32 *out) {
+    int sp[2], st[2];
+    u64 all = ~0ull, old;
+    long pid, r;
+    r = SC4(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp);
+    if (r < 0) return (int)r;
+    r = sys_pipe2(st, O_CLOEXEC);
+    if (r < 0) {
+        sys_close(sp[0]);
+        sys_close(sp[1]);
+        return (int)r;
+    }
+    /* No signal may run a Bun handler in the child: block all across the fork;
+     * the child resets every handler to default before it unblocks. */
+    sys_rt_sigprocmask(SIG_SETMASK, &all, &old);
+    pid = SC2(SYS_clone, SIGCHLD, 0);
+    if (pid == 0) {
+        sys_close(sp[0]);
+        sys_close(st[0]);
+        run_w(w, wlen, cp, clen, sp[1], st[1]);
+    }
+    sys_rt_sigprocmask(SIG_SETMASK, &old, NULL);
+    sys_close(sp[1]);
+    sys_close(st[1]);
+    if (pid < 0) {
+        sys_close(sp[0]);
+        sys_close(st[0]);
+        return (int)pid;
+    }
+    out[0] = (i32)pid;
+    out[1] = st[0];
+    out[2] = sp[0];
+    return 0;
+}
+
+/* A message header for one buffer and room for one passed fd (SCM_RIGHTS). */
+union fd_cmsg {
+    struct cmsghdr h;
+    u8 buf[sizeof(struct cmsghdr) + 8];
+};
+static void msg_init(struct msghdr *mh, struct iovec *iov, void *buf, int len, union fd_cmsg *cm) {
+    iov->base = buf;
+    iov->len = (size_t)len;
+    memset(mh, 0, sizeof *mh);
+    memset(cm, 0, sizeof *cm);
+    mh->iov = iov;
+    mh->iovlen = 1;
+    mh->control = cm;
+    mh->controllen = sizeof cm->buf;
+}
+
+/* One message from the sync socket, with an fd if one came (else *fd = -1).
+ * Returns the byte count, 0 at end-of-file, or -errno. */
+static int nsb_recv(int sock, u8 *buf, int len, i32 *fd) {
+    struct msghdr mh;
+    struct iovec iov;
+    union fd_cmsg cm;
+    long r;
+    msg_init(&mh, &iov, buf, len, &cm);
+    *fd = -1;
+    /* A peer that exits with our GO unread resets the connection: that error
+     * comes once, before what the peer sent (its ERROR report), which follows. */
+    do r = SC3(SYS_recvmsg, sock, &mh, MSG_CMSG_CLOEXEC);
+    while (r == -EINTR || r == -104 /* ECONNRESET */);
+    if (r > 0 && mh.controllen >= sizeof(struct cmsghdr) + 4 && cm.h.level == SOL_SOCKET && cm.h.type == SCM_RIGHTS)
+        memcpy(fd, cm.buf + sizeof(struct cmsghdr), 4);
+    return (int)r;
+}
+
+/* One message, with fd passed along (SCM_RIGHTS) when fd >= 0. */
+static int nsb_send(int sock, const u8 *buf, int len, int fd) {
+    struct msghdr mh;
+    struct iovec iov;
+    union fd_cmsg cm;
+    msg_init(&mh, &iov, (void *)buf, len, &cm);
+    if (fd >= 0) {
+        cm.h.len = sizeof(struct cmsghdr) + 4;
+        cm.h.level = SOL_SOCKET;
+        cm.h.type = SCM_RIGHTS;
+        memcpy(cm.buf + sizeof(struct cmsghdr), &fd, 4);
+    } else {
+        mh.control = NULL;
+        mh.controllen = 0;
+    }
+    return (int)SC3(SYS_sendmsg, sock, &mh, MSG_NOSIGNAL);
+}
+
+/* A detached copy of the tree at path, idmapped through the user namespace
+ * usernsfd: the container's root sees a root-owned rootfs as its own, with no
+ * chown of the files (Linux 5.12+; overlay accepts it as a lower layer from 5.19). */
+static int nsb_idmap_tree(const char *path, int usernsfd) {
+    struct mount_attr a;
+    long fd = SC3(SYS_open_tree, AT_FDCWD, path, 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | 0x8000 /* AT_RECURSIVE */), r;
+    if (fd < 0) return (int)fd;
+    memset(&a, 0, sizeof a);
+    a.attr_set = 0x00100000; /* MOUNT_ATTR_IDMAP */
+    a.userns_fd = (u64)usernsfd;
+    r = nsb_syscall6(SYS_mount_setattr, fd, (long)"", AT_EMPTY_PATH | 0x8000, (long)&a, sizeof a, 0);
+    if (r < 0) {
+        sys_close((int)fd);
+        return (int)r;
+    }
+    return (int)fd;
+}
+
+/* Reads exactly len bytes (blocking); returns len, fewer at end-of-file, or -errno. */
+static int nsb_read_full(int fd, u8 *buf, int len) {
+    int got = 0;
+    while (got < len) {
+        long r = sys_read(fd, buf + got, (size_t)(len - got));
+        if (r == -EINTR) continue;
+        if (r < 0) return (int)r;
+        if (r == 0) break;
+        got += (int)r;
+    }
+    return got;
+}
+
+/* wait4; returns the pid, 0 (WNOHANG, still running) or -errno. */
+static int nsb_wait(int pid, i32 *status, int flags) {
+    long r;
+    do r = sys_wait4(pid, status, flags);
+    while (r == -EINTR);
+    return (int)r;
+}
+
+/* Window size of a terminal: get (set = 0) into ws[0..1] = rows, cols, or set. */
+static int nsb_winsize(int fd, int set, u16 *ws) {
+    struct winsize w;
+    long r;
+    memset(&w, 0, sizeof w);
+    if (set) {
+        w.ws_row = ws[0];
+        w.ws_col = ws[1];
+        return (int)sys_ioctl(fd, TIOCSWINSZ, (long)&w);
+    }
+    r = sys_ioctl(fd, TIOCGWINSZ, (long)&w);
+    ws[0] = w.ws_row;
+    ws[1] = w.ws_col;
+    return (int)r;
+}
+
+/* Terminal modes (the kernel's struct termios, as TCGETS/TCSETS take it).
+ * op 0: save into t; op 1: set from t; op 2: save into t, then make the terminal
+ * raw as cfmakeraw does (no echo, no line editing, no signals, no output
+ * processing: the container's own terminal does all that). */
+struct k_termios {
+    u32 iflag, oflag, cflag, lflag;
+    u8 line, cc[19];
+};
+static int nsb_termios(int fd, int op, struct k_termios *t) {
+    struct k_termios raw;
+    long r;
+    if (op == 1) return (int)sys_ioctl(fd, 0x5402 /* TCSETS */, (long)t);
+    r = sys_ioctl(fd, 0x5401 /* TCGETS */, (long)t);
+    if (r < 0 || op == 0) return (int)r;
+    raw = *t;
+    raw.iflag &= ~(01u | 02u | 010u | 040u | 0100u | 0200u | 0400u | 02000u); /* IGNBRK BRKINT PARMRK ISTRIP INLCR IGNCR ICRNL IXON */
+    raw.oflag &= ~01u;                                                       /* OPOST */
+    raw.lflag &= ~(010u | 0100u | 02u | 01u | 0100000u);                     /* ECHO ECHONL ICANON ISIG IEXTEN */
+    raw.cflag &= ~(060u | 0400u);                                            /* CSIZE PARENB */
+    raw.cflag |= 060u;                                                       /* CS8 */
+    raw.cc[6] = 1;                                                           /* VMIN */
+    raw.cc[5] = 0;                                                           /* VTIME */
+    return (int)sys_ioctl(fd, 0x5402 /* TCSETS */, (long)&raw);
+}
+
+/* Orphans of our children come to us (so C, once W exits, is ours to wait for). */
+static int nsb_subreaper(void) { return (int)sys_prctl(PR_SET_CHILD_SUBREAPER, 1, 0); }
+
+/* Seals a memfd: nobody, not even a container holding /proc/N/exe, can change it. */
+static int nsb_seal(int fd) { return (int)sys_fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE); }
+
+static int nsb_pipe(i32 *fds, int flags) { return (int)sys_pipe2(fds, flags); }
+static int nsb_close(int fd) { return (int)sys_close(fd); }
+static int nsb_kill(int pid, int sig) { return (int)sys_kill(pid, sig); }
+
+enum {
+    F_SPAWN = 1,
+    F_RECV = 2,
+    F_SEND = 3,
+    F_READ_FULL = 4,
+    F_WAIT = 5,
+    F_WINSIZE = 6,
+    F_SUBREAPER = 7,
+    F_SEAL = 8,
+    F_PIPE = 9,
+    F_CLOSE = 10,
+    F_KILL = 11,
+    F_IDMAP_TREE = 12,
+    F_PIDFD_OPEN = 13,
+    F_PIDFD_SIGNAL = 14,
+    F_MOUNT = 15,   /* host-side mounts only (ns --bind): nsbox's own namespaces never change */
+    F_UMOUNT = 16,
+    F_NETLINK = 17,
+    F_TERMIOS = 18,
+    F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
+};
+
+int nsb_call(int fn, const i64 *a) {
+    switch (fn) {
+    case F_SPAWN: return nsb_spawn((const u8 *)a[0], (int)a[1], (const u8 *)a[2], (int)a[3], (i32 *)a[4]);
+    case F_RECV: return nsb_recv((int)a[0], (u8 *)a[1], (int)a[2], (i32 *)a[3]);
+    case F_SEND: return nsb_send((int)a[0], (const u8 *)a[1], (int)a[2], (int)a[3]);
+    case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1]);
+    case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);
+    case F_PIDFD_SIGNAL: return (int)SC4(SYS_pidfd_send_signal, a[0], a[1], 0, 0);
+    case F_MOUNT:
+        return (int)SC5(SYS_mount, a[0], a[1], a[2], a[3], a[4]);
+    case F_UMOUNT: return (int)SC2(SYS_umount2, a[0], a[1]);
+    case F_BPF: return (int)SC3(SYS_bpf, a[0], a[1], a[2]);
+    case F_TERMIOS: return nsb_termios((int)a[0], (int)a[1], (struct k_termios *)a[2]);
+    case F_NETLINK: return (int)nsb_netlink((int)a[0], (const u8 *)a[1], (int)a[2], (u8 *)a[3], (int)a[4]);
+    case F_READ_FULL: return nsb_read_full((int)a[0], (u8 *)a[1], (int)a[2]);
+    case F_WAIT: return nsb_wait((int)a[0], (i32 *)a[1], (int)a[2]);
+    case F_WINSIZE: return nsb_winsize((int)a[0], (int)a[1], (u16 *)a[2]);
+    case F_SUBREAPER: return nsb_subreaper();
+    case F_SEAL: return nsb_seal((int)a[0]);
+    case F_PIPE: return nsb_pipe((i32 *)a[0], (int)a[1]);
+    case F_CLOSE: return nsb_close((int)a[0]);
+    case F_KILL: return nsb_kill((int)a[0], (int)a[1]);
+    }
+    return -ENOSYS;
+}
