@@ -7,6 +7,7 @@
  */
 import { writeFile } from "node:fs";
 import { basename, join } from "node:path";
+import { rulesNeedCgroup } from "../security/devices.ts";
 import type { Mount, Resources } from "../spec/spec.ts";
 import { CgroupError, type CgroupRecord, type ContainerCgroup } from "./cgroup.ts";
 import { type CgroupHost, detectCgroups } from "./detect.ts";
@@ -33,7 +34,12 @@ export function parseCgroupParent(text: string, host: CgroupHost = detectCgroups
 export function createCgroup(id: string, res: Resources | undefined, parent?: string): ContainerCgroup {
   const host = detectCgroups();
   if (host.mode === "none") {
-    if (res && Object.keys(res).length) throw new CgroupError("resource limits need cgroups, and no cgroup filesystem is mounted on this host");
+    const { devices, ...limits } = res ?? {};
+    if (Object.keys(limits).length) throw new CgroupError("resource limits need cgroups, and no cgroup filesystem is mounted on this host");
+    if (rulesNeedCgroup(devices))
+      throw new CgroupError(
+        "device rules need a cgroup, and no cgroup filesystem is mounted on this host: mount one, or run with --cgroup-manager none (no device isolation)",
+      );
     return new V1Cgroup({ version: 1, paths: {}, created: [] });
   }
   return host.mode === "v2" ? createV2(host, id, res, parent) : createV1(host, id, res, parent);

@@ -4,9 +4,11 @@
  */
 import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { rulesNeedCgroup } from "../security/devices.ts";
 import type { Resources } from "../spec/spec.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 import type { CgroupHost } from "./detect.ts";
+import { applyDevicesV1 } from "./devices-v1.ts";
 import { keyed, killPids, numberOf, pidsIn, readCg, rmdirCg, writeCg, writeCgAsync } from "./fsutil.ts";
 import { ensureParent, removeParents } from "./parents.ts";
 
@@ -80,6 +82,8 @@ function wantedV1(res: Resources | undefined): { wanted: string[]; required: Map
   if (res?.cpu && (res.cpu.quota !== undefined || res.cpu.shares !== undefined || res.cpu.weight !== undefined)) required.set("cpu", "--cpus/--cpu-shares");
   if (res?.cpu && (res.cpu.cpus || res.cpu.mems)) required.set("cpuset", "--cpuset-cpus/--cpuset-mems");
   if (res?.blockIO) required.set("blkio", "--blkio-weight/--device-*-bps");
+  // --privileged (allow everything) needs no cgroup of its own: the parent's list holds anyway, as it would for a child
+  if (rulesNeedCgroup(res?.devices)) required.set("devices", "the device rules (docker's default devices, --device, --device-cgroup-rule)");
   return { wanted: [...new Set(["memory", "cpuacct", "pids", ...required.keys()])], required };
 }
 
@@ -166,4 +170,5 @@ function applyV1(paths: Record<string, string>, res: Resources | undefined): voi
   }
   for (const d of b?.throttleReadBpsDevice ?? []) w("blkio", "blkio.throttle.read_bps_device", `${d.major}:${d.minor} ${d.rate}`, "--device-read-bps");
   for (const d of b?.throttleWriteBpsDevice ?? []) w("blkio", "blkio.throttle.write_bps_device", `${d.major}:${d.minor} ${d.rate}`, "--device-write-bps");
+  if (res.devices && rulesNeedCgroup(res.devices)) applyDevicesV1(paths.devices as string, res.devices);
 }

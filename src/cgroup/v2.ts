@@ -5,9 +5,11 @@
  */
 import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { rulesNeedCgroup } from "../security/devices.ts";
 import type { Resources } from "../spec/spec.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 import type { CgroupHost } from "./detect.ts";
+import { attachDeviceFilter } from "./devices-v2.ts";
 import { keyed, killPids, numberOf, pidsIn, readCg, rmdirCg, writeCg, writeCgAsync } from "./fsutil.ts";
 import { ensureParent, removeParents } from "./parents.ts";
 
@@ -185,4 +187,6 @@ function applyV2(dir: string, res: Resources | undefined): void {
   for (const d of b?.throttleReadBpsDevice ?? []) devs.set(`${d.major}:${d.minor}`, [...(devs.get(`${d.major}:${d.minor}`) ?? []), `rbps=${d.rate}`]);
   for (const d of b?.throttleWriteBpsDevice ?? []) devs.set(`${d.major}:${d.minor}`, [...(devs.get(`${d.major}:${d.minor}`) ?? []), `wbps=${d.rate}`]);
   for (const [dev, limits] of devs) w("io.max", `${dev} ${limits.join(" ")}`, "--device-read-bps/--device-write-bps");
+  // no devices controller on v2: a device program attached to the cgroup ("allow everything" needs none)
+  if (res.devices && rulesNeedCgroup(res.devices)) attachDeviceFilter(dir, res.devices);
 }

@@ -6,6 +6,9 @@
  */
 
 import type { NetworkRequest } from "../net/setup.ts";
+import type { Capabilities } from "../security/capabilities.ts";
+import type { DeviceRule } from "../security/devices.ts";
+import type { LinuxSeccomp } from "../security/seccomp-policy.ts";
 
 export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup";
 
@@ -55,6 +58,8 @@ export interface Process {
   env: string[];
   cwd: string;
   noNewPrivileges?: boolean;
+  /** absent: the process keeps what it inherits (nsbox's own, i.e. everything) */
+  capabilities?: Capabilities;
   consoleSize?: { height: number; width: number };
 }
 
@@ -74,6 +79,8 @@ export interface ContainerSpec {
     resources?: Resources;
     maskedPaths?: string[];
     readonlyPaths?: string[];
+    /** resolved for the container's capabilities and this architecture; absent: unconfined */
+    seccomp?: LinuxSeccomp;
   };
   nsbox: NsboxOptions;
 }
@@ -94,12 +101,18 @@ export interface NsboxOptions {
   network: NetworkRequest;
   /** the pod whose namespaces the container joins (the id of its infra container) */
   pod?: string;
+  /** --privileged, as asked (what it means is already in the sets above) */
+  privileged?: boolean;
+  /** where linux.seccomp came from: "default", or the --security-opt seccomp= file */
+  seccompProfile?: string;
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
   infra?: { podName: string; share: string[] };
 }
 
 /** OCI linux.resources, the part nsbox supports (units: bytes, microseconds). */
 export interface Resources {
+  /** OCI linux.resources.devices: which devices may be made and opened, in order (security/devices.ts) */
+  devices?: DeviceRule[];
   memory?: {
     limit?: number;
     /** memory + swap, as OCI and docker's --memory-swap; -1: unlimited swap */

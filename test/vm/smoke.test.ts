@@ -63,4 +63,16 @@ describe.skipIf(!pureV2)("cgroup v2 VM", () => {
     const got = { exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.exitCode === 0 ? "" : r.stderr.toString() };
     expect(got).toEqual({ exitCode: 0, stdout: "1\n", stderr: "" });
   });
+
+  // No devices controller on v2: this holds only if nsbox's BPF_PROG_TYPE_CGROUP_DEVICE program loaded, attached and decides.
+  test.skipIf(!root)("device rules: a made disk node cannot be opened, /dev/null can", () => {
+    const rootfs = process.env.NSBOX_TEST_ROOTFS ?? join(PROJECT, "dist/rootfs/busybox");
+    const script = "mknod /dev/vda b 254 0 && echo made; head -c 1 /dev/vda; echo x > /dev/null && echo null-ok";
+    const r = Bun.spawnSync([NSBOX, "run", "--net", "none", rootfs, "/bin/sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
+    expect({ exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() }).toEqual({
+      exitCode: 0,
+      stdout: "made\nnull-ok\n",
+      stderr: "head: /dev/vda: Operation not permitted\n",
+    });
+  });
 });
