@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { execInContainer } from "../container/exec.ts";
 import { fail } from "../errors.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
+import { privilegedCaps, processCaps } from "../security/capabilities.ts";
 import { containerPath, mergeEnv, parseEnv, resolveUser } from "../spec/parse.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { lookup } from "./common.ts";
@@ -15,6 +16,7 @@ export const execFlags = {
   env: { type: "string", alias: "e", multiple: true, description: "set an environment variable (KEY=VALUE)", valueHint: "KEY=VALUE" },
   workdir: { type: "string", alias: "w", description: "working directory (default: the container's)", valueHint: "DIR" },
   user: { type: "string", alias: "u", description: "run as uid[:gid] or name[:group] (default: the container's user)", valueHint: "USER" },
+  privileged: { type: "boolean", description: "give the command every capability and no seccomp filter (as docker exec --privileged)" },
 } satisfies FlagsDef;
 
 export const execCommand = defineCommand({ meta: { name: "exec", description: "Run a command in a running container" }, args: toCitty(execFlags) });
@@ -33,6 +35,12 @@ export async function exec(argv: string[]): Promise<number> {
     const r = resolveUser(u, readFileInRoot(root, "/etc/passwd"), readFileInRoot(root, "/etc/group"));
     user = { uid: r.uid, gid: r.gid, additionalGids: r.additionalGids, name: u };
   }
+  // The container's own settings, for this process's user (docker: a non-root user
+  // holds no capability); --privileged: every capability, no filter.
+  const privileged = bool(p.flags.privileged);
+  const bounding = privileged ? privilegedCaps() : proc.capabilities?.bounding;
+  const capabilities = bounding ? processCaps(bounding, user.uid) : undefined;
+  const seccomp = privileged ? undefined : v.config.spec.linux.seccomp;
   const tty = bool(p.flags.tty);
   if (tty && bool(p.flags.interactive) && !process.stdin.isTTY) fail("the input device is not a terminal: drop -t, or run nsbox from a terminal");
   return execInContainer(v, {
@@ -42,5 +50,8 @@ export async function exec(argv: string[]): Promise<number> {
     user,
     tty,
     interactive: bool(p.flags.interactive),
+    capabilities,
+    noNewPrivileges: proc.noNewPrivileges,
+    seccomp,
   });
 }

@@ -4,6 +4,7 @@ import { openCgroup } from "../cgroup/index.ts";
 import { type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
 import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
+import { capHex } from "../security/capabilities.ts";
 import { resolveRef } from "../state/store.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { printInspect } from "./format.ts";
@@ -55,7 +56,37 @@ export function inspectJson(v: ContainerView) {
     Network: v.config.network ?? null,
     Ports: portsText(v),
     LogPath: v.config.detached ? logPath(v.id) : null,
-    Config: v.config.spec,
+    Security: securityJson(v),
+    // the seccomp rules are summed up in Security (hundreds of lines otherwise)
+    Config: { ...v.config.spec, linux: { ...v.config.spec.linux, seccomp: v.config.spec.linux.seccomp ? "(see Security.Seccomp)" : undefined } },
+  };
+}
+
+/** What confines the container: capabilities, no_new_privs, seccomp, masked paths, devices. */
+function securityJson(v: ContainerView) {
+  const spec = v.config.spec;
+  const caps = spec.process.capabilities;
+  const sc = spec.linux.seccomp;
+  return {
+    Privileged: spec.nsbox.privileged === true,
+    Capabilities: caps
+      ? { Bounding: caps.bounding, Effective: caps.effective, Permitted: caps.permitted, Inheritable: caps.inheritable, Ambient: caps.ambient }
+      : null,
+    CapEff: caps ? capHex(caps.effective) : null,
+    NoNewPrivileges: spec.process.noNewPrivileges === true,
+    Seccomp: sc
+      ? {
+          Mode: "filter",
+          Profile: spec.nsbox.seccompProfile ?? "default",
+          DefaultAction: sc.defaultAction,
+          Rules: sc.syscalls?.length ?? 0,
+          Architectures: sc.architectures ?? [],
+        }
+      : { Mode: "unconfined", Profile: "unconfined" },
+    MaskedPaths: spec.linux.maskedPaths ?? [],
+    ReadonlyPaths: spec.linux.readonlyPaths ?? [],
+    Devices: spec.linux.devices.map((d) => `${d.path} (${d.type} ${d.major}:${d.minor})`),
+    DeviceRules: spec.linux.resources?.devices ?? [],
   };
 }
 

@@ -15,6 +15,7 @@ import type { NetworkRequest } from "../net/setup.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
 import { prepareRootfs } from "../rootfs/prepare.ts";
+import { applySecurity } from "../security/apply.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../spec/defaults.ts";
 import { containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../spec/parse.ts";
 import { parseResources } from "../spec/resources.ts";
@@ -84,6 +85,25 @@ export const runFlags = {
   publish: { type: "string", alias: "p", multiple: true, description: "publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]", valueHint: "PORTS" },
   subnet: { type: "string", description: "subnet of the nsbox0 bridge when nsbox creates it (default 10.88.0.0/16; env NSBOX_SUBNET)", valueHint: "CIDR" },
   pod: { type: "string", description: "join a pod's shared namespaces (see nsbox pod create)", valueHint: "POD" },
+  "cap-add": { type: "string", multiple: true, description: "add a capability to docker's default set (NET_ADMIN, CAP_SYS_TIME..., or ALL)", valueHint: "CAP" },
+  "cap-drop": { type: "string", multiple: true, description: "drop a capability from the default set (or ALL)", valueHint: "CAP" },
+  privileged: {
+    type: "boolean",
+    description: "every capability, no seccomp filter, no masked or read-only paths, /sys writable, every host device (as docker)",
+  },
+  "security-opt": {
+    type: "string",
+    multiple: true,
+    description: "no-new-privileges, seccomp=unconfined|PROFILE.json, systempaths=unconfined (label= and apparmor= are accepted)",
+    valueHint: "OPT",
+  },
+  device: { type: "string", multiple: true, description: "give the container a host device: HOST[:CONTAINER][:rwm]", valueHint: "DEV" },
+  "device-cgroup-rule": {
+    type: "string",
+    multiple: true,
+    description: "allow device numbers in the devices cgroup, e.g. 'c 1:3 rwm' or 'b 7:* r'",
+    valueHint: "RULE",
+  },
 } satisfies FlagsDef;
 
 export const runCommand = defineCommand({
@@ -253,6 +273,14 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   };
   if (userns && (user.uid >= userns.uid.size || user.gid >= userns.gid.size))
     fail(`--user ${userText} is outside the --userns range (ids 0-${userns.uid.size - 1} are mapped)`);
+  await applySecurity(spec, {
+    privileged: bool(f.privileged),
+    capAdd: list(f["cap-add"]),
+    capDrop: list(f["cap-drop"]),
+    securityOpt: list(f["security-opt"]),
+    devices: list(f.device),
+    deviceCgroupRules: list(f["device-cgroup-rule"]),
+  });
   return { spec, id };
 }
 

@@ -13,9 +13,16 @@ const EINVAL = 22;
 const ENOEXEC = 8;
 const ENOSYS = 38;
 
-export function childError(op: Op | undefined, errno: number, command: string): NsboxError {
+/** `before`: the steps that ran before the failing one (a seccomp filter among them explains an EPERM). */
+export function childError(op: Op | undefined, errno: number, command: string, before: Op[] = []): NsboxError {
   const text = strerror(errno).toLowerCase();
   if (!op) return new NsboxError(`container setup failed: ${text}`);
+  const filtered = before.some((o) => o.code === C.SECCOMP);
+  const profileHint =
+    filtered && (errno === EPERM || errno === EACCES || errno === ENOSYS)
+      ? " (the seccomp profile forbids a call nsbox needs here: allow it, or use --security-opt seccomp=unconfined)"
+      : "";
+  if (op.code === C.EXEC && profileHint) return new NsboxError(`exec ${JSON.stringify(command)}: ${text}${profileHint}`, EXIT.CANNOT_EXEC);
   if (op.code === C.EXEC) {
     if (errno === ENOENT)
       return new NsboxError(
@@ -29,8 +36,11 @@ export function childError(op: Op | undefined, errno: number, command: string): 
       return new NsboxError(`exec ${JSON.stringify(command)}: exec format error (wrong architecture, or a script without #!)`, EXIT.CANNOT_EXEC);
     return new NsboxError(`exec ${JSON.stringify(command)}: ${text}`, EXIT.CANNOT_EXEC);
   }
-  let hint = "";
-  if (op.code === C.MOUNT && op.what === "make mount propagation private" && errno === EINVAL)
+  let hint = profileHint;
+  if (hint) {
+    // said above
+  } else if (op.code === C.SECCOMP && errno === EINVAL) hint = " (the kernel refused the filter nsbox built: please report this with the profile)";
+  else if (op.code === C.MOUNT && op.what === "make mount propagation private" && errno === EINVAL)
     hint = " (the root of nsbox's mount namespace is not a mount point, as in a plain chroot: bind-mount that directory onto itself first)";
   else if (op.code === C.PIVOT && errno === EINVAL)
     hint = " (pivot_root refuses a root on ramfs/initramfs or a shared mount: run nsbox from a system whose / is a real filesystem)";

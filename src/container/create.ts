@@ -19,6 +19,7 @@ import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
 import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
+import { filterFor } from "../security/seccomp-policy.ts";
 import type { ContainerSpec, IdMapping } from "../spec/spec.ts";
 import { containerDataDir, roots } from "../state/paths.ts";
 import { procId, self } from "../state/proc.ts";
@@ -155,6 +156,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       winsize: tty ? hostWinsize() : undefined,
       shimFd: spec.nsbox.init || opts.detached || spec.nsbox.infra ? shimFd() : undefined,
       monitor,
+      seccompFilter: spec.linux.seccomp ? await filterFor(spec.linux.seccomp) : undefined,
     };
     const { w, c } = buildPrograms(plan);
     mark("programs built");
@@ -238,7 +240,7 @@ async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number
           // it is gone already
         }
         const next = recvMessage(s);
-        if (next.type === "error") throw childError(ops[next.op], next.errno, spec.process.args[0] ?? "");
+        if (next.type === "error") throw childError(ops[next.op], next.errno, spec.process.args[0] ?? "", ops.slice(0, next.op));
         throw e instanceof NsboxError ? e : new NsboxError((e as Error).message);
       }
       const tree = idmapLower === undefined ? -1 : idmappedRootfs(idmapLower, pid);
@@ -247,7 +249,7 @@ async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number
     } else if (m.type === "pty") master = m.fd;
     else if (m.type === "error") {
       if (master !== undefined) closeFd(master);
-      throw childError(ops[m.op], m.errno, spec.process.args[0] ?? "");
+      throw childError(ops[m.op], m.errno, spec.process.args[0] ?? "", ops.slice(0, m.op));
     } else return master;
   }
 }

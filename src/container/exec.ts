@@ -13,13 +13,15 @@ import { fail, NsboxError } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
+import type { Capabilities } from "../security/capabilities.ts";
+import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
 import type { User } from "../spec/spec.ts";
 import { startTime } from "../state/proc.ts";
 import { hostWinsize } from "../tty/relay.ts";
 import { childError } from "./childerror.ts";
 import { Foreground } from "./foreground.ts";
 import type { ContainerView } from "./lifecycle.ts";
-import { CLONE } from "./plan.ts";
+import { CLONE, identitySteps } from "./plan.ts";
 
 export interface ExecOptions {
   args: string[];
@@ -28,6 +30,10 @@ export interface ExecOptions {
   user: User;
   tty: boolean;
   interactive: boolean;
+  /** the container's settings (or --privileged's), as `run` gave them to its process */
+  capabilities?: Capabilities;
+  noNewPrivileges?: boolean;
+  seccomp?: LinuxSeccomp;
 }
 
 const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "mnt"] as const;
@@ -87,8 +93,11 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
       c.push({ code: C.SETSID, fields: [], what: "start a new session" });
       c.push({ code: C.STDIO, fields: [devnull, -1, -1], what: "set up stdin, stdout and stderr" });
     }
-    c.push({ code: C.SETID, fields: [o.user.uid, o.user.gid, o.user.additionalGids ?? []], what: `switch to user ${o.user.name ?? o.user.uid}` });
-    c.push({ code: C.CHDIR, fields: [o.cwd], what: `change to the working directory ${o.cwd}` });
+    identitySteps(
+      c,
+      { terminal: o.tty, user: o.user, args: o.args, env: o.env, cwd: o.cwd, capabilities: o.capabilities, noNewPrivileges: o.noNewPrivileges },
+      o.seccomp ? await filterFor(o.seccomp) : undefined,
+    );
     c.push({ code: C.EXEC, fields: [0, -1, o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
 
     becomeSubreaper();
@@ -106,7 +115,7 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
           if (v.config.cgroup) openCgroup(v.config.cgroup).join(pid);
           sendGo(s);
         } else if (m.type === "pty") master = m.fd;
-        else if (m.type === "error") throw childError(c[m.op], m.errno, o.args[0] ?? "");
+        else if (m.type === "error") throw childError(c[m.op], m.errno, o.args[0] ?? "", c.slice(0, m.op));
         else break;
       }
       fg.attach(master, o.interactive);

@@ -9,14 +9,16 @@
  *   -> private propagation -> overlay root -> mounts, devices, links -> pivot_root
  *   -> read-only root -> hostname -> terminal or new session -> user -> cwd -> exec.
  *
- * Later steps (capabilities, no_new_privs, seccomp, masked paths) slot in before
- * the user switch without touching the C side's structure.
+ * The security steps (masked and read-only paths after pivot_root; the bounding
+ * set, seccomp, the user, the capability sets and no_new_privs around the user
+ * switch) are in identitySteps, which `exec` shares, so that both get the same.
  */
 import { statSync } from "node:fs";
 import { C, EXEC_FD, EXEC_INIT, MK, type Op, W } from "../native/program.ts";
+import { capMask, heldCaps, lastCap } from "../security/capabilities.ts";
 import { DEV_LINKS } from "../spec/defaults.ts";
 import { MS, mountFlags } from "../spec/mountopts.ts";
-import type { ContainerSpec, Mount, NamespaceType } from "../spec/spec.ts";
+import type { ContainerSpec, Mount, NamespaceType, Process } from "../spec/spec.ts";
 
 export const CLONE: Record<NamespaceType, number> = {
   mount: 0x00020000,
@@ -30,6 +32,31 @@ export const CLONE: Record<NamespaceType, number> = {
 
 const SIGKILL = 9;
 const PR_SET_DUMPABLE = 4;
+const PR_SET_NO_NEW_PRIVS = 38;
+
+/** What a detached container's monitor keeps for the clean-up it runs (unmounts, cgroups, links, nft). */
+const MONITOR_CAPS = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_DAC_READ_SEARCH",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETPCAP",
+  "CAP_NET_ADMIN",
+  "CAP_NET_RAW",
+  "CAP_IPC_LOCK",
+  "CAP_SYS_CHROOT",
+  "CAP_SYS_PTRACE",
+  "CAP_SYS_ADMIN",
+  "CAP_SYS_RESOURCE",
+  "CAP_MKNOD",
+  "CAP_AUDIT_WRITE",
+  "CAP_SETFCAP",
+  "CAP_BPF",
+];
 
 export interface ChildPlan {
   spec: ContainerSpec;
@@ -50,6 +77,8 @@ export interface ChildPlan {
   /** detached: W becomes the monitor shim with these arguments */
   monitor?: { argv: string[]; keepFds: number[]; env: string[] };
   winsize?: { rows: number; cols: number };
+  /** the BPF program of spec.linux.seccomp (security/seccomp-policy.ts filterFor) */
+  seccompFilter?: Uint8Array;
 }
 
 const has = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t);
@@ -70,10 +99,21 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   if (creates(spec, "pid")) cloneFlags |= CLONE.pid;
   if (creates(spec, "user")) cloneFlags |= CLONE.user;
   w.push({ code: W.CLONE, fields: [cloneFlags], what: "create the container process" });
-  if (p.monitor && p.shimFd !== undefined)
+  if (p.monitor && p.shimFd !== undefined) {
+    // The monitor, and the nsbox it runs for the clean-up, never load modules,
+    // do raw I/O, reboot, set the clock or read the kernel log: they lose those
+    // for good (root's execve gives back only what the bounding set keeps).
+    w.push({ code: W.CAPBSET, fields: [...capMask(MONITOR_CAPS.filter((c) => heldCaps().has(c))), lastCap()], what: "drop the monitor's capabilities" });
     w.push({ code: W.EXEC, fields: [p.shimFd, p.monitor.keepFds, p.monitor.argv, p.monitor.env], what: "start the monitor" });
-  else w.push({ code: W.EXIT, fields: [], what: "hand the container to nsbox" });
+  } else w.push({ code: W.EXIT, fields: [], what: "hand the container to nsbox" });
 
+  // Not dumpable until execve: no process of the container may open our
+  // /proc/PID/exe (nsbox's own binary) or our memory meanwhile (CVE-2019-5736).
+  // In a new user namespace only after the mounts: a non-dumpable process's
+  // /proc/self belongs to the host's root, which its own root cannot use (binds
+  // go through /proc/self/fd), as runc's nsexec also finds.
+  const hide: Op = { code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" };
+  if (!creates(spec, "user")) c.push(hide);
   // Joining: the user namespace first (it decides what we may join next).
   const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "mount"];
   for (const t of joinOrder) {
@@ -108,7 +148,10 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     const late = pushMounts(spec, cgroupMounts, c, userns);
     for (const d of [...rootfsLateRo, ...late]) c.push({ code: C.REMOUNT, fields: [d, MS.RDONLY], what: `make ${d} read-only` });
     if (spec.root.readonly) c.push({ code: C.REMOUNT, fields: ["/", MS.RDONLY], what: "make the root read-only" });
-  } else if (p.joinFds.mount !== undefined) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" });
+    for (const m of spec.linux.maskedPaths ?? []) c.push({ code: C.MASK, fields: [m], what: `mask ${m}` });
+    for (const r of spec.linux.readonlyPaths ?? []) c.push({ code: C.ROPATH, fields: [r], what: `make ${r} read-only` });
+  }
+  if (creates(spec, "user")) c.push(hide);
 
   if (creates(spec, "uts") && spec.hostname) c.push({ code: C.HOSTNAME, fields: [spec.hostname], what: `set the hostname to ${spec.hostname}` });
   if (spec.process.terminal) {
@@ -118,13 +161,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     c.push({ code: C.SETSID, fields: [], what: "start a new session" });
     c.push({ code: C.STDIO, fields: p.stdio, what: "set up stdin, stdout and stderr" });
   }
-  const u = spec.process.user;
-  c.push({
-    code: C.SETID,
-    fields: [u.uid, u.gid, u.additionalGids ?? []],
-    what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}`,
-  });
-  c.push({ code: C.CHDIR, fields: [spec.process.cwd], what: `change to the working directory ${spec.process.cwd}` });
+  identitySteps(c, spec.process, p.seccompFilter);
   const args = spec.process.args;
   const how = spec.nsbox.infra ? EXEC_FD : spec.nsbox.init ? EXEC_INIT : 0;
   c.push({ code: C.EXEC, fields: [how, p.shimFd ?? -1, args[0] ?? "", args, spec.process.env], what: `exec ${JSON.stringify(args[0])}` });
@@ -219,4 +256,30 @@ function isFileSource(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The user, capabilities, no_new_privs and seccomp, in runc's order (see
+ * csrc/child_security.c), then the working directory: the last steps before
+ * execve, the same for `run` and `exec`.
+ */
+export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undefined): void {
+  const caps = proc.capabilities;
+  const last = lastCap();
+  const nnp = proc.noNewPrivileges === true;
+  if (caps) c.push({ code: C.CAPBSET, fields: [...capMask(caps.bounding), last], what: "drop capabilities from the bounding set" });
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the sets shrink.
+  if (filter && !nnp) c.push({ code: C.SECCOMP, fields: [0, filter], what: "load the seccomp filter" });
+  const u = proc.user;
+  c.push({ code: C.SETID, fields: [u.uid, u.gid, u.additionalGids ?? []], what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}` });
+  if (caps)
+    c.push({
+      code: C.CAPSET,
+      fields: [...capMask(caps.effective), ...capMask(caps.permitted), ...capMask(caps.inheritable), ...capMask(caps.ambient), last],
+      what: "set the capabilities",
+    });
+  c.push({ code: C.CHDIR, fields: [proc.cwd], what: `change to the working directory ${proc.cwd}` });
+  if (nnp) c.push({ code: C.PRCTL, fields: [PR_SET_NO_NEW_PRIVS, 1], what: "set no_new_privs" });
+  // With no_new_privs, as late as possible: the filter then sees only the command's own calls.
+  if (filter && nnp) c.push({ code: C.SECCOMP, fields: [0, filter], what: "load the seccomp filter" });
 }

@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSy
 import { join } from "node:path";
 import { fail } from "../errors.ts";
 import type { NetworkRequest } from "../net/setup.ts";
+import { processCaps } from "../security/capabilities.ts";
+import { seccompFor } from "../security/seccomp-policy.ts";
 import { defaultEnv } from "../spec/defaults.ts";
 import type { ContainerSpec, Namespace } from "../spec/spec.ts";
 import { stateRoot } from "../state/store.ts";
@@ -56,11 +58,20 @@ export async function createPod(o: PodOptions): Promise<string> {
   if (o.network.mode !== "host") namespaces.push({ type: "network" });
   const spec: ContainerSpec = {
     ociVersion: "1.2.0",
-    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["nsbox-pause"], env: defaultEnv({ hostname, home: "/", tty: false }), cwd: "/" },
+    // The pause needs no capability at all: it only waits for signals.
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: ["nsbox-pause"],
+      env: defaultEnv({ hostname, home: "/", tty: false }),
+      cwd: "/",
+      capabilities: processCaps([], 0),
+      noNewPrivileges: true,
+    },
     root: { path: "", readonly: true },
     hostname,
     mounts: [],
-    linux: { namespaces, devices: [], cgroupsPath: o.cgroupsPath },
+    linux: { namespaces, devices: [], cgroupsPath: o.cgroupsPath, seccomp: (await seccompFor(undefined, [])).profile },
     nsbox: {
       rootfsArg: "(pause)",
       init: false,

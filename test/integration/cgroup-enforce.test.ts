@@ -25,13 +25,15 @@ function oomKills(paths: Record<string, string>): number | undefined {
 }
 
 describe("memory: the OOM killer", () => {
-  test("PID 1 allocating past --memory 32m is OOM-killed: exit 137 and nsbox's message with (limit 32 MiB)", async () => {
-    const r = await s.run(["--memory", "32m", s.rootfs, "sh", "-c", `${hog(200)}; echo survived`]);
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
-      code: 137,
-      stdout: "",
-      stderr: "nsbox: container killed: out of memory (limit 32 MiB)\n",
-    });
+  test("PID 1 allocating past --memory 32m: the OOM killer ends it (or its helper), and nsbox says which, with (limit 32 MiB)", async () => {
+    // PID 1 holds the memory, but the kernel may pick the pipeline's head or tr
+    // instead (it happened in the cgroup v2 VM): then sh prints "Killed" and goes
+    // on. Either way the allocation must not succeed, and nsbox must say what the
+    // kernel did: the container killed (137), or a process in it killed.
+    const r = await s.run(["--memory", "32m", s.rootfs, "sh", "-c", `${hog(200)} && echo survived \${#x}`]);
+    expect(r.stdout).not.toContain("survived 200000000");
+    if (r.code === 137) expect(r.stderr).toBe("nsbox: container killed: out of memory (limit 32 MiB)\n");
+    else expect(r.stderr).toContain("nsbox: a process in the container was killed: out of memory (limit 32 MiB)\n");
   });
 
   test("a child OOM-killed while PID 1 lives: the child dies of SIGKILL, nsbox says a process was killed, exits with PID 1's status", async () => {

@@ -1,0 +1,4 @@
+/** Bad security settings: the CLI prints the message as one line and exits 125. */
+import { NsboxError } from "../errors.ts";
+
+export class SecurityError extends NsboxError {}

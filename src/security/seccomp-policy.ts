@@ -1,0 +1,127 @@
+/**
+ * The seam between containers and the seccomp compiler (src/security/seccomp/):
+ * which profile a container gets, and its BPF program for this machine.
+ *
+ * Resolving moby's profile and compiling it costs 4-15 ms (and loading the
+ * syscall tables a few more), against a container start of about 40 ms. The
+ * result depends only on its inputs, so it is kept in the state root (a tmpfs:
+ * it goes at reboot, with the kernel release it was made for), one small file
+ * per input, written whole or not at all; the compiler module is loaded only
+ * when a run finds no such file.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { release } from "node:os";
+import { join } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
+import { roots } from "../state/paths.ts";
+import { SecurityError } from "./errors.ts";
+import type { LinuxSeccomp, NativeArch } from "./seccomp/types.ts";
+
+export type { LinuxSeccomp } from "./seccomp/types.ts";
+
+/** Bump when the compiler's output changes for the same input. */
+const FORMAT = 1;
+
+export function nativeArch(): NativeArch {
+  if (process.arch === "x64") return "x86_64";
+  if (process.arch === "arm64") return "aarch64";
+  throw new SecurityError(`nsbox has no seccomp tables for the ${process.arch} architecture`);
+}
+
+interface Entry {
+  profile: LinuxSeccomp;
+  unknown: string[];
+  filter: Uint8Array;
+}
+
+const cacheDir = () => join(roots().state, "seccomp");
+
+/* Argument values above 2^53 are bigints, which JSON cannot hold: in the spec
+ * (config.json) and the cache they are strings "<digits>n". */
+const toJson = (_: string, v: unknown) => (typeof v === "bigint" ? `${v}n` : v);
+const fromJson = (_: string, v: unknown) => (typeof v === "string" && /^\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v);
+/** The profile as the spec stores it (bigints as strings). */
+const storable = (p: LinuxSeccomp): LinuxSeccomp => JSON.parse(JSON.stringify(p, toJson));
+
+function keyOf(parts: string[]): string {
+  // Bun's hasher: node:crypto costs milliseconds of start-up to load
+  return new Bun.CryptoHasher("sha256")
+    .update([FORMAT, pkg.version, nativeArch(), release(), ...parts].join("\0"))
+    .digest("hex")
+    .slice(0, 32);
+}
+
+function load(key: string): Entry | undefined {
+  try {
+    const j = JSON.parse(readFileSync(join(cacheDir(), `${key}.json`), "utf8"));
+    if (j.format !== FORMAT) return undefined;
+    return { profile: j.profile, unknown: j.unknown, filter: new Uint8Array(Buffer.from(j.filter, "base64")) };
+  } catch {
+    return undefined;
+  }
+}
+
+function store(key: string, e: Entry): void {
+  try {
+    // the state root as the store makes it (a container's root in a user namespace must pass through it)
+    mkdirSync(roots().state, { recursive: true, mode: 0o711 });
+    mkdirSync(cacheDir(), { recursive: true, mode: 0o700 });
+    const tmp = join(cacheDir(), `.${key}.${process.pid}`);
+    writeFileSync(tmp, JSON.stringify({ format: FORMAT, profile: e.profile, unknown: e.unknown, filter: Buffer.from(e.filter).toString("base64") }), {
+      mode: 0o600,
+    });
+    renameSync(tmp, join(cacheDir(), `${key}.json`));
+  } catch {
+    // only a speed-up: the next run compiles again
+  }
+}
+
+/**
+ * docker's default profile (text undefined) or a user's (the file's text), resolved
+ * for these capabilities, with its filter. A bad profile throws a SecurityError
+ * naming the file.
+ */
+export async function seccompFor(text: string | undefined, caps: string[], path?: string): Promise<Entry> {
+  const key = keyOf(["profile", text === undefined ? "(default)" : text, ...caps]);
+  const known = load(key);
+  if (known) {
+    memo.set(known.profile, known.filter);
+    return known;
+  }
+  const c = await import("./seccomp/index.ts");
+  let r: ReturnType<typeof c.defaultSeccomp>;
+  let filter: Uint8Array;
+  try {
+    const arch = nativeArch();
+    r = text === undefined ? c.defaultSeccomp({ caps, arch }) : c.parseProfile(text, { caps, arch });
+    const { unknown: _, ...profile } = r;
+    filter = c.compileSeccomp(profile, arch).filter;
+  } catch (e) {
+    if (path && e instanceof Error) throw new SecurityError(`--security-opt seccomp=${path}: ${e.message}`);
+    throw e;
+  }
+  const { unknown, ...profile } = r;
+  const e = { profile: storable(profile), unknown, filter };
+  store(key, e);
+  store(filterKey(JSON.stringify(e.profile)), e);
+  memo.set(e.profile, filter);
+  return e;
+}
+
+/** Filters of the profiles this process resolved (run: the spec holds that very object). */
+const memo = new WeakMap<LinuxSeccomp, Uint8Array>();
+const filterKey = (json: string) => keyOf(["filter", json]);
+
+/** The filter of a profile already resolved (a container's, for `exec`). */
+export async function filterFor(profile: LinuxSeccomp): Promise<Uint8Array> {
+  const mine = memo.get(profile);
+  if (mine) return mine;
+  const text = JSON.stringify(profile, toJson);
+  const key = filterKey(text);
+  const known = load(key);
+  if (known) return known.filter;
+  const c = await import("./seccomp/index.ts");
+  const filter = c.compileSeccomp(JSON.parse(text, fromJson), nativeArch()).filter;
+  store(key, { profile, unknown: [], filter });
+  return filter;
+}
