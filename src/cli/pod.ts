@@ -34,6 +34,9 @@ export const podFlags = {
   format: { type: "string", description: "ps: table (default) or json; inspect: json (default) or a template such as '{{.InfraPid}}'", valueHint: "FORMAT" },
 } satisfies FlagsDef;
 
+/** The actions of `nsbox pod`, and whether each takes pods as arguments. */
+const ACTIONS: Record<string, boolean> = { create: false, ps: false, ls: false, inspect: true, stop: true, rm: true };
+
 export const podCommand = defineCommand({
   meta: { name: "pod", description: "Manage pods: containers sharing namespaces held by a pause process" },
   args: toCitty(podFlags),
@@ -67,8 +70,13 @@ export async function pod(argv: string[]): Promise<number> {
   const p = parseFlags("pod", argv, podFlags);
   const [action, ...refs] = p.positionals as [string, ...string[]];
   const f = p.flags;
+  // One check for every action: which take pods, which take none (citty's table allows any number).
+  const takesPods = ACTIONS[action];
+  if (takesPods === undefined) fail(`unknown pod action "${action}": use ${Object.keys(ACTIONS).join(", ")}`);
+  if (!takesPods && refs.length)
+    fail(`too many arguments for "nsbox pod ${action}": ${refs.join(" ")} (it takes no pod${action === "create" ? "; name a pod with --name" : ""})`);
+  if (takesPods && !refs.length) fail(`a pod is required: nsbox pod ${action} POD... (see: nsbox pod --help)`);
   if (action === "create") {
-    if (refs.length) fail(`unexpected argument "${refs[0]}": name a pod with --name`);
     const name = str(f.name);
     if (name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(name)) fail(`invalid --name "${name}": use letters, digits, _ . - (at most 63)`);
     const mode = str(f.net) ?? "bridge";
@@ -113,7 +121,6 @@ export async function pod(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  if (!refs.length) fail(`nsbox pod ${action} needs at least one pod (name or id)`);
   if (action === "inspect") {
     printInspect(
       refs.map((r) => podJson(findPod(r))),
