@@ -8,6 +8,7 @@ import { fail } from "../errors.ts";
 import { parsePublish } from "../net/ports.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { parseHostname } from "../spec/parse.ts";
+import { parseSeconds } from "../spec/units.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { ago, printInspect, table } from "./format.ts";
@@ -129,10 +130,9 @@ export async function pod(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === "stop") {
-    const t = str(f.time) ?? "10";
-    if (!/^\d+$/.test(t)) fail(`invalid --time "${t}": use a whole number of seconds`);
+    const t = parseSeconds(str(f.time) ?? "10", "--time");
     for (const r of refs) {
-      await stopPod(findPod(r), Number(t));
+      await stopPod(findPod(r), t);
       console.log(r);
     }
     return 0;

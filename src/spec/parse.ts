@@ -120,6 +120,10 @@ export function parseTmpfs(text: string): Mount {
   for (const o of opts) {
     if (!/^(ro|rw|nosuid|suid|nodev|dev|noexec|exec|size=\d+[kmgKMG%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmgKMG]?)$/.test(o))
       fail(`invalid --tmpfs option "${o}" in "${text}": use size=64m, mode=1777, uid=N, gid=N, ro, exec...`);
+    const n = /^(uid|gid|size|nr_inodes)=(\d+)/.exec(o);
+    // bounded here, not by a mount that fails once the container is half made
+    const max = n && (n[1] === "uid" || n[1] === "gid") ? MAX_ID : Number.MAX_SAFE_INTEGER;
+    if (n && Number(n[2]) > max) fail(`invalid --tmpfs option "${o}" in "${text}": ${n[1]} ${n[2]} is out of range (0-${max})`);
   }
   return {
     destination: containerPath(path, "--tmpfs"),
