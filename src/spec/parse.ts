@@ -90,6 +90,26 @@ export function containerPath(p: string, flag: string): string {
   return `/${parts.join("/")}`;
 }
 
+/**
+ * Where a volume or tmpfs may not go: the container's root (a mount there is
+ * never seen, as docker refuses -v x:/), /dev itself (it would hide the device
+ * nodes nsbox makes), and the kernel filesystems nsbox mounts itself, /proc,
+ * /sys (with /sys/fs/cgroup) and /dev/pts, or anything inside them. Other paths
+ * under /dev are allowed: a device such as /dev/fuse, or /dev/shm (replacing
+ * nsbox's, as docker allows).
+ */
+const RESERVED_EXACT = ["/", "/dev"];
+const RESERVED_TREES = ["/proc", "/sys", "/dev/pts"];
+
+export function checkMountTarget(dest: string, flag: string, text: string): string {
+  const tree = RESERVED_TREES.find((t) => dest === t || dest.startsWith(`${t}/`));
+  if (RESERVED_EXACT.includes(dest) || tree)
+    fail(
+      `invalid ${flag} "${text}": ${dest === "/" ? "the container's root" : tree ? `${dest} (in ${tree}, which nsbox mounts itself)` : `${dest} (which nsbox mounts itself)`} cannot be a mount target; nsbox refuses /, /dev, and /proc, /sys, /dev/pts and what is inside them (other paths under /dev, e.g. /dev/fuse, are fine)`,
+    );
+  return dest;
+}
+
 /** "-v HOST:CTR[:ro|rw]": a bind mount. HOST must exist (checked by the caller). */
 export function parseVolume(text: string): Mount {
   const parts = text.split(":");
@@ -98,7 +118,7 @@ export function parseVolume(text: string): Mount {
   if (!host.startsWith("/")) fail(`invalid --volume "${text}": the host path "${host}" must be absolute`);
   if (mode !== undefined && mode !== "ro" && mode !== "rw") fail(`invalid --volume "${text}": the mode must be ro or rw, not "${mode}"`);
   return {
-    destination: containerPath(ctr, "--volume"),
+    destination: checkMountTarget(containerPath(ctr, "--volume"), "--volume", text),
     type: "bind",
     source: host,
     options: ["rbind", mode === "ro" ? "ro" : "rw", "nosuid", "nodev"],
@@ -126,7 +146,7 @@ export function parseTmpfs(text: string): Mount {
     if (n && Number(n[2]) > max) fail(`invalid --tmpfs option "${o}" in "${text}": ${n[1]} ${n[2]} is out of range (0-${max})`);
   }
   return {
-    destination: containerPath(path, "--tmpfs"),
+    destination: checkMountTarget(containerPath(path, "--tmpfs"), "--tmpfs", text),
     type: "tmpfs",
     source: "tmpfs",
     options: ["nosuid", "nodev", "noexec", ...opts],
