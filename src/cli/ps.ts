@@ -27,7 +27,9 @@ export function statusText(v: ContainerView, now = Date.now()): string {
   if (v.status === "running") return `Up ${humanDuration(now - Date.parse(v.state.startedAt ?? v.config.created))}`;
   if (v.status === "created") return "Created";
   const e = v.exit;
-  return `Exited (${e?.code ?? "?"}) ${ago(e?.finishedAt, now)}${e?.oomKilled ? " (OOM killed)" : ""}`;
+  // a status nobody saw (its monitor died first) is shown as such, not as a guess
+  const code = e === undefined || e.waitStatus === -1 ? "unknown" : String(e.code);
+  return `Exited (${code}) ${ago(e?.finishedAt, now)}${e?.oomKilled ? " (OOM killed)" : ""}`;
 }
 
 export function psJson(v: ContainerView) {

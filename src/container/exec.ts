@@ -104,6 +104,8 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       c.push({ code: C.STDIO, fields: [devnull, -1, -1], what: "set up stdin, stdout and stderr" });
     }
     c.push({ code: C.SETID, fields: [o.user.uid, o.user.gid, o.user.additionalGids ?? []], what: `switch to user ${o.user.name ?? o.user.uid}` });
+    // the user switch cleared the death signal (see plan.ts): again, after it
+    c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to nsbox" });
     c.push({ code: C.CHDIR, fields: [o.cwd], what: `change to the working directory ${o.cwd}` });
     c.push({ code: C.EXEC, fields: [0, -1, o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
 

@@ -14,7 +14,7 @@ import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { roots } from "../state/paths.ts";
-import { alive, type ProcId, startTime } from "../state/proc.ts";
+import { alive, type ProcId, startTime, zombieStatus } from "../state/proc.ts";
 import {
   type ContainerConfig,
   type ContainerState,
@@ -45,18 +45,26 @@ export interface ContainerView {
   exit?: ExitRecord;
 }
 
-const UNKNOWN_EXIT: Omit<ExitRecord, "finishedAt"> = {
-  waitStatus: -1,
-  code: 137,
-  note: "its nsbox or monitor was killed, which kills the container (exit code assumed 137)",
-};
+/** The exit code nsbox gives when the status is unknown: containerd's UnknownExitStatus. */
+export const UNKNOWN_EXIT_CODE = 255;
 
-/** The exit record of a container whose PID 1 is gone. */
-function exitOf(id: string, state: ContainerState): ExitRecord {
+/**
+ * The exit record of a container whose PID 1 is gone. Without the exit file
+ * (its monitor, or its foreground nsbox, died first), the status is the
+ * kernel's if PID 1 is still a zombie nobody reaped (the host's init reaps it
+ * soon), else unknown; either way, the time is when nsbox saw it, and the note
+ * says so. Nothing is assumed.
+ */
+function exitOf(id: string, config: ContainerConfig, state: ContainerState): ExitRecord {
   if (state.exit) return state.exit;
   const f = readExitFile(id);
-  if (f) return { waitStatus: f.waitStatus, code: f.waitStatus < 0 ? 137 : exitCodeOf(f.waitStatus), finishedAt: f.finishedAt };
-  return { ...UNKNOWN_EXIT, finishedAt: new Date().toISOString() };
+  if (f) return { waitStatus: f.waitStatus, code: f.waitStatus < 0 ? UNKNOWN_EXIT_CODE : exitCodeOf(f.waitStatus), finishedAt: f.finishedAt };
+  const keeper = config.detached ? "the monitor died" : "its nsbox died";
+  const observedAt = new Date().toISOString();
+  const seen = zombieStatus(state.init);
+  if (seen !== undefined)
+    return { waitStatus: seen, code: exitCodeOf(seen), finishedAt: observedAt, note: `${keeper}; the status was read from the kernel, at the time shown` };
+  return { waitStatus: -1, code: UNKNOWN_EXIT_CODE, finishedAt: observedAt, note: `${keeper}; exit status unknown (observed at ${observedAt})` };
 }
 
 export function viewOf(id: string): ContainerView | undefined {
@@ -65,7 +73,7 @@ export function viewOf(id: string): ContainerView | undefined {
   if (!config || !state) return undefined;
   if (state.phase === "creating") return { id, config, state, status: "created" };
   if (state.phase === "running" && alive(state.init)) return { id, config, state, status: "running" };
-  return { id, config, state, status: "exited", exit: exitOf(id, state) };
+  return { id, config, state, status: "exited", exit: exitOf(id, config, state) };
 }
 
 export function mustView(id: string): ContainerView {
@@ -98,7 +106,7 @@ export async function finalize(id: string, oomCheck = true, quick = false): Prom
     return;
   }
   if (state.phase !== "exited") {
-    const exit = exitOf(id, state);
+    const exit = exitOf(id, config, state);
     if (oomCheck && config.cgroup) {
       try {
         if (openCgroup(config.cgroup).oomKills() > 0) exit.oomKilled = true;
@@ -154,6 +162,7 @@ export async function reconcile(): Promise<void> {
   // before its data dir, so one created meanwhile is never taken for an orphan.
   const dataDirs = orphanDataDirs(roots().data, new Set());
   for (const id of listIds()) {
+    killOrphan(id);
     if (!isStuck(id)) continue;
     const fd = tryLock(id);
     if (fd === undefined) continue; // someone is on it
@@ -183,6 +192,48 @@ export async function reconcile(): Promise<void> {
       // not marked: not ours to remove
     }
     if (owner === roots().state) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A running container whose monitor (or foreground nsbox) is gone while its
+ * PID 1 lives: the kernel did not kill it with its parent because PID 1 exec'd
+ * a set-id or file-capability program, which clears PR_SET_PDEATHSIG. Nobody
+ * logs it or records its exit now: it is killed, and finalize records that.
+ */
+function killOrphan(id: string): void {
+  const orphan = () => {
+    const state = readState(id);
+    const config = readConfig(id);
+    if (!state || !config || state.phase !== "running" || !alive(state.init)) return undefined;
+    const keeper = config.detached ? state.monitor : state.owner;
+    return keeper && !alive(keeper) ? { state, config } : undefined;
+  };
+  if (!orphan()) return;
+  const fd = tryLock(id);
+  if (fd === undefined) return; // someone is on it
+  try {
+    const o = orphan(); // again, under the lock
+    if (o) killOrphanLocked(id, o.config, o.state);
+  } finally {
+    unlock(fd);
+  }
+}
+
+function killOrphanLocked(id: string, config: ContainerConfig, state: ContainerState): void {
+  const v: ContainerView = { id, config, state, status: "running" };
+  if (signalInit(v, SIGNALS.KILL as number)) {
+    const status = 9; // SIGKILL, sent by us: the status is known
+    writeState(id, {
+      ...state,
+      phase: "exited",
+      exit: {
+        waitStatus: status,
+        code: exitCodeOf(status),
+        finishedAt: new Date().toISOString(),
+        note: `${config.detached ? "the monitor died" : "its nsbox died"} and PID 1 outlived it: killed by nsbox (SIGKILL)`,
+      },
+    });
   }
 }
 

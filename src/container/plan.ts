@@ -124,6 +124,11 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     fields: [u.uid, u.gid, u.additionalGids ?? []],
     what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}`,
   });
+  // A change of user clears PR_SET_PDEATHSIG (the kernel's commit_creds): set it
+  // again, last, so that PID 1 dies with its parent (the monitor, or nsbox in
+  // the foreground) whatever user it runs as. Only an exec of a set-id or
+  // file-capability program clears it after this (see reconcile's killOrphan).
+  c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the container to its monitor" });
   c.push({ code: C.CHDIR, fields: [spec.process.cwd], what: `change to the working directory ${spec.process.cwd}` });
   const args = spec.process.args;
   const how = spec.nsbox.infra ? EXEC_FD : spec.nsbox.init ? EXEC_INIT : 0;

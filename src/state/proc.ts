@@ -38,6 +38,23 @@ export function alive(p: ProcId | undefined): boolean {
   }
 }
 
+/**
+ * The wait status of that process if it is a zombie (field 52 of its stat,
+ * exit_code, as waitpid would give it), readable by anyone until its parent
+ * reaps it; undefined otherwise.
+ */
+export function zombieStatus(p: ProcId | undefined): number | undefined {
+  if (!p?.pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (rest[19] !== p.start || rest[0] !== "Z" || rest[49] === undefined) return undefined;
+    return Number(rest[49]);
+  } catch {
+    return undefined;
+  }
+}
+
 const PF_EXITING = 0x4;
 
 /**
