@@ -19,6 +19,7 @@ import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
+import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
 import { mark } from "./trace.ts";
@@ -103,7 +104,8 @@ export async function main(argv: string[]): Promise<number> {
       consola.error(e.message);
       return e.exitCode;
     }
-    consola.error(e);
+    // a filesystem error nobody turned into a sentence: say what, where and why
+    consola.error(isFsError(e) ? fsErrorSentence(e) : e);
     return EXIT.NSBOX;
   }
 }
@@ -119,6 +121,7 @@ function checkRoots(rootFlag: string | undefined, stateFlag: string | undefined)
       : rootFlag || process.env.NSBOX_ROOT
         ? `the state root (${rootFrom}'s run/)`
         : "the state root";
+  setRootOrigins(rootFrom, stateFrom);
   checkRootDir(r.data, rootFrom);
   checkRootDir(r.state, stateFrom);
 }

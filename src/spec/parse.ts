@@ -2,7 +2,9 @@
  * Parsing of docker-style flag values into spec pieces. Every function throws an
  * NsboxError naming the bad input and the expected form, before anything exists.
  */
+import { statSync } from "node:fs";
 import { fail } from "../errors.ts";
+import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 import type { Mount } from "./spec.ts";
 
 const MAX_ID = 0xfffffffe;
@@ -123,6 +125,16 @@ export function parseVolume(text: string): Mount {
     source: host,
     options: ["rbind", mode === "ro" ? "ro" : "rw", "nosuid", "nodev"],
   };
+}
+
+/** The host side of a volume must be there and reachable: the cause, in words, when it is not. */
+export function checkVolumeSource(source: string, text: string): void {
+  try {
+    statSync(source);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") fail(`invalid --volume "${text}": the host path ${source} does not exist (create it first)`);
+    fail(`invalid --volume "${text}": ${isFsError(e) ? fsErrorSentence(e) : String(e)}`);
+  }
 }
 
 /** "--tmpfs PATH[:options]": a fresh tmpfs (docker's defaults: nosuid,nodev,noexec). */
