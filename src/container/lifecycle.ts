@@ -341,26 +341,58 @@ export async function stopContainer(v: ContainerView, timeoutS: number): Promise
   }
 }
 
-/** rm: the container must have exited (or -f kills it first); then everything goes. */
-export async function removeContainer(id: string, force: boolean): Promise<void> {
+/**
+ * rm: the container must have exited (or -f kills it first); then everything
+ * goes, and rm returns only once it is gone: no monitor or cleanup of it still
+ * running (as wait promises for its exit). A pod's infra container goes only
+ * with its pod (pod rm), as docker and podman have it: removing it alone would
+ * leave a pod that no command can find.
+ */
+export async function removeContainer(id: string, force: boolean, opts: { withPod?: boolean } = {}): Promise<void> {
   const v = mustView(id);
-  if (v.config.spec.nsbox.infra) {
-    const members = allViews().filter((m) => m.config.pod === id && m.status === "running");
-    if (members.length)
-      fail(
-        `container ${v.config.name ?? id.slice(0, 12)} holds the namespaces of pod ${v.config.spec.nsbox.infra.podName}, which has running containers: use nsbox pod rm -f ${v.config.spec.nsbox.infra.podName}`,
-      );
-  }
+  const infra = v.config.spec.nsbox.infra;
+  if (infra && !opts.withPod)
+    fail(
+      `container ${v.config.name ?? id.slice(0, 12)} is the infra container of pod ${infra.podName}: remove the pod instead (nsbox pod rm -f ${infra.podName})`,
+    );
   if (v.status === "running") {
     if (!force) fail(`container ${v.config.name ?? id.slice(0, 12)} is running: stop it first, or use rm -f`);
     signalInit(v, SIGNALS.KILL as number);
     if (!(await waitGone(v.state.init, 10000))) fail(`container ${id.slice(0, 12)} did not die after SIGKILL`);
   }
+  await endKeeper(v);
+  if (!existsSync(containerDir(id))) return; // a --rm container's own cleanup removed it first
   await withLock(id, async () => {
     await finalize(id);
     const config = readConfig(id);
     if (config) removeEverything(config);
   });
+}
+
+/**
+ * Once PID 1 is gone, what is left of a detached container's monitor (draining
+ * the last output, writing the exit status, or its `nsbox cleanup`) only does
+ * what rm is about to do or throw away: it is ended now (its pid and start time
+ * pinned by a pidfd), so that rm never returns while it still works. A
+ * foreground container's nsbox run is waited for instead: it is the user's
+ * command, and it ends once it has cleaned up.
+ */
+async function endKeeper(v: ContainerView): Promise<void> {
+  const state = readState(v.id) ?? v.state;
+  if (!v.config.detached) {
+    if (state.owner && state.owner.pid !== process.pid) await waitGone(state.owner, 10000);
+    return;
+  }
+  const monitor = state.monitor;
+  if (!alive(monitor)) return;
+  const fd = pidfdOpen((monitor as ProcId).pid);
+  if (fd < 0) return;
+  try {
+    if (startTime((monitor as ProcId).pid) === (monitor as ProcId).start) pidfdSignal(fd, SIGNALS.KILL as number);
+  } finally {
+    closeFd(fd);
+  }
+  if (!(await waitGone(monitor, 10000))) fail(`the monitor of container ${v.id.slice(0, 12)} did not die after SIGKILL`);
 }
 
 /**
