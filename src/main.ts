@@ -19,7 +19,9 @@ import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
-import { setRoots } from "./state/paths.ts";
+import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
+import { roots, setRoots } from "./state/paths.ts";
+import { checkRootDir } from "./state/rootcheck.ts";
 import { mark } from "./trace.ts";
 import { isTerminal } from "./tty/relay.ts";
 
@@ -93,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(await usage(entry));
       return 0;
     }
+    if (name !== "rootfs") checkRoots(str(g.flags.root), str(g.flags.state));
     return await entry.main(rest);
   } catch (e) {
     // stdout closed by the reader (`nsbox logs ID | head`): stop quietly, as a SIGPIPE would
@@ -101,9 +104,26 @@ export async function main(argv: string[]): Promise<number> {
       consola.error(e.message);
       return e.exitCode;
     }
-    consola.error(e);
+    // a filesystem error nobody turned into a sentence: say what, where and why
+    consola.error(isFsError(e) ? fsErrorSentence(e) : e);
     return EXIT.NSBOX;
   }
+}
+
+/** The data and state roots in use must be usable directories; the message names where each came from. */
+function checkRoots(rootFlag: string | undefined, stateFlag: string | undefined) {
+  const r = roots();
+  const rootFrom = rootFlag ? "--root" : process.env.NSBOX_ROOT ? "NSBOX_ROOT" : "the data root";
+  const stateFrom = stateFlag
+    ? "--state"
+    : process.env.NSBOX_STATE
+      ? "NSBOX_STATE"
+      : rootFlag || process.env.NSBOX_ROOT
+        ? `the state root (${rootFrom}'s run/)`
+        : "the state root";
+  setRootOrigins(rootFrom, stateFrom);
+  checkRootDir(r.data, rootFrom);
+  checkRootDir(r.state, stateFrom);
 }
 
 /** Index of the command word: the first argument that is neither a global flag nor its value. */

@@ -123,10 +123,31 @@ export function parseFlags(command: string, argv: string[], defs: FlagsDef, stop
   if (stopAfter === undefined && positionals.length > declared.length && !declared.some(([, d]) => d.multiple)) {
     fail(`too many arguments for "nsbox ${command}": ${positionals.slice(declared.length).join(" ")} (see: nsbox ${command} --help)`);
   }
+  // A command (stopAfter) checks its own required words, with an example of its use.
+  if (stopAfter === undefined) {
+    const missing = declared.find(([, d], k) => d.required && positionals.length <= k);
+    if (missing) fail(`${requiredWord(missing[0])} is required: nsbox ${command} ${usageWords(declared)} (see: nsbox ${command} --help)`);
+  }
   for (const [name, d] of Object.entries(defs)) {
     if (flags[name] === undefined && d.default !== undefined && d.type !== "positional") flags[name] = d.default;
   }
   return { flags, positionals, rest };
+}
+
+/** "containers" -> "a container", "action" -> "an action": the word a missing positional stands for. */
+function requiredWord(name: string): string {
+  const one = name.endsWith("s") ? name.slice(0, -1) : name;
+  return `${/^[aeiou]/.test(one) ? "an" : "a"} ${one}`;
+}
+
+/** The positionals as usage shows them: CONTAINER... [PODS...] */
+function usageWords(declared: [string, FlagDef][]): string {
+  return declared
+    .map(([n, d]) => {
+      const w = (d.multiple && n.endsWith("s") ? n.slice(0, -1) : n).toUpperCase() + (d.multiple ? "..." : "");
+      return d.required ? w : `[${w}]`;
+    })
+    .join(" ");
 }
 
 export const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);

@@ -25,7 +25,8 @@ export async function eachRef(refs: string[], fn: (ref: string) => Promise<void>
       await fn(ref);
     } catch (e) {
       const { log } = await import("../log.ts");
-      log.error((e as Error).message);
+      const { fsErrorSentence, isFsError } = await import("../state/fserror.ts");
+      log.error(isFsError(e) ? fsErrorSentence(e) : (e as Error).message);
       rc = (e as { exitCode?: number }).exitCode ?? 125;
     }
   }

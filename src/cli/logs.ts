@@ -48,6 +48,7 @@ export async function logs(argv: string[]): Promise<number> {
   const ref = p.positionals[0] as string;
   const tailText = str(p.flags.tail) ?? "all";
   if (tailText !== "all" && !/^\d+$/.test(tailText)) fail(`invalid --tail "${tailText}": use a number of lines, or all`);
+  if (tailText !== "all" && !Number.isSafeInteger(Number(tailText))) fail(`invalid --tail ${tailText}: too large (use all for every line)`);
   const v = await lookup(ref);
   if (!v.config.detached) fail(`container ${ref} runs in the foreground: its output went to the terminal of its "nsbox run", not to a log`);
   const ts = bool(p.flags.timestamps);

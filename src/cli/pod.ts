@@ -8,6 +8,7 @@ import { fail } from "../errors.ts";
 import { parsePublish } from "../net/ports.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { parseHostname } from "../spec/parse.ts";
+import { parseSeconds } from "../spec/units.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { ago, printInspect, table } from "./format.ts";
@@ -33,6 +34,9 @@ export const podFlags = {
   force: { type: "boolean", alias: "f", description: "rm: stop running pods first" },
   format: { type: "string", description: "ps: table (default) or json; inspect: json (default) or a template such as '{{.InfraPid}}'", valueHint: "FORMAT" },
 } satisfies FlagsDef;
+
+/** The actions of `nsbox pod`, and whether each takes pods as arguments. */
+const ACTIONS: Record<string, boolean> = { create: false, ps: false, ls: false, inspect: true, stop: true, rm: true };
 
 export const podCommand = defineCommand({
   meta: { name: "pod", description: "Manage pods: containers sharing namespaces held by a pause process" },
@@ -67,8 +71,13 @@ export async function pod(argv: string[]): Promise<number> {
   const p = parseFlags("pod", argv, podFlags);
   const [action, ...refs] = p.positionals as [string, ...string[]];
   const f = p.flags;
+  // One check for every action: which take pods, which take none (citty's table allows any number).
+  const takesPods = ACTIONS[action];
+  if (takesPods === undefined) fail(`unknown pod action "${action}": use ${Object.keys(ACTIONS).join(", ")}`);
+  if (!takesPods && refs.length)
+    fail(`too many arguments for "nsbox pod ${action}": ${refs.join(" ")} (it takes no pod${action === "create" ? "; name a pod with --name" : ""})`);
+  if (takesPods && !refs.length) fail(`a pod is required: nsbox pod ${action} POD... (see: nsbox pod --help)`);
   if (action === "create") {
-    if (refs.length) fail(`unexpected argument "${refs[0]}": name a pod with --name`);
     const name = str(f.name);
     if (name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(name)) fail(`invalid --name "${name}": use letters, digits, _ . - (at most 63)`);
     const mode = str(f.net) ?? "bridge";
@@ -113,7 +122,6 @@ export async function pod(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  if (!refs.length) fail(`nsbox pod ${action} needs at least one pod (name or id)`);
   if (action === "inspect") {
     printInspect(
       refs.map((r) => podJson(findPod(r))),
@@ -122,10 +130,9 @@ export async function pod(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === "stop") {
-    const t = str(f.time) ?? "10";
-    if (!/^\d+$/.test(t)) fail(`invalid --time "${t}": use a whole number of seconds`);
+    const t = parseSeconds(str(f.time) ?? "10", "--time");
     for (const r of refs) {
-      await stopPod(findPod(r), Number(t));
+      await stopPod(findPod(r), t);
       console.log(r);
     }
     return 0;

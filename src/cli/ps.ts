@@ -27,7 +27,9 @@ export function statusText(v: ContainerView, now = Date.now()): string {
   if (v.status === "running") return `Up ${humanDuration(now - Date.parse(v.state.startedAt ?? v.config.created))}`;
   if (v.status === "created") return "Created";
   const e = v.exit;
-  return `Exited (${e?.code ?? "?"}) ${ago(e?.finishedAt, now)}${e?.oomKilled ? " (OOM killed)" : ""}`;
+  // a status nobody saw (its monitor died first) is shown as such, not as a guess
+  const code = e === undefined || e.waitStatus === -1 ? "unknown" : String(e.code);
+  return `Exited (${code}) ${ago(e?.finishedAt, now)}${e?.oomKilled ? " (OOM killed)" : ""}`;
 }
 
 export function psJson(v: ContainerView) {
@@ -63,7 +65,8 @@ export function parseFilters(args: string[]): Map<FilterKey, string[]> {
     const value = a.slice(eq + 1);
     if (eq <= 0 || !FILTER_KEYS.includes(key)) fail(`invalid filter "${a}": use KEY=VALUE with KEY one of ${FILTER_KEYS.join(", ")}`);
     if (key === "status" && !["created", "running", "exited"].includes(value)) fail(`invalid filter "${a}": a status is created, running or exited`);
-    if (key === "exited" && !/^\d+$/.test(value)) fail(`invalid filter "${a}": exited takes an exit code, such as exited=0`);
+    if (key === "exited" && (!/^\d+$/.test(value) || Number(value) > 255))
+      fail(`invalid filter "${a}": exited takes an exit code from 0 to 255, such as exited=0`);
     out.set(key, [...(out.get(key) ?? []), value]);
   }
   return out;

@@ -1,5 +1,5 @@
 /** `nsbox run [flags] ROOTFS CMD [ARG...]`: run a command in a new container. */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { parseCgroupParent } from "../cgroup/index.ts";
 import { startContainer } from "../container/create.ts";
@@ -17,7 +17,7 @@ import { readFileInRoot } from "../rootfs/inroot.ts";
 import { prepareRootfs } from "../rootfs/prepare.ts";
 import { applySecurity } from "../security/apply.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../spec/defaults.ts";
-import { containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../spec/parse.ts";
+import { checkVolumeSource, containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../spec/parse.ts";
 import { parseResources } from "../spec/resources.ts";
 import type { ContainerSpec, IdMapping, Namespace } from "../spec/spec.ts";
 import { parseSize } from "../spec/units.ts";
@@ -182,7 +182,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   const mounts = defaultMounts();
   for (const v of list(f.volume)) {
     const m = parseVolume(v);
-    if (!existsSync(m.source as string)) fail(`invalid --volume "${v}": the host path ${m.source} does not exist (create it first)`);
+    checkVolumeSource(m.source as string, v);
     mounts.push(m);
   }
   for (const t of list(f.tmpfs)) mounts.push(parseTmpfs(t));

@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { parseSignal, removeContainer, signalInit, stopContainer, waitExit } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
+import { parseSeconds } from "../spec/units.ts";
 import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { eachRef, lookup } from "./common.ts";
 
@@ -36,10 +37,9 @@ const many = (command: string, argv: string[], defs: FlagsDef) => {
 
 export async function stop(argv: string[]): Promise<number> {
   const { p, refs: names } = many("stop", argv, stopFlags);
-  const t = str(p.flags.time) ?? "10";
-  if (!/^\d+$/.test(t)) fail(`invalid --time "${t}": use a whole number of seconds`);
+  const t = parseSeconds(str(p.flags.time) ?? "10", "--time");
   return eachRef(names, async (ref) => {
-    await stopContainer(await lookup(ref), Number(t));
+    await stopContainer(await lookup(ref), t);
     console.log(ref);
   });
 }

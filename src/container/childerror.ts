@@ -2,6 +2,7 @@
  * A failure reported by the container process ({op, errno}) as one sentence a user
  * can act on, with nsbox's exit code (125) or the command's (126, 127).
  */
+import { readFileSync } from "node:fs";
 import { EXIT, NsboxError } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op } from "../native/program.ts";
@@ -12,6 +13,42 @@ const EACCES = 13;
 const EINVAL = 22;
 const ENOEXEC = 8;
 const ENOSYS = 38;
+const E2BIG = 7;
+
+/** The kernel's limits on execve's strings (include/uapi/linux/binfmts.h, fs/exec.c). */
+const MAX_ARG_STRLEN = 32 * 4096;
+const ARG_MAX_FLOOR = 32 * 4096;
+const STACK_LIMIT_CAP = ((8 * 1024 * 1024) / 4) * 3; // _STK_LIM / 4 * 3
+
+/** The soft stack limit the container inherits from nsbox (execve allows a quarter of it). */
+function stackLimit(): number {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max stack size"));
+    const soft = line?.slice(26).trim().split(/\s+/)[0];
+    return soft === undefined || soft === "unlimited" ? Number.POSITIVE_INFINITY : Number(soft);
+  } catch {
+    return 8 * 1024 * 1024;
+  }
+}
+
+/**
+ * E2BIG from execve as one sentence: which limit was hit, the kernel's (its
+ * size in bytes) or nsbox's own. Exit 125: the command never started, and it
+ * is not the command's fault that it could not (126 would say it is).
+ */
+function tooBig(args: readonly string[], env: readonly string[]): NsboxError {
+  const strings = [...args, ...env];
+  const longest = Math.max(0, ...strings.map((s) => Buffer.byteLength(s) + 1));
+  // each string costs its bytes, its NUL and a pointer, as the kernel counts them
+  const total = strings.reduce((n, s) => n + Buffer.byteLength(s) + 1 + 8, 0);
+  const limit = Math.max(Math.min(stackLimit() / 4, STACK_LIMIT_CAP), ARG_MAX_FLOOR);
+  const sizes = `${args.length} arguments and ${env.length} variables, ${total} bytes`;
+  if (longest > MAX_ARG_STRLEN)
+    return new NsboxError(`E2BIG: an argument or variable of ${longest} bytes exceeds the kernel's limit of ${MAX_ARG_STRLEN} bytes per string`);
+  return new NsboxError(`E2BIG: the environment and arguments exceed the kernel's limit (${limit} bytes; got ${sizes})`);
+}
 
 /** `before`: the steps that ran before the failing one (a seccomp filter among them explains an EPERM). */
 export function childError(op: Op | undefined, errno: number, command: string, before: Op[] = []): NsboxError {
@@ -24,6 +61,7 @@ export function childError(op: Op | undefined, errno: number, command: string, b
       : "";
   if (op.code === C.EXEC && profileHint) return new NsboxError(`exec ${JSON.stringify(command)}: ${text}${profileHint}`, EXIT.CANNOT_EXEC);
   if (op.code === C.EXEC) {
+    if (errno === E2BIG) return tooBig(op.fields[3] as readonly string[], op.fields[4] as readonly string[]);
     if (errno === ENOENT)
       return new NsboxError(
         command.includes("/")

@@ -16,7 +16,7 @@ import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo
 import type { Capabilities } from "../security/capabilities.ts";
 import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
 import type { User } from "../spec/spec.ts";
-import { startTime } from "../state/proc.ts";
+import { exiting, type ProcId, startTime } from "../state/proc.ts";
 import { hostWinsize } from "../tty/relay.ts";
 import { childError } from "./childerror.ts";
 import { Foreground } from "./foreground.ts";
@@ -61,8 +61,24 @@ function openNamespaces(pid: number): Map<string, number> {
 }
 
 export async function execInContainer(v: ContainerView, o: ExecOptions): Promise<number> {
-  if (v.status !== "running") fail(`container ${v.config.name ?? v.id.slice(0, 12)} is not running (${v.status}): start a new one with nsbox run`);
-  const init = v.state.init as { pid: number; start: string };
+  const name = v.config.name ?? v.id.slice(0, 12);
+  if (v.status !== "running") fail(`container ${name} is not running (${v.status}): start a new one with nsbox run`);
+  const init = v.state.init as ProcId;
+  const entering = { done: false };
+  try {
+    return await enter(v, o, init, entering);
+  } catch (e) {
+    // A container that exits while we enter it fails us in many places: the
+    // namespace files vanish (ENOENT), setns into a dead pid's namespaces fails,
+    // the cgroup refuses the move of our process, killed with the namespace
+    // (ESRCH), or is gone (ENOENT, ENODEV). All of these mean one thing, as in
+    // docker: the container is not running.
+    if (!entering.done && exiting(init)) throw new NsboxError(`container ${name} is not running (it exited while nsbox exec was entering it)`);
+    throw e;
+  }
+}
+
+async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: { done: boolean }): Promise<number> {
   // the cgroup move's grace period passes while the helper compiles (see warmCgroupMoves)
   if (v.config.cgroup) warmCgroupMoves();
   const fds = openNamespaces(init.pid);
@@ -70,7 +86,7 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
   let devnull = -1;
   try {
     // The fds are open: if the container died meanwhile, they are of a dead one.
-    if (startTime(init.pid) !== init.start) fail(`container ${v.id.slice(0, 12)} exited`);
+    if (startTime(init.pid) !== init.start) fail(`container ${v.config.name ?? v.id.slice(0, 12)} is not running (it exited)`);
     devnull = o.interactive || o.tty ? -1 : openSync("/dev/null", "r");
     const w: Op[] = [
       { code: W.SETNS, fields: [fds.get("pid") as number, CLONE.pid], what: "join the pid namespace" },
@@ -118,6 +134,7 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
         else if (m.type === "error") throw childError(c[m.op], m.errno, o.args[0] ?? "", c.slice(0, m.op));
         else break;
       }
+      entering.done = true;
       fg.attach(master, o.interactive);
       return exitCodeOf(await fg.wait());
     } finally {

@@ -14,7 +14,7 @@ import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { roots } from "../state/paths.ts";
-import { alive, type ProcId, startTime } from "../state/proc.ts";
+import { alive, type ProcId, startTime, zombieStatus } from "../state/proc.ts";
 import {
   type ContainerConfig,
   type ContainerState,
@@ -45,18 +45,26 @@ export interface ContainerView {
   exit?: ExitRecord;
 }
 
-const UNKNOWN_EXIT: Omit<ExitRecord, "finishedAt"> = {
-  waitStatus: -1,
-  code: 137,
-  note: "its nsbox or monitor was killed, which kills the container (exit code assumed 137)",
-};
+/** The exit code nsbox gives when the status is unknown: containerd's UnknownExitStatus. */
+export const UNKNOWN_EXIT_CODE = 255;
 
-/** The exit record of a container whose PID 1 is gone. */
-function exitOf(id: string, state: ContainerState): ExitRecord {
+/**
+ * The exit record of a container whose PID 1 is gone. Without the exit file
+ * (its monitor, or its foreground nsbox, died first), the status is the
+ * kernel's if PID 1 is still a zombie nobody reaped (the host's init reaps it
+ * soon), else unknown; either way, the time is when nsbox saw it, and the note
+ * says so. Nothing is assumed.
+ */
+function exitOf(id: string, config: ContainerConfig, state: ContainerState): ExitRecord {
   if (state.exit) return state.exit;
   const f = readExitFile(id);
-  if (f) return { waitStatus: f.waitStatus, code: f.waitStatus < 0 ? 137 : exitCodeOf(f.waitStatus), finishedAt: f.finishedAt };
-  return { ...UNKNOWN_EXIT, finishedAt: new Date().toISOString() };
+  if (f) return { waitStatus: f.waitStatus, code: f.waitStatus < 0 ? UNKNOWN_EXIT_CODE : exitCodeOf(f.waitStatus), finishedAt: f.finishedAt };
+  const keeper = config.detached ? "the monitor died" : "its nsbox died";
+  const observedAt = new Date().toISOString();
+  const seen = zombieStatus(state.init);
+  if (seen !== undefined)
+    return { waitStatus: seen, code: exitCodeOf(seen), finishedAt: observedAt, note: `${keeper}; the status was read from the kernel, at the time shown` };
+  return { waitStatus: -1, code: UNKNOWN_EXIT_CODE, finishedAt: observedAt, note: `${keeper}; exit status unknown (observed at ${observedAt})` };
 }
 
 export function viewOf(id: string): ContainerView | undefined {
@@ -65,7 +73,7 @@ export function viewOf(id: string): ContainerView | undefined {
   if (!config || !state) return undefined;
   if (state.phase === "creating") return { id, config, state, status: "created" };
   if (state.phase === "running" && alive(state.init)) return { id, config, state, status: "running" };
-  return { id, config, state, status: "exited", exit: exitOf(id, state) };
+  return { id, config, state, status: "exited", exit: exitOf(id, config, state) };
 }
 
 export function mustView(id: string): ContainerView {
@@ -98,7 +106,7 @@ export async function finalize(id: string, oomCheck = true, quick = false): Prom
     return;
   }
   if (state.phase !== "exited") {
-    const exit = exitOf(id, state);
+    const exit = exitOf(id, config, state);
     if (oomCheck && config.cgroup) {
       try {
         if (openCgroup(config.cgroup).oomKills() > 0) exit.oomKilled = true;
@@ -154,6 +162,7 @@ export async function reconcile(): Promise<void> {
   // before its data dir, so one created meanwhile is never taken for an orphan.
   const dataDirs = orphanDataDirs(roots().data, new Set());
   for (const id of listIds()) {
+    killOrphan(id);
     if (!isStuck(id)) continue;
     const fd = tryLock(id);
     if (fd === undefined) continue; // someone is on it
@@ -183,6 +192,48 @@ export async function reconcile(): Promise<void> {
       // not marked: not ours to remove
     }
     if (owner === roots().state) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A running container whose monitor (or foreground nsbox) is gone while its
+ * PID 1 lives: the kernel did not kill it with its parent because PID 1 exec'd
+ * a set-id or file-capability program, which clears PR_SET_PDEATHSIG. Nobody
+ * logs it or records its exit now: it is killed, and finalize records that.
+ */
+function killOrphan(id: string): void {
+  const orphan = () => {
+    const state = readState(id);
+    const config = readConfig(id);
+    if (!state || !config || state.phase !== "running" || !alive(state.init)) return undefined;
+    const keeper = config.detached ? state.monitor : state.owner;
+    return keeper && !alive(keeper) ? { state, config } : undefined;
+  };
+  if (!orphan()) return;
+  const fd = tryLock(id);
+  if (fd === undefined) return; // someone is on it
+  try {
+    const o = orphan(); // again, under the lock
+    if (o) killOrphanLocked(id, o.config, o.state);
+  } finally {
+    unlock(fd);
+  }
+}
+
+function killOrphanLocked(id: string, config: ContainerConfig, state: ContainerState): void {
+  const v: ContainerView = { id, config, state, status: "running" };
+  if (signalInit(v, SIGNALS.KILL as number)) {
+    const status = 9; // SIGKILL, sent by us: the status is known
+    writeState(id, {
+      ...state,
+      phase: "exited",
+      exit: {
+        waitStatus: status,
+        code: exitCodeOf(status),
+        finishedAt: new Date().toISOString(),
+        note: `${config.detached ? "the monitor died" : "its nsbox died"} and PID 1 outlived it: killed by nsbox (SIGKILL)`,
+      },
+    });
   }
 }
 
@@ -290,26 +341,58 @@ export async function stopContainer(v: ContainerView, timeoutS: number): Promise
   }
 }
 
-/** rm: the container must have exited (or -f kills it first); then everything goes. */
-export async function removeContainer(id: string, force: boolean): Promise<void> {
+/**
+ * rm: the container must have exited (or -f kills it first); then everything
+ * goes, and rm returns only once it is gone: no monitor or cleanup of it still
+ * running (as wait promises for its exit). A pod's infra container goes only
+ * with its pod (pod rm), as docker and podman have it: removing it alone would
+ * leave a pod that no command can find.
+ */
+export async function removeContainer(id: string, force: boolean, opts: { withPod?: boolean } = {}): Promise<void> {
   const v = mustView(id);
-  if (v.config.spec.nsbox.infra) {
-    const members = allViews().filter((m) => m.config.pod === id && m.status === "running");
-    if (members.length)
-      fail(
-        `container ${v.config.name ?? id.slice(0, 12)} holds the namespaces of pod ${v.config.spec.nsbox.infra.podName}, which has running containers: use nsbox pod rm -f ${v.config.spec.nsbox.infra.podName}`,
-      );
-  }
+  const infra = v.config.spec.nsbox.infra;
+  if (infra && !opts.withPod)
+    fail(
+      `container ${v.config.name ?? id.slice(0, 12)} is the infra container of pod ${infra.podName}: remove the pod instead (nsbox pod rm -f ${infra.podName})`,
+    );
   if (v.status === "running") {
     if (!force) fail(`container ${v.config.name ?? id.slice(0, 12)} is running: stop it first, or use rm -f`);
     signalInit(v, SIGNALS.KILL as number);
     if (!(await waitGone(v.state.init, 10000))) fail(`container ${id.slice(0, 12)} did not die after SIGKILL`);
   }
+  await endKeeper(v);
+  if (!existsSync(containerDir(id))) return; // a --rm container's own cleanup removed it first
   await withLock(id, async () => {
     await finalize(id);
     const config = readConfig(id);
     if (config) removeEverything(config);
   });
+}
+
+/**
+ * Once PID 1 is gone, what is left of a detached container's monitor (draining
+ * the last output, writing the exit status, or its `nsbox cleanup`) only does
+ * what rm is about to do or throw away: it is ended now (its pid and start time
+ * pinned by a pidfd), so that rm never returns while it still works. A
+ * foreground container's nsbox run is waited for instead: it is the user's
+ * command, and it ends once it has cleaned up.
+ */
+async function endKeeper(v: ContainerView): Promise<void> {
+  const state = readState(v.id) ?? v.state;
+  if (!v.config.detached) {
+    if (state.owner && state.owner.pid !== process.pid) await waitGone(state.owner, 10000);
+    return;
+  }
+  const monitor = state.monitor;
+  if (!alive(monitor)) return;
+  const fd = pidfdOpen((monitor as ProcId).pid);
+  if (fd < 0) return;
+  try {
+    if (startTime((monitor as ProcId).pid) === (monitor as ProcId).start) pidfdSignal(fd, SIGNALS.KILL as number);
+  } finally {
+    closeFd(fd);
+  }
+  if (!(await waitGone(monitor, 10000))) fail(`the monitor of container ${v.id.slice(0, 12)} did not die after SIGKILL`);
 }
 
 /**

@@ -278,6 +278,11 @@ export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undef
       fields: [...capMask(caps.effective), ...capMask(caps.permitted), ...capMask(caps.inheritable), ...capMask(caps.ambient), last],
       what: "set the capabilities",
     });
+  // A change of user clears PR_SET_PDEATHSIG (the kernel's commit_creds): set it
+  // again, after it, so that the process dies with its parent (the monitor, or
+  // nsbox in the foreground) whatever user it runs as. Only an exec of a set-id
+  // or file-capability program clears it after this (see reconcile's killOrphan).
+  c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to its parent" });
   c.push({ code: C.CHDIR, fields: [proc.cwd], what: `change to the working directory ${proc.cwd}` });
   if (nnp) c.push({ code: C.PRCTL, fields: [PR_SET_NO_NEW_PRIVS, 1], what: "set no_new_privs" });
   // With no_new_privs, as late as possible: the filter then sees only the command's own calls.

@@ -155,7 +155,7 @@ export async function removePod(pod: PodView, force: boolean): Promise<void> {
       `pod ${pod.name} is running${running.length ? ` (${running.length} container${running.length > 1 ? "s" : ""})` : ""}: stop it first, or use pod rm -f`,
     );
   for (const m of pod.members) await removeContainer(m.id, force);
-  await removeContainer(pod.infra.id, force);
+  await removeContainer(pod.infra.id, force, { withPod: true });
   const link = join(podNames(), pod.name);
   if (existsSync(link)) unlinkSync(link);
 }

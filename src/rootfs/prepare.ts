@@ -5,13 +5,25 @@
  */
 import { readdirSync, realpathSync, statSync } from "node:fs";
 import { fail, sysMessage } from "../errors.ts";
+import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 import { rootfsFromTarball, TARBALL_SUFFIXES } from "./cache.ts";
 
 export async function prepareRootfs(arg: string): Promise<string> {
+  try {
+    return await prepare(arg);
+  } catch (e) {
+    // any filesystem error on the way, as one sentence naming the rootfs as given
+    if (isFsError(e)) fail(`${fsErrorSentence(e, `rootfs "${arg}"`)}${e.code === "ENOENT" ? " (hidden by a mount, or removed meanwhile?)" : ""}`);
+    throw e;
+  }
+}
+
+async function prepare(arg: string): Promise<string> {
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(arg);
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     fail(`rootfs "${arg}" does not exist (${sysMessage(e)}): give a directory or a .tar/.tar.gz/.tgz/.tar.zst file; "nsbox rootfs busybox DIR" makes one`);
   }
   if (st.isDirectory()) {

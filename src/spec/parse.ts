@@ -2,7 +2,9 @@
  * Parsing of docker-style flag values into spec pieces. Every function throws an
  * NsboxError naming the bad input and the expected form, before anything exists.
  */
+import { statSync } from "node:fs";
 import { fail } from "../errors.ts";
+import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 import type { Mount } from "./spec.ts";
 
 const MAX_ID = 0xfffffffe;
@@ -90,6 +92,26 @@ export function containerPath(p: string, flag: string): string {
   return `/${parts.join("/")}`;
 }
 
+/**
+ * Where a volume or tmpfs may not go: the container's root (a mount there is
+ * never seen, as docker refuses -v x:/), /dev itself (it would hide the device
+ * nodes nsbox makes), and the kernel filesystems nsbox mounts itself, /proc,
+ * /sys (with /sys/fs/cgroup) and /dev/pts, or anything inside them. Other paths
+ * under /dev are allowed: a device such as /dev/fuse, or /dev/shm (replacing
+ * nsbox's, as docker allows).
+ */
+const RESERVED_EXACT = ["/", "/dev"];
+const RESERVED_TREES = ["/proc", "/sys", "/dev/pts"];
+
+export function checkMountTarget(dest: string, flag: string, text: string): string {
+  const tree = RESERVED_TREES.find((t) => dest === t || dest.startsWith(`${t}/`));
+  if (RESERVED_EXACT.includes(dest) || tree)
+    fail(
+      `invalid ${flag} "${text}": ${dest === "/" ? "the container's root" : tree ? `${dest} (in ${tree}, which nsbox mounts itself)` : `${dest} (which nsbox mounts itself)`} cannot be a mount target; nsbox refuses /, /dev, and /proc, /sys, /dev/pts and what is inside them (other paths under /dev, e.g. /dev/fuse, are fine)`,
+    );
+  return dest;
+}
+
 /** "-v HOST:CTR[:ro|rw]": a bind mount. HOST must exist (checked by the caller). */
 export function parseVolume(text: string): Mount {
   const parts = text.split(":");
@@ -98,11 +120,21 @@ export function parseVolume(text: string): Mount {
   if (!host.startsWith("/")) fail(`invalid --volume "${text}": the host path "${host}" must be absolute`);
   if (mode !== undefined && mode !== "ro" && mode !== "rw") fail(`invalid --volume "${text}": the mode must be ro or rw, not "${mode}"`);
   return {
-    destination: containerPath(ctr, "--volume"),
+    destination: checkMountTarget(containerPath(ctr, "--volume"), "--volume", text),
     type: "bind",
     source: host,
     options: ["rbind", mode === "ro" ? "ro" : "rw", "nosuid", "nodev"],
   };
+}
+
+/** The host side of a volume must be there and reachable: the cause, in words, when it is not. */
+export function checkVolumeSource(source: string, text: string): void {
+  try {
+    statSync(source);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") fail(`invalid --volume "${text}": the host path ${source} does not exist (create it first)`);
+    fail(`invalid --volume "${text}": ${isFsError(e) ? fsErrorSentence(e) : String(e)}`);
+  }
 }
 
 /** "--tmpfs PATH[:options]": a fresh tmpfs (docker's defaults: nosuid,nodev,noexec). */
@@ -120,9 +152,13 @@ export function parseTmpfs(text: string): Mount {
   for (const o of opts) {
     if (!/^(ro|rw|nosuid|suid|nodev|dev|noexec|exec|size=\d+[kmgKMG%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmgKMG]?)$/.test(o))
       fail(`invalid --tmpfs option "${o}" in "${text}": use size=64m, mode=1777, uid=N, gid=N, ro, exec...`);
+    const n = /^(uid|gid|size|nr_inodes)=(\d+)/.exec(o);
+    // bounded here, not by a mount that fails once the container is half made
+    const max = n && (n[1] === "uid" || n[1] === "gid") ? MAX_ID : Number.MAX_SAFE_INTEGER;
+    if (n && Number(n[2]) > max) fail(`invalid --tmpfs option "${o}" in "${text}": ${n[1]} ${n[2]} is out of range (0-${max})`);
   }
   return {
-    destination: containerPath(path, "--tmpfs"),
+    destination: checkMountTarget(containerPath(path, "--tmpfs"), "--tmpfs", text),
     type: "tmpfs",
     source: "tmpfs",
     options: ["nosuid", "nodev", "noexec", ...opts],

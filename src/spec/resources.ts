@@ -34,8 +34,20 @@ function onlineList(path: string, fallback: string): number[] {
   }
 }
 
-function checkSubset(flag: string, text: string, online: number[], what: string): string {
-  const want = parseCpuList(text, flag);
+/** The highest number in a sysfs list such as /sys/devices/system/cpu/possible ("0-63"), and the list. */
+function possible(path: string, fallback: number[], what: string): { max: number; what: string; possible: string } {
+  let list = fallback;
+  try {
+    list = parseCpuList(readFileSync(path, "utf8").trim(), path);
+  } catch {
+    // no such file (an old kernel): what is online is what is possible
+  }
+  return { max: Math.max(...list), what, possible: compact(list) };
+}
+
+function checkSubset(flag: string, text: string, online: number[], what: string, possiblePath: string): string {
+  // bounded first by what the kernel could ever have, before the list is expanded
+  const want = parseCpuList(text, flag, possible(possiblePath, online, what));
   const missing = want.filter((c) => !online.includes(c));
   if (missing.length)
     fail(
@@ -101,9 +113,12 @@ export function parseResources(f: ResourceFlags): Resources | undefined {
   }
   if (f.cpuShares !== undefined) res.cpu = { ...res.cpu, shares: parsePositiveInt(f.cpuShares, "--cpu-shares", 2, 262144) };
   if (f.cpuWeight !== undefined) res.cpu = { ...res.cpu, weight: parsePositiveInt(f.cpuWeight, "--cpu-weight", 1, 10000) };
-  if (f.cpusetCpus !== undefined) res.cpu = { ...res.cpu, cpus: checkSubset("--cpuset-cpus", f.cpusetCpus, cpuOnline, "CPU") };
-  if (f.cpusetMems !== undefined)
-    res.cpu = { ...res.cpu, mems: checkSubset("--cpuset-mems", f.cpusetMems, onlineList("/sys/devices/system/node/online", "0"), "memory node") };
+  if (f.cpusetCpus !== undefined)
+    res.cpu = { ...res.cpu, cpus: checkSubset("--cpuset-cpus", f.cpusetCpus, cpuOnline, "CPU", "/sys/devices/system/cpu/possible") };
+  if (f.cpusetMems !== undefined) {
+    const nodes = onlineList("/sys/devices/system/node/online", "0");
+    res.cpu = { ...res.cpu, mems: checkSubset("--cpuset-mems", f.cpusetMems, nodes, "memory node", "/sys/devices/system/node/possible") };
+  }
   if (f.pidsLimit !== undefined) {
     if (f.pidsLimit.trim() === "-1") fail("invalid --pids-limit -1: leave the flag out for no limit, or give a number of processes from 1");
     res.pids = { limit: parsePositiveInt(f.pidsLimit, "--pids-limit", 1, 4194304) };

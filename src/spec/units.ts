@@ -33,18 +33,45 @@ export function parsePositiveInt(text: string, flag: string, min: number, max: n
   return n;
 }
 
-/** "0-2,4" -> [0,1,2,4]; throws on malformed lists. */
-export function parseCpuList(text: string, flag: string): number[] {
+/** Above any kernel's NR_CPUS (8192) and MAX_NUMNODES (1024): a list is never expanded past it. */
+const LIST_MAX = 8191;
+
+/**
+ * "0-2,4" -> [0,1,2,4]; throws on malformed lists. Every number is checked
+ * against limit (the host's highest possible CPU or node) before a range is
+ * expanded: "0-4294967295" must not become four billion entries.
+ */
+export function parseCpuList(
+  text: string,
+  flag: string,
+  limit: { max: number; what: string; possible: string } = { max: LIST_MAX, what: "number", possible: `0-${LIST_MAX}` },
+): number[] {
   const out = new Set<number>();
   for (const part of text.split(",")) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
     if (!m) fail(`invalid ${flag} "${text}": use a list like 0-2,4`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
+    const over = [a, b].find((n) => n > limit.max);
+    if (over !== undefined)
+      fail(
+        `invalid ${flag} "${text}": ${limit.what} ${m[2] !== undefined && b === over ? m[2] : m[1]} does not exist on this machine (possible: ${limit.possible})`,
+      );
     if (b < a) fail(`invalid ${flag} "${text}": the range ${part} goes backwards`);
     for (let i = a; i <= b; i++) out.add(i);
   }
   return [...out].sort((x, y) => x - y);
+}
+
+/** The longest timeout nsbox takes, in seconds: what fits in a signed 32-bit count of milliseconds (about 24 days). */
+export const MAX_SECONDS = 2147483;
+
+/** A timeout in whole seconds (stop -t), bounded. */
+export function parseSeconds(text: string, flag: string): number {
+  if (!/^\d+$/.test(text.trim())) fail(`invalid ${flag} "${text}": use a whole number of seconds, from 0 to ${MAX_SECONDS}`);
+  const n = Number(text);
+  if (n > MAX_SECONDS) fail(`invalid ${flag} ${text}: use a number of seconds from 0 to ${MAX_SECONDS} (about 24 days)`);
+  return n;
 }
 
 export function formatBytes(n: number): string {

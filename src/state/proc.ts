@@ -38,4 +38,39 @@ export function alive(p: ProcId | undefined): boolean {
   }
 }
 
+/**
+ * The wait status of that process if it is a zombie (field 52 of its stat,
+ * exit_code, as waitpid would give it), readable by anyone until its parent
+ * reaps it; undefined otherwise.
+ */
+export function zombieStatus(p: ProcId | undefined): number | undefined {
+  if (!p?.pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (rest[19] !== p.start || rest[0] !== "Z" || rest[49] === undefined) return undefined;
+    return Number(rest[49]);
+  } catch {
+    return undefined;
+  }
+}
+
+const PF_EXITING = 0x4;
+
+/**
+ * True once that process has begun to exit (PF_EXITING in field 9 of its stat),
+ * or is gone. A dying PID 1 stays in D state, not yet a zombie, until every
+ * process of its pid namespace is reaped: alive() still says yes then.
+ */
+export function exiting(p: ProcId | undefined): boolean {
+  if (!alive(p)) return true;
+  try {
+    const stat = readFileSync(`/proc/${p?.pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[6]) & PF_EXITING) !== 0;
+  } catch {
+    return true;
+  }
+}
+
 export const self = (): ProcId => procId(process.pid) as ProcId;

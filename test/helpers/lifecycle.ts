@@ -36,6 +36,7 @@ export interface InspectEntry {
     Pid: number;
     MonitorPid: number;
     ExitCode: number | null;
+    ExitNote?: string;
     OOMKilled: boolean;
     StartedAt: string | null;
     FinishedAt: string | null;

@@ -346,13 +346,14 @@ describe("foreground containers and dead monitors", () => {
     expect(e && leftoversOf(ctx, e.ID)).toEqual([]);
   });
 
-  test("a monitor killed with SIGKILL takes its container down; ps then reports Exited (137) and rm cleans up", async () => {
+  test("a monitor killed with SIGKILL takes its container down; ps then reports its status (137 if the kernel's was seen, else unknown) and rm cleans up", async () => {
     const id = await runDetached(ctx, ["sleep", "1000"]);
     const a = await inspectOne(ctx, id);
     process.kill(a.State.MonitorPid, "SIGKILL");
     expect(await waitUntil(() => !pidAlive(a.State.Pid), 5000)).toBe(true);
     const e = await psEntry(ctx, id);
-    expect([e?.State, e?.ExitCode]).toEqual(["exited", 137]);
+    // the zombie PID 1 gives its status until the host's init reaps it (see reliability-monitor.test.ts)
+    expect([e?.State, e?.ExitCode === 137 || e?.Status.startsWith("Exited (unknown)")]).toEqual(["exited", true]);
     expect(cgroupDirsOf(id)).toEqual([]);
     await ok(ctx, ["rm", id]);
     expect(leftoversOf(ctx, id)).toEqual([]);
