@@ -122,7 +122,7 @@ if (($#)); then
 	done
 else
 	shopt -s nullglob # the cgroup tests may not exist yet: then only the smoke test runs
-	for f in test/integration/cgroup*.test.ts test/vm/smoke.test.ts; do tests+=("./$f"); done
+	for f in test/integration/cgroup*.test.ts test/integration/security-devices.test.ts test/vm/smoke.test.ts; do tests+=("./$f"); done
 	shopt -u nullglob
 fi
 ((${#tests[@]})) || die "no test files to run"
