@@ -7,6 +7,7 @@ import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { cleanup, cleanupCommand, cleanupFlags } from "./cli/cleanup.ts";
 import { exec, execCommand, execFlags } from "./cli/exec.ts";
+import { image, imageCommand, imageFlags, images, imagesCommand, imagesFlags, rmi, rmiCommand, rmiFlags } from "./cli/image.ts";
 import { inspect, inspectCommand, inspectFlags } from "./cli/inspect.ts";
 import { logs, logsCommand, logsFlags } from "./cli/logs.ts";
 import { network, networkCommand, networkFlags } from "./cli/network.ts";
@@ -50,6 +51,9 @@ const commands: Record<string, Entry> = {
   network: { cmd: networkCommand, flags: networkFlags, main: network },
   rootfs: { cmd: rootfsCommand, flags: rootfsFlags, main: rootfs },
   cleanup: { cmd: cleanupCommand, flags: cleanupFlags, main: cleanup },
+  image: { cmd: imageCommand, flags: imageFlags, main: image },
+  images: { cmd: imagesCommand, flags: imagesFlags, main: images },
+  rmi: { cmd: rmiCommand, flags: rmiFlags, main: rmi },
 };
 
 const mainCommand = {
