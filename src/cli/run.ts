@@ -287,6 +287,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
       pod: podId,
       image: image?.use,
       stopSignal: fromImage.stopSignal,
+      entrypoint: fromImage.entrypoint.length ? fromImage.entrypoint : undefined,
     },
   };
   if (userns && (user.uid >= userns.uid.size || user.gid >= userns.gid.size))

@@ -99,13 +99,14 @@ export function readFileInLayers(layersTopFirst: string[], path: string): string
 export function applyImageConfig(
   cfg: ImageConfig["config"],
   given: { cmd: string[]; entrypoint?: string; user?: string; workdir?: string },
-): { args: string[]; env: string[]; user?: string; workdir?: string; stopSignal?: string } {
+): { args: string[]; entrypoint: string[]; env: string[]; user?: string; workdir?: string; stopSignal?: string } {
   const c = cfg ?? {};
   // --entrypoint replaces the image's Entrypoint and drops its Cmd ("" clears it), as docker does
   const entrypoint = given.entrypoint !== undefined ? (given.entrypoint === "" ? [] : [given.entrypoint]) : (c.Entrypoint ?? []);
   const cmd = given.cmd.length ? given.cmd : given.entrypoint !== undefined ? [] : (c.Cmd ?? []);
   return {
     args: [...entrypoint, ...cmd],
+    entrypoint,
     env: c.Env ?? [],
     user: given.user ?? (c.User || undefined),
     workdir: given.workdir ?? (c.WorkingDir || undefined),

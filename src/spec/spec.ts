@@ -108,6 +108,8 @@ export interface NsboxOptions {
   seccompProfile?: string;
   /** the image the root comes from: its layers are the overlay's lower directories (image/use.ts) */
   image?: ImageUse;
+  /** the first words of process.args that are the entrypoint (the image's or --entrypoint), for inspect's Config */
+  entrypoint?: string[];
   /** the image's StopSignal (docker's), for stop */
   stopSignal?: string;
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
