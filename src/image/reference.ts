@@ -83,6 +83,8 @@ export class Reference {
 export function parseReference(text: string): Reference {
   const bad = (why: string): never => fail(`invalid image reference "${text}": ${why}`);
   if (text === "") bad("it is empty");
+  // a name, a tag and a digest fit in 255 + 129 + 136: longer text is refused before any pattern runs
+  if (text.length > 520) bad(`it is ${text.length} characters long`);
   if (/^[a-f0-9]{64}$/.test(text)) bad("a 64-character hexadecimal string is an image id, not a name (write sha256:... after a name and @)");
   let rest = text;
   let digest: string | undefined;
@@ -113,9 +115,9 @@ export function parseReference(text: string): Reference {
   if (domainPart === "index.docker.io") domainPart = DOCKER_HUB;
   if (domainPart === DOCKER_HUB && !path.includes("/")) path = `library/${path}`;
   if (path.toLowerCase() !== path) bad("the repository name must be lowercase");
-  if (!PATH_RE.test(path)) bad(`"${path}" is not a repository name (lowercase letters and digits, separated by "/", ".", "_", "__" or "-")`);
   const full = `${domainPart}/${path}`;
   if (full.length > NAME_MAX) bad(`the repository name is ${full.length} characters long, more than ${NAME_MAX}`);
+  if (!PATH_RE.test(path)) bad(`"${path}" is not a repository name (lowercase letters and digits, separated by "/", ".", "_", "__" or "-")`);
   if (!tag && !digest) tag = "latest";
   return new Reference(domainPart, path, tag, digest);
 }

@@ -186,7 +186,16 @@ async function startTokenServer(dir: string, users: Record<string, string>) {
  */
 export async function push(reg: Registry, layoutTag: string, repoTag: string, opts: { all?: boolean } = {}): Promise<void> {
   const creds = reg.auth === "none" ? [] : ["--dest-creds", `${USER}:${PASSWORD}`];
-  const argv = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", ...(opts.all ? ["--all"] : []), ...creds, `oci:${layoutTag}`, `docker://${reg.host}/${repoTag}`];
+  const argv = [
+    "skopeo",
+    "copy",
+    "--quiet",
+    "--dest-tls-verify=false",
+    ...(opts.all ? ["--all"] : []),
+    ...creds,
+    `oci:${layoutTag}`,
+    `docker://${reg.host}/${repoTag}`,
+  ];
   const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
   if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.trim()}`);
@@ -212,6 +221,7 @@ function umoci(args: string[]) {
  *  - many:   base + 63 small layers (64 in all)
  *  - index:  an image index with linux/amd64 and linux/arm64 entries (the arm64 one
  *            is the same busybox with its config saying arm64: enough to pull)
+ *  - foreign: an index with only linux/s390x and linux/ppc64le entries
  */
 export function buildTestLayout(dir: string, rootfs: string, opts: { many?: boolean } = {}): TestLayout {
   const L = join(dir, "layout");
@@ -283,20 +293,20 @@ export function buildTestLayout(dir: string, rootfs: string, opts: { many?: bool
     if (!m) throw new Error(`no tag ${tag} in ${L}`);
     return { mediaType: m.mediaType, digest: m.digest, size: m.size, platform: { os: "linux", architecture, ...(variant ? { variant } : {}) } };
   };
-  const index = {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.index.v1+json",
-    manifests: [entry("base", "amd64"), entry("base-arm64", "arm64", "v8")],
+  const addIndex = (tag: string, manifests: ReturnType<typeof entry>[]) => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }));
+    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    writeFileSync(join(L, "blobs/sha256", digest.slice(7)), bytes);
+    layout.manifests.push({
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      digest,
+      size: bytes.length,
+      annotations: { "org.opencontainers.image.ref.name": tag },
+    });
   };
-  const bytes = Buffer.from(JSON.stringify(index));
-  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-  writeFileSync(join(L, "blobs/sha256", digest.slice(7)), bytes);
-  layout.manifests.push({
-    mediaType: "application/vnd.oci.image.index.v1+json",
-    digest,
-    size: bytes.length,
-    annotations: { "org.opencontainers.image.ref.name": "index" },
-  });
+  addIndex("index", [entry("base", "amd64"), entry("base-arm64", "arm64", "v8")]);
+  // an index without this machine's platform (for amd64 and arm64 hosts alike)
+  addIndex("foreign", [entry("base-arm64", "s390x"), entry("base-arm64", "ppc64le")]);
   writeFileSync(join(L, "index.json"), JSON.stringify(layout));
   rmSync(work, { recursive: true, force: true });
   return {
@@ -352,4 +362,110 @@ export function fileSize(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/** What the proxy does to blob downloads (GET /v2/.../blobs/...). */
+export interface ProxyMode {
+  /** close the connection after this many bytes of each blob response (undefined: never) */
+  cutAfter?: number;
+  /** cut only the first `cutTimes` blob responses, then pass them whole (undefined: every one) */
+  cutTimes?: number;
+  /** pause this long after each 64 KiB of a blob (a slow link) */
+  delayMs?: number;
+  /** slow down only these blobs (digests); default every blob */
+  slowOnly?: string[];
+}
+
+export interface Proxy {
+  host: string;
+  mode: ProxyMode;
+  /** blob responses cut so far */
+  cuts: number;
+  /** Range headers seen on blob requests */
+  ranges: string[];
+  stop(): void;
+}
+
+/**
+ * An HTTP proxy in front of a registry, in this process (Bun.serve on 127.0.0.1):
+ * it can slow blob downloads down or cut their connection mid-stream. Tests that
+ * use it must run nsbox asynchronously (this event loop serves the proxy).
+ */
+export function startProxy(target: string): Proxy {
+  const state: Proxy = { host: "", mode: {}, cuts: 0, ranges: [], stop: () => {} };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 60,
+    async fetch(req) {
+      const url = new URL(req.url);
+      const headers = new Headers(req.headers);
+      headers.set("host", target);
+      const upstream = await fetch(`http://${target}${url.pathname}${url.search}`, { method: req.method, headers, redirect: "manual" });
+      if (!/\/blobs\/sha256:/.test(url.pathname) || req.method !== "GET" || !upstream.body) return upstream;
+      const range = req.headers.get("range");
+      if (range) state.ranges.push(range);
+      const mode = state.mode;
+      const cut = mode.cutAfter !== undefined && (mode.cutTimes === undefined || state.cuts < mode.cutTimes);
+      if (cut) state.cuts++;
+      const slow = !!mode.delayMs && (!mode.slowOnly || mode.slowOnly.some((d) => url.pathname.endsWith(d)));
+      const reader = upstream.body.getReader();
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) return controller.close();
+          let chunk = value;
+          if (cut && sent + chunk.byteLength > (mode.cutAfter as number)) {
+            chunk = chunk.subarray(0, (mode.cutAfter as number) - sent);
+            if (chunk.byteLength) controller.enqueue(chunk);
+            await Bun.sleep(20);
+            reader.cancel().catch(() => {});
+            return controller.error(new Error("proxy: connection cut"));
+          }
+          for (let off = 0; off < chunk.byteLength; off += 65536) {
+            controller.enqueue(chunk.subarray(off, off + 65536));
+            if (slow) await Bun.sleep(mode.delayMs as number);
+          }
+          sent += chunk.byteLength;
+        },
+      });
+      const out = new Headers(upstream.headers);
+      return new Response(body, { status: upstream.status, headers: out });
+    },
+  });
+  state.host = `127.0.0.1:${server.port}`;
+  state.stop = () => server.stop(true);
+  return state;
+}
+
+/**
+ * Pushes an image straight through the registry API (no skopeo): for content
+ * skopeo would refuse to copy, such as a config that is not JSON.
+ */
+export async function pushRaw(
+  reg: Registry,
+  repo: string,
+  tag: string,
+  config: Uint8Array,
+  layers: Uint8Array[],
+  mediaType = "application/vnd.oci.image.manifest.v1+json",
+): Promise<string> {
+  const digestOf = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+  const upload = async (bytes: Uint8Array) => {
+    const digest = digestOf(bytes);
+    const start = await fetch(`http://${reg.host}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+    const loc = new URL(start.headers.get("location") as string, `http://${reg.host}`);
+    loc.searchParams.set("digest", digest);
+    const put = await fetch(loc, { method: "PUT", body: bytes, headers: { "content-type": "application/octet-stream" } });
+    if (put.status !== 201) throw new Error(`blob upload: ${put.status} ${await put.text()}`);
+    return { digest, size: bytes.byteLength };
+  };
+  const c = await upload(config);
+  const ls = [];
+  for (const l of layers) ls.push({ mediaType: "application/vnd.oci.image.layer.v1.tar", ...(await upload(l)) });
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType, config: { mediaType: "application/vnd.oci.image.config.v1+json", ...c }, layers: ls });
+  const res = await fetch(`http://${reg.host}/v2/${repo}/manifests/${tag}`, { method: "PUT", body: manifest, headers: { "content-type": mediaType } });
+  if (res.status !== 201) throw new Error(`manifest upload: ${res.status} ${await res.text()}`);
+  return digestOf(new TextEncoder().encode(manifest));
 }
