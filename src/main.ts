@@ -7,6 +7,7 @@ import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { cleanup, cleanupCommand, cleanupFlags } from "./cli/cleanup.ts";
 import { exec, execCommand, execFlags } from "./cli/exec.ts";
+import { exportCommand, exportContainer, exportFlags } from "./cli/export.ts";
 import { image, imageCommand, imageFlags, images, imagesCommand, imagesFlags, rmi, rmiCommand, rmiFlags } from "./cli/image.ts";
 import { inspect, inspectCommand, inspectFlags } from "./cli/inspect.ts";
 import { login, loginCommand, loginFlags, logout, logoutCommand, logoutFlags } from "./cli/login.ts";
@@ -56,6 +57,7 @@ const commands: Record<string, Entry> = {
   image: { cmd: imageCommand, flags: imageFlags, main: image },
   images: { cmd: imagesCommand, flags: imagesFlags, main: images },
   rmi: { cmd: rmiCommand, flags: rmiFlags, main: rmi },
+  export: { cmd: exportCommand, flags: exportFlags, main: exportContainer },
   pull: { cmd: pullCommand, flags: pullFlags, main: pull },
   login: { cmd: loginCommand, flags: loginFlags, main: login },
   logout: { cmd: logoutCommand, flags: logoutFlags, main: logout },
