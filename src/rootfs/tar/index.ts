@@ -39,17 +39,35 @@ function checkEmpty(dest: string): void {
   if (readdirSync(dest).length > 0) throw new Error(`cannot extract into ${JSON.stringify(dest)}: the directory is not empty`);
 }
 
+/** Options of extractTar. */
+export interface ExtractOptions {
+  /** Give files the numeric owners stored in the archive (default: when root). */
+  sameOwner?: boolean;
+  /**
+   * "keep" (default) extracts `.wh.*` entries as the files they are. "overlay",
+   * for OCI image layers: `DIR/.wh.NAME` becomes DIR/NAME, a 0/0 character
+   * device (overlayfs's whiteout); `DIR/.wh..wh..opq` sets the xattr
+   * trusted.overlay.opaque="y" on DIR (made if missing); other `.wh..wh.*`
+   * entries (aufs metadata) are skipped; nothing named `.wh.*` is written.
+   */
+  whiteouts?: "keep" | "overlay";
+  /** Compressed bytes read from the file so far; called at most every ~64 KiB, and at the end. */
+  onProgress?: (bytesRead: number) => void;
+  /** The compression; "auto" (default) reads the magic bytes, whatever the name says. */
+  format?: "auto" | "tar" | "gzip" | "zstd";
+}
+
 /**
  * Extracts a tarball (plain, gzip or zstd, whatever its name says) into `dest`,
- * an existing empty directory. With `sameOwner` (the default as root) files get
- * the numeric owners stored in the archive. Throws TarError for an unsafe or
+ * an existing empty directory (a freshly made temporary one for an image layer,
+ * which the caller renames once this resolves). Throws TarError for an unsafe or
  * malformed archive; dest may then hold part of it, and the caller removes it.
  */
-export async function extractTar(tarball: string, dest: string, opts: { sameOwner?: boolean } = {}): Promise<void> {
+export async function extractTar(tarball: string, dest: string, opts: ExtractOptions = {}): Promise<void> {
   checkEmpty(dest);
-  const extractor = new Extractor(dest, opts.sameOwner ?? process.getuid?.() === 0);
+  const extractor = new Extractor(dest, opts.sameOwner ?? process.getuid?.() === 0, opts.whiteouts === "overlay");
   const reader = new TarReader(extractor);
-  const source = openSource(tarball);
+  const source = openSource(tarball, opts.format ?? "auto", opts.onProgress);
   try {
     for await (const chunk of source.chunks) if (reader.push(chunk)) break;
     if (!reader.ended) {

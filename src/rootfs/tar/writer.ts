@@ -22,8 +22,12 @@ import {
   writeSync,
 } from "node:fs";
 import { makedev, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../native/mknod.ts";
+import { fsetxattr } from "../../native/xattr.ts";
 import { type Entry, T_BLK, T_CHR, T_DIR, T_FIFO, T_GNU_DUMPDIR, T_LINK, T_SYMLINK } from "./format.ts";
 import { isAncestor, leavesDir, normalize, refuse, show, TarError } from "./policy.ts";
+import { classifyWhiteout, OPAQUE_XATTR } from "./whiteout.ts";
+
+const OPAQUE_VALUE = Buffer.from("y");
 
 /** What the extractor created at a path. */
 const K_DIR = 1;
@@ -73,6 +77,8 @@ export class Extractor {
   constructor(
     private readonly dest: string,
     private readonly sameOwner: boolean,
+    /** OCI whiteouts become overlayfs ones (see whiteout.ts) */
+    private readonly overlay = false,
   ) {
     this.kinds.set("", K_DIR);
   }
@@ -80,6 +86,12 @@ export class Extractor {
   /** Creates the entry; true when it is a regular file waiting for its data. */
   begin(e: Entry): boolean {
     this.leaveDirectories(e.path);
+    if (this.overlay) {
+      const w = classifyWhiteout(e.path, e.raw);
+      if (w.kind === "whiteout") this.makeWhiteout(e, w.path);
+      else if (w.kind === "opaque") this.makeOpaque(e, w.dir);
+      if (w.kind !== "none") return false;
+    }
     switch (e.type) {
       case T_DIR:
       case T_GNU_DUMPDIR:
@@ -235,6 +247,34 @@ export class Extractor {
       chmodSync(path, e.mode);
     });
     this.kinds.set(e.path, K_FILE);
+  }
+
+  /** overlayfs's whiteout: a 0/0 character device where the deleted file was. */
+  private makeWhiteout(e: Entry, path: string): void {
+    const w: Entry = { ...e, path };
+    this.prepare(w);
+    const fsPath = this.fsPath(path);
+    this.attempt(e, () => {
+      // Unprivileged users may make this one device too (Linux >= 5.8).
+      mknod(fsPath, S_IFCHR, makedev(0, 0));
+      lutimesSync(fsPath, this.now, time(e.mtime));
+      if (this.sameOwner) lchownSync(fsPath, e.uid, e.gid);
+    });
+    this.kinds.set(path, K_FILE);
+  }
+
+  /** overlayfs's opaque directory: the xattr on the marker's directory, made if missing. */
+  private makeOpaque(e: Entry, dir: string): void {
+    this.ensureParent(e.path, e);
+    let fd = -1;
+    try {
+      fd = openSync(this.fsPath(dir), O_DIR);
+      fsetxattr(fd, OPAQUE_XATTR, OPAQUE_VALUE);
+    } catch (err) {
+      throw this.failed(e, err);
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
   }
 
   private attempt(e: Entry, fn: () => void): void {
