@@ -176,3 +176,80 @@ describe("formats and progress", () => {
     expect(await extractTar(tar, dest).catch((e: Error) => e.message)).toContain("the directory is not empty");
   });
 });
+
+describe("xattrs, as GNU tar --xattrs --xattrs-include='*'", () => {
+  /** A tree with file capabilities and xattrs in every namespace, archived by GNU tar (pax). */
+  const xattrTree = (): { dir: string; tarball: string } => {
+    const dir = scratch();
+    sh(
+      `mkdir -p t/d t/o && cp /bin/true t/ping && chown 1000:1000 t/ping && chmod 4755 t/ping && setcap cap_net_raw=ep t/ping && ln -s ping t/link && touch t/plain
+       python3 -c '
+import os
+os.setxattr("t/ping", "user.note", b"hello")
+os.setxattr("t/ping", "user.bin", bytes(range(256)))
+os.setxattr("t/plain", "user.empty", b"")
+os.setxattr("t/d", "user.dir", b"d")
+os.setxattr("t/d", "trusted.t", b"x")
+os.setxattr("t/link", "trusted.s", b"s", follow_symlinks=False)
+os.setxattr("t/o", "trusted.overlay.opaque", b"y")
+'
+       tar --xattrs --xattrs-include='*' --format=pax -C t -cf x.tar .`,
+      dir,
+    );
+    return { dir, tarball: join(dir, "x.tar") };
+  };
+
+  const expected: [string, string, Buffer][] = [
+    ["ping", "user.note", Buffer.from("hello")],
+    ["ping", "user.bin", Buffer.from(Array.from({ length: 256 }, (_, i) => i))],
+    ["plain", "user.empty", Buffer.alloc(0)],
+    ["d", "user.dir", Buffer.from("d")],
+    ["d", "trusted.t", Buffer.from("x")],
+    ["link", "trusted.s", Buffer.from("s")],
+  ];
+
+  test.skipIf(!isRoot)("file capabilities survive chown; user.*, trusted.*, binary and empty values, on files, dirs and symlinks", async () => {
+    const { dir, tarball } = xattrTree();
+    const gnu = join(dir, "gnu");
+    mkdirSync(gnu);
+    sh(`tar --xattrs --xattrs-include='*' -xpf x.tar -C gnu`, dir);
+    const ours = freshDest();
+    await extractTar(tarball, ours);
+    expect(sh(`getcap ${join(ours, "ping")}`, dir).trim()).toBe(`${join(ours, "ping")} cap_net_raw=ep`);
+    expect(lgetxattr(join(ours, "ping"), "security.capability")).toEqual(lgetxattr(join(gnu, "ping"), "security.capability") as Buffer);
+    const st = lstatSync(join(ours, "ping"));
+    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([1000, 1000, 0o4755]);
+    for (const [path, name, value] of expected) {
+      expect(lgetxattr(join(gnu, path), name)).toEqual(value);
+      expect(lgetxattr(join(ours, path), name)).toEqual(value);
+    }
+  });
+
+  test.skipIf(!isRoot)("overlayfs's own xattrs from the archive are dropped: a layer must not forge whiteouts", async () => {
+    const { tarball } = xattrTree();
+    for (const whiteouts of ["keep", "overlay"] as const) {
+      const ours = freshDest();
+      await extractTar(tarball, ours, { whiteouts });
+      expect(lgetxattr(join(ours, "o"), "trusted.overlay.opaque")).toBeNull();
+    }
+  });
+
+  test("LIBARCHIVE.xattr.* (base64, URL-encoded names), with SCHILY winning for the same name", async () => {
+    const dir = scratch();
+    const b64 = (s: string): string => Buffer.from(s).toString("base64");
+    sh(
+      `python3 -c '
+import tarfile, io
+with tarfile.open("l.tar", "w", format=tarfile.PAX_FORMAT) as t:
+    i = tarfile.TarInfo("f"); i.size = 2
+    i.pax_headers = {"LIBARCHIVE.xattr.user.a%3Db": "${b64("lib")}", "LIBARCHIVE.xattr.user.both": "${b64("lib")}", "SCHILY.xattr.user.both": "schily"}
+    t.addfile(i, io.BytesIO(b"hi"))
+'`,
+      dir,
+    );
+    const ours = freshDest();
+    await extractTar(join(dir, "l.tar"), ours);
+    expect(lgetxattr(join(ours, "f"), "user.a=b")?.toString()).toBe("lib");
+    expect(lgetxattr(join(ours, "f"), "user.both")?.toString()).toBe("schily");
+  });
+});

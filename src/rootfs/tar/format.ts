@@ -23,7 +23,11 @@ export interface Entry {
   linkname: string;
   devmajor: number;
   devminor: number;
+  /** extended attributes from pax records, name (UTF-8) and value */
+  xattrs?: Xattr[];
 }
+
+export type Xattr = [name: string, value: Buffer];
 
 export const T_FILE = 0x30; // '0'
 export const T_OLDFILE = 0; // '\0', pre-POSIX regular file
@@ -158,4 +162,38 @@ export function ustarName(h: Buffer): string {
   const posix = h[257] === 0x75 && h[258] === 0x73 && h[259] === 0x74 && h[260] === 0x61 && h[261] === 0x72 && h[262] === 0;
   if (!posix || h[345] === 0) return name;
   return `${field(h, 345, 155)}/${name}`;
+}
+
+const SCHILY_XATTR = "SCHILY.xattr.";
+const LIBARCHIVE_XATTR = "LIBARCHIVE.xattr.";
+
+/**
+ * The extended attributes in an entry's pax records: GNU tar's and star's
+ * `SCHILY.xattr.NAME=VALUE` (the value as raw bytes), and libarchive's
+ * `LIBARCHIVE.xattr.NAME=BASE64` (the name URL-encoded), which bsdtar writes
+ * next to the former; SCHILY wins when both name the same attribute.
+ */
+export function paxXattrs(pax: Map<string, string>, entry: string): Xattr[] | undefined {
+  let out: Map<string, Buffer> | undefined;
+  const bad = (key: string): never => {
+    throw new TarError(`malformed pax ${show(key)} for entry ${show(entry)}`);
+  };
+  for (const [key, value] of pax) {
+    if (!key.startsWith(SCHILY_XATTR)) continue;
+    const name = Buffer.from(key.slice(SCHILY_XATTR.length), "latin1").toString("utf8");
+    if (name === "" || name.includes("\0")) bad(key);
+    (out ??= new Map()).set(name, Buffer.from(value, "latin1"));
+  }
+  for (const [key, value] of pax) {
+    if (!key.startsWith(LIBARCHIVE_XATTR)) continue;
+    let name = "";
+    try {
+      name = decodeURIComponent(Buffer.from(key.slice(LIBARCHIVE_XATTR.length), "latin1").toString("utf8"));
+    } catch {
+      bad(key);
+    }
+    if (name === "" || name.includes("\0")) bad(key);
+    if (!out?.has(name)) (out ??= new Map()).set(name, Buffer.from(value, "base64"));
+  }
+  return out ? [...out] : undefined;
 }

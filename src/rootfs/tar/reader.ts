@@ -16,6 +16,7 @@ import {
   paxInteger,
   paxTime,
   paxValue,
+  paxXattrs,
   T_BLK,
   T_CHR,
   T_CONTIG,
@@ -218,6 +219,7 @@ export class TarReader {
       linkname,
       devmajor: type === T_CHR || type === T_BLK ? number(h, 329, 8, "devmajor", entry) : 0,
       devminor: type === T_CHR || type === T_BLK ? number(h, 337, 8, "devminor", entry) : 0,
+      xattrs: pax.size > 0 ? paxXattrs(pax, name) : undefined,
     };
   }
 }

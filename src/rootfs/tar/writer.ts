@@ -23,9 +23,10 @@ import {
 } from "node:fs";
 import { makedev, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../native/mknod.ts";
 import { fsetxattr } from "../../native/xattr.ts";
-import { type Entry, T_BLK, T_CHR, T_DIR, T_FIFO, T_GNU_DUMPDIR, T_LINK, T_SYMLINK } from "./format.ts";
+import { type Entry, T_BLK, T_CHR, T_DIR, T_FIFO, T_GNU_DUMPDIR, T_LINK, T_SYMLINK, type Xattr } from "./format.ts";
 import { isAncestor, leavesDir, normalize, refuse, show, TarError } from "./policy.ts";
 import { classifyWhiteout, OPAQUE_XATTR } from "./whiteout.ts";
+import { setXattrs } from "./xattrs.ts";
 
 const OPAQUE_VALUE = Buffer.from("y");
 
@@ -51,6 +52,7 @@ interface DirRecord {
   uid: number;
   gid: number;
   mtime: number;
+  xattrs?: Xattr[];
 }
 
 const O_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -133,6 +135,7 @@ export class Extractor {
     try {
       futimesSync(fd, this.now, time(e.mtime));
       if (this.sameOwner) fchownSync(fd, e.uid, e.gid);
+      setXattrs(e.xattrs, fd);
       fchmodSync(fd, e.mode);
     } catch (err) {
       throw this.failed(e, err);
@@ -206,6 +209,7 @@ export class Extractor {
       symlinkSync(target, path);
       lutimesSync(path, this.now, time(e.mtime));
       if (this.sameOwner) lchownSync(path, e.uid, e.gid);
+      setXattrs(e.xattrs, path);
     });
     this.kinds.set(e.path, K_SYMLINK);
     // GNU tar creates such links only at the end, so their directories' metadata
@@ -244,6 +248,7 @@ export class Extractor {
       // made: these path-based calls cannot land anywhere else.
       lutimesSync(path, this.now, time(e.mtime));
       if (this.sameOwner) lchownSync(path, e.uid, e.gid);
+      setXattrs(e.xattrs, path);
       chmodSync(path, e.mode);
     });
     this.kinds.set(e.path, K_FILE);
@@ -348,6 +353,7 @@ export class Extractor {
     record.uid = e.uid;
     record.gid = e.gid;
     record.mtime = e.mtime;
+    record.xattrs = e.xattrs;
     // GNU tar applies the "." entry last.
     if (e.path === "") this.markFrom(this.stack.indexOf(record));
   }
@@ -381,6 +387,7 @@ export class Extractor {
       fd = openSync(this.fsPath(r.path), O_DIR);
       futimesSync(fd, this.now, time(r.mtime));
       if (this.sameOwner) fchownSync(fd, r.uid, r.gid);
+      setXattrs(r.xattrs, fd);
       fchmodSync(fd, r.mode);
     } catch (err) {
       throw new Error(`cannot set the metadata of ${r.path === "" ? "the target directory" : show(r.path)}: ${(err as Error).message}`, {
