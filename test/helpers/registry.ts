@@ -379,7 +379,7 @@ export interface ProxyMode {
 export interface Proxy {
   host: string;
   mode: ProxyMode;
-  /** blob responses cut so far */
+  /** blob responses cut so far (a blob shorter than cutAfter is never cut) */
   cuts: number;
   /** Range headers seen on blob requests */
   ranges: string[];
@@ -406,8 +406,7 @@ export function startProxy(target: string): Proxy {
       const range = req.headers.get("range");
       if (range) state.ranges.push(range);
       const mode = state.mode;
-      const cut = mode.cutAfter !== undefined && (mode.cutTimes === undefined || state.cuts < mode.cutTimes);
-      if (cut) state.cuts++;
+      const cut = mode.cutAfter !== undefined;
       const slow = !!mode.delayMs && (!mode.slowOnly || mode.slowOnly.some((d) => url.pathname.endsWith(d)));
       const reader = upstream.body.getReader();
       let sent = 0;
@@ -416,7 +415,8 @@ export function startProxy(target: string): Proxy {
           const { done, value } = await reader.read();
           if (done) return controller.close();
           let chunk = value;
-          if (cut && sent + chunk.byteLength > (mode.cutAfter as number)) {
+          if (cut && sent + chunk.byteLength > (mode.cutAfter as number) && (mode.cutTimes === undefined || state.cuts < mode.cutTimes)) {
+            state.cuts++;
             chunk = chunk.subarray(0, (mode.cutAfter as number) - sent);
             if (chunk.byteLength) controller.enqueue(chunk);
             await Bun.sleep(20);

@@ -9,7 +9,7 @@
  * larger than declared is not retried: the registry sent wrong content.
  */
 import { fail, NsboxError } from "../../errors.ts";
-import type { RegistryClient } from "./client.ts";
+import { netReason, type RegistryClient } from "./client.ts";
 import { DigestVerifier } from "./digest.ts";
 import type { Descriptor } from "./manifest.ts";
 
@@ -18,6 +18,13 @@ const BACKOFF_MS = 250;
 
 /** Thrown for a body that ended before its declared size: retried like a dropped connection. */
 class ShortBody extends Error {}
+
+/** The writer failed (a full disk): never retried. */
+class WriteFailed extends Error {
+  constructor(readonly error: unknown) {
+    super("write failed");
+  }
+}
 
 export interface BlobOptions {
   /** "layer 2 of alpine:3.20" */
@@ -39,8 +46,10 @@ export async function downloadBlob(client: RegistryClient, desc: Descriptor, wri
       verifier.verify(what);
       return;
     } catch (e) {
+      // the store's own error (ENOSPC...) goes up as it came, for the store to state it
+      if (e instanceof WriteFailed) throw e.error;
       if (e instanceof NsboxError || opts.signal?.aborted) throw e;
-      const why = e instanceof ShortBody ? e.message : `the connection failed after ${verifier.bytes} of ${desc.size} bytes (${(e as Error).message ?? e})`;
+      const why = e instanceof ShortBody ? e.message : `the connection failed after ${verifier.bytes} of ${desc.size} bytes (${netReason(e)})`;
       if (attempt >= retries) fail(`${what}: ${why}; gave up after ${retries} retries`);
       await Bun.sleep(BACKOFF_MS * 2 ** attempt);
     }
@@ -61,6 +70,11 @@ async function attemptOnce(
     await res.body?.cancel().catch(() => {});
     fail(`${what}: blob unknown to ${client.host} (404): the image in the registry is incomplete`);
   }
+  if (res.status === 416) {
+    // the rest was asked for and the registry has no more: its copy is shorter than the manifest says
+    await res.body?.cancel().catch(() => {});
+    fail(`${what}: truncated: the registry has only ${have} of ${desc.size} bytes`);
+  }
   if (res.status !== 200 && res.status !== 206) await client.statusError(res, what);
   let skip = 0;
   if (have > 0 && res.status === 200) skip = have;
@@ -79,7 +93,11 @@ async function attemptOnce(
     }
     if (verifier.bytes + chunk.byteLength > desc.size) fail(`${what}: the registry sent more than the declared ${desc.size} bytes`);
     verifier.update(chunk);
-    await write(chunk);
+    try {
+      await write(chunk);
+    } catch (e) {
+      throw new WriteFailed(e);
+    }
     opts.onProgress?.(verifier.bytes);
   }
   if (verifier.bytes < desc.size) throw new ShortBody(`truncated: the registry sent ${verifier.bytes} of ${desc.size} bytes`);

@@ -225,12 +225,28 @@ export class RegistryClient {
   }
 }
 
-/** "cannot reach registry HOST: ECONNREFUSED" (the http fallback named when it was tried). */
-function connectError(host: string, e: unknown, triedHttp: boolean): Error {
+/** A network error in a few words: "connection refused", "ECONNRESET connection reset". */
+export function netReason(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const known: Record<string, string> = {
+    ECONNREFUSED: "connection refused",
+    ECONNRESET: "connection reset",
+    ETIMEDOUT: "timed out",
+    ENOTFOUND: "host not found",
+    EHOSTUNREACH: "host unreachable",
+    ENETUNREACH: "network unreachable",
+  };
+  if (err?.code && known[err.code]) return known[err.code] as string;
+  // Bun's messages add advice after the first sentence ("For more information, pass verbose...")
+  const first = (err?.message ?? String(e)).split(/\. /)[0]?.replace(/\s+/g, " ") ?? "";
+  return err?.code && !first.startsWith(err.code) ? `${err.code}: ${first}` : first;
+}
+
+/** "cannot reach registry HOST: connection refused" (with the fix for a certificate problem). */
+function connectError(host: string, e: unknown, insecure: boolean): Error {
   if (e instanceof NsboxError) return e;
   if ((e as Error)?.name === "AbortError") return e as Error;
-  const err = e as { code?: string; message?: string };
-  const why = err.code && err.message && !err.message.startsWith(err.code) ? `${err.code} ${err.message}` : (err.message ?? err.code ?? String(e));
-  const hint = triedHttp ? "" : " (a registry without a valid certificate needs --tls-verify=false)";
-  return new NsboxError(`cannot reach registry ${host}: ${why.replace(/\s+/g, " ")}${hint}`);
+  const why = netReason(e);
+  const hint = !insecure && /cert|ssl|tls|self.signed|verify/i.test(why) ? " (a registry without a valid certificate needs --tls-verify=false)" : "";
+  return new NsboxError(`cannot reach registry ${host}: ${why}${hint}`);
 }

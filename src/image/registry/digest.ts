@@ -37,7 +37,7 @@ export class DigestVerifier {
   /** Throws a one-line error when the bytes seen so far do not hash to the expected digest. */
   verify(what: string) {
     const actual = this.actual;
-    if (actual !== this.expected) fail(`${what}: digest mismatch, expected ${this.expected} but the registry sent ${actual}`);
+    if (actual !== this.expected) fail(`${what}: digest mismatch, the registry sent content that hashes to ${actual}`);
   }
 }
 

@@ -31,7 +31,7 @@ export async function getManifest(client: RegistryClient, ref: string, what: str
   let digest: string;
   if (ref.includes(":")) {
     digest = digestOf(bytes, ref.startsWith("sha512:") ? "sha512" : "sha256");
-    if (digest !== ref) fail(`the manifest of ${what}: digest mismatch, expected ${ref} but the registry sent ${digest}`);
+    if (digest !== ref) fail(`the manifest of ${what}: digest mismatch, the registry sent content that hashes to ${digest}`);
   } else {
     digest = digestOf(bytes);
     const header = res.headers.get("docker-content-digest");
