@@ -404,7 +404,8 @@ export class ImageStore {
       // loaded only when a layer is unpacked (its decompressors cost start-up time)
       const { extractTar, TarError } = await import("../rootfs/tar.ts");
       try {
-        await (extractTar as (p: string, d: string, o: object) => Promise<void>)(blob, tmp, { whiteouts: "overlay" });
+        // the blob's media type is not trusted for the compression: the extractor sniffs it
+        await extractTar(blob, tmp, { whiteouts: "overlay", sameOwner: true });
         renameSync(tmp, dir);
       } catch (e) {
         rmSync(tmp, { recursive: true, force: true });
