@@ -37,6 +37,7 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "exec", file: "./exec.ts" },
   { name: "idle", file: "./idle.ts" },
   { name: "net", file: "./net.ts" },
+  { name: "images", file: "./images.ts" },
   // placeholders for sections still being written elsewhere, e.g.:
   // { name: "tar", file: "./tar.ts" },
 ];

@@ -208,7 +208,7 @@ export interface TestLayout {
   manifestOf(tag: string): string;
 }
 
-function umoci(args: string[]) {
+export function umoci(args: string[]) {
   sh(["umoci", ...args]);
 }
 
