@@ -78,7 +78,10 @@ function layersInUse(store: ImageStore): Set<string> {
 }
 
 const shortId = (id: string) => id.replace(/^sha256:/, "").slice(0, 12);
-const progress = (text: string) => log.info(text);
+/** progress of long work (reading an archive, unpacking layers), on stderr when it is a terminal */
+const progress = (text: string) => {
+  if (isTerminal(2)) log.info(text);
+};
 
 export function imageJson(store: ImageStore, r: ImageRecord) {
   const cfg = store.imageConfigOf(r.configDigest);

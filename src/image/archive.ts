@@ -105,7 +105,7 @@ async function storeOne(
 ): Promise<ImageRecord> {
   for (const d of [img.configDigest, ...img.layers.map((l) => l.digest)]) {
     const file = img.files.get(d);
-    if (!file) fail(`cannot import "${source}": blob ${d} is missing from the archive`);
+    if (!file || !existsSync(file)) fail(`cannot import "${source}": blob ${d} is missing from the archive`);
     if (await copyBlob(store, file, d, source)) added.blobs.push(d);
   }
   // the config must be an image config (JSON) before anything runs from it
