@@ -20,7 +20,7 @@ export const pullCommand = defineCommand({
 export async function pull(argv: string[]): Promise<number> {
   const p = parseFlags("pull", argv, pullFlags);
   const quiet = bool(p.flags.quiet);
-  const progress = makeProgress(1, quiet ? "quiet" : isTerminal(1) ? "tty" : "lines");
+  const progress = makeProgress(1, quiet ? "quiet" : isTerminal(1) ? "tty" : "lines", process.stdout.rows || 24);
   const r = await pullImage(p.positionals[0] as string, {
     platform: str(p.flags.platform),
     tlsVerify: p.flags["tls-verify"] === false ? false : undefined,

@@ -32,8 +32,10 @@ interface Row {
   ended: number;
 }
 
-export function makeProgress(fd: number, mode: "tty" | "lines" | "quiet"): PullProgress {
-  if (mode === "quiet") return {};
+/** `termRows`: the terminal's height; more layers than fit cannot be redrawn in place, and are shown as lines. */
+export function makeProgress(fd: number, wanted: "tty" | "lines" | "quiet", termRows = 24): PullProgress {
+  if (wanted === "quiet") return {};
+  let mode = wanted;
   const out = (s: string) => writeSync(fd, s);
   const rows = new Map<string, Row>();
   let drawn = 0;
@@ -63,6 +65,7 @@ export function makeProgress(fd: number, mode: "tty" | "lines" | "quiet"): PullP
   return {
     resolved(ref: Reference, layers: Descriptor[]) {
       out(`pulling ${ref.toString()} (${layers.length} layer${layers.length === 1 ? "" : "s"})\n`);
+      if (layers.length > termRows - 2) mode = "lines";
       for (const l of layers) rows.set(l.digest, { layer: l, state: "waiting", bytes: 0, started: 0, ended: 0 });
       redraw(true);
     },

@@ -15,6 +15,8 @@ import type { Descriptor } from "./manifest.ts";
 
 export const RETRIES = 3;
 const BACKOFF_MS = 250;
+/** Silence on a blob's connection longer than this ends the attempt (then retried). */
+const STALL_MS = 60_000;
 
 /** Thrown for a body that ended before its declared size: retried like a dropped connection. */
 class ShortBody extends Error {}
@@ -64,8 +66,43 @@ async function attemptOnce(
   what: string,
   opts: BlobOptions,
 ): Promise<void> {
+  // a registry that stops sending without closing the connection: this attempt ends after STALL_MS of silence
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(opts.signal?.reason);
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  let stalled = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const watch = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      ac.abort();
+    }, STALL_MS);
+  };
+  watch();
+  try {
+    await streamOnce(client, desc, verifier, write, what, opts, ac.signal, watch);
+  } catch (e) {
+    if (stalled && !(e instanceof NsboxError)) throw new ShortBody(`no data for ${STALL_MS / 1000} s after ${verifier.bytes} of ${desc.size} bytes`);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+async function streamOnce(
+  client: RegistryClient,
+  desc: Descriptor,
+  verifier: DigestVerifier,
+  write: (chunk: Uint8Array) => Promise<void>,
+  what: string,
+  opts: BlobOptions,
+  signal: AbortSignal,
+  alive: () => void,
+): Promise<void> {
   const have = verifier.bytes;
-  const res = await client.get(`/v2/${client.repository}/blobs/${desc.digest}`, have > 0 ? { range: `bytes=${have}-` } : {});
+  const res = await client.get(`/v2/${client.repository}/blobs/${desc.digest}`, have > 0 ? { range: `bytes=${have}-` } : {}, signal);
   if (res.status === 404) {
     await res.body?.cancel().catch(() => {});
     fail(`${what}: blob unknown to ${client.host} (404): the image in the registry is incomplete`);
@@ -84,6 +121,7 @@ async function attemptOnce(
   }
   if (!res.body) throw new ShortBody(`the registry sent no body`);
   for await (const raw of res.body as unknown as AsyncIterable<Uint8Array>) {
+    alive();
     let chunk = raw;
     if (skip > 0) {
       const n = Math.min(skip, chunk.byteLength);

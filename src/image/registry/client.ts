@@ -34,10 +34,13 @@ const MAX_REDIRECTS = 5;
 const CA_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
 let systemCA: string | undefined | null = null;
 
-/** The system's CA bundle (Debian's ca-certificates, or Fedora's), read once; undefined: Bun's own roots. */
+/**
+ * The system's CA bundle (Debian's ca-certificates, or Fedora's), read once;
+ * SSL_CERT_FILE names another, as for OpenSSL and Go programs; undefined: Bun's own roots.
+ */
 function systemCAs(): string | undefined {
   if (systemCA === null) {
-    const file = CA_BUNDLES.find((f) => existsSync(f));
+    const file = process.env.SSL_CERT_FILE || CA_BUNDLES.find((f) => existsSync(f));
     systemCA = file ? readFileSync(file, "utf8") : undefined;
   }
   return systemCA;
@@ -86,12 +89,12 @@ export class RegistryClient {
   }
 
   /** fetch() of one URL with nsbox's TLS rules; a connection failure is an Error with the host named. */
-  private async raw(url: string, headers: Record<string, string>): Promise<Response> {
+  private async raw(url: string, headers: Record<string, string>, signal = this.opts.signal): Promise<Response> {
     const scheme = url.startsWith("http:") ? "http" : "https";
     return await fetch(url, {
       headers,
       redirect: "manual",
-      signal: this.opts.signal,
+      signal,
       tls: this.tlsFor(scheme),
       // a pull of a large layer may take long: no overall timeout, the stream is watched instead
       timeout: false,
@@ -99,17 +102,17 @@ export class RegistryClient {
   }
 
   /** Picks https or (for insecure registries, when https fails to connect) http. */
-  private async base(path: string, headers: Record<string, string>): Promise<Response> {
-    if (this.scheme) return await this.raw(`${this.scheme}://${this.host}${path}`, headers);
+  private async base(path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+    if (this.scheme) return await this.raw(`${this.scheme}://${this.host}${path}`, headers, signal);
     try {
-      const res = await this.raw(`https://${this.host}${path}`, headers);
+      const res = await this.raw(`https://${this.host}${path}`, headers, signal);
       this.scheme = "https";
       return res;
     } catch (e) {
       if (this.opts.signal?.aborted || !this.insecure) throw connectError(this.host, e, this.insecure);
     }
     try {
-      const res = await this.raw(`http://${this.host}${path}`, headers);
+      const res = await this.raw(`http://${this.host}${path}`, headers, signal);
       this.scheme = "http";
       return res;
     } catch (e) {
@@ -117,15 +120,15 @@ export class RegistryClient {
     }
   }
 
-  /** GET path on the registry with authentication and redirects handled. */
-  async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
-    let res = await this.follow(path, headers);
+  /** GET path on the registry with authentication and redirects handled; `signal` replaces the client's for this request. */
+  async get(path: string, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+    let res = await this.follow(path, headers, signal);
     if (res.status !== 401) return res;
     const challenge = parseChallenge(res.headers.get("www-authenticate"));
     await res.body?.cancel().catch(() => {});
     if (!challenge) fail(`${this.where()}: 401 unauthorized, and the registry did not say how to authenticate`);
     await this.authenticate(challenge);
-    res = await this.follow(path, headers);
+    res = await this.follow(path, headers, signal);
     if (res.status === 401) {
       await res.body?.cancel().catch(() => {});
       fail(this.unauthorized());
@@ -133,9 +136,9 @@ export class RegistryClient {
     return res;
   }
 
-  private async follow(path: string, headers: Record<string, string>): Promise<Response> {
+  private async follow(path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
     const auth: Record<string, string> = this.authorization ? { authorization: this.authorization } : {};
-    let res = await this.base(path, { ...headers, ...auth });
+    let res = await this.base(path, { ...headers, ...auth }, signal ?? this.opts.signal);
     let url = `${this.scheme}://${this.host}${path}`;
     const origin = new URL(url).origin;
     for (let hops = 0; res.status >= 300 && res.status < 400 && res.headers.get("location"); hops++) {
@@ -144,7 +147,7 @@ export class RegistryClient {
       url = new URL(res.headers.get("location") as string, url).toString();
       const sameOrigin = new URL(url).origin === origin;
       try {
-        res = await this.raw(url, sameOrigin ? { ...headers, ...auth } : headers);
+        res = await this.raw(url, sameOrigin ? { ...headers, ...auth } : headers, signal ?? this.opts.signal);
       } catch (e) {
         throw connectError(new URL(url).host, e, this.insecure);
       }
