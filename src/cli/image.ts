@@ -64,20 +64,13 @@ export function containersUsing(id: string): string[] {
     .map((v) => v.config.name ?? v.id.slice(0, 12));
 }
 
-/** short links of the layers containers use, so that prune keeps them even after `rm -f` of their image */
-function layersInUse(store: ImageStore): Set<string> {
-  const keep = new Set<string>();
-  const byShort = new Map(
-    store
-      .images()
-      .flatMap((r) => r.layers)
-      .map((l) => [store.shortLink(l.digest), l.digest]),
-  );
-  for (const v of allViews()) for (const s of v.config.spec.nsbox.image?.lowers ?? []) keep.add(byShort.get(s) ?? s);
-  return keep;
+/** the layers containers stand on (by short link), so that prune keeps them even after `rm -f` of their image */
+function layersInUse(): Set<string> {
+  return new Set(allViews().flatMap((v) => v.config.spec.nsbox.image?.lowers ?? []));
 }
 
 const shortId = (id: string) => id.replace(/^sha256:/, "").slice(0, 12);
+
 /** progress of long work (reading an archive, unpacking layers), on stderr when it is a terminal */
 const progress = (text: string) => {
   if (isTerminal(2)) log.info(text);
@@ -174,7 +167,7 @@ const actions: Record<string, Action> = {
       parseFlags("image prune", argv, pruneFlags);
       const store = openStore();
       await reconcile();
-      const r = await store.prune({ inUse: containersUsing, keepLayers: layersInUse(store) });
+      const r = await store.prune({ inUse: containersUsing, keepLayers: layersInUse() });
       for (const id of r.images) console.log(`Deleted: ${id}`);
       console.log(`Removed ${r.layers} layer${r.layers === 1 ? "" : "s"} and ${r.blobs} blob${r.blobs === 1 ? "" : "s"}: ${bytes(r.bytes)} reclaimed`);
       return 0;

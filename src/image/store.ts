@@ -446,27 +446,30 @@ export class ImageStore {
           removed.push(r.id);
         }
       const keepBlobs = new Set<string>();
-      const keepLayers = new Set<string>([...opts.keepLayers].map((d) => d.replace(/^sha256:/, "")));
+      // by the first 16 hex digits: containers name their layers by short link (see shortLink)
+      const keepLayers = new Set<string>([...opts.keepLayers].map((d) => d.replace(/^sha256:/, "").slice(0, 16)));
       for (const r of this.images()) {
         for (const d of [r.configDigest, r.manifestDigest, ...r.layers.map((l) => l.digest)]) keepBlobs.add(d.replace(/^sha256:/, ""));
-        for (const l of r.layers) keepLayers.add(l.digest.replace(/^sha256:/, ""));
+        for (const l of r.layers) keepLayers.add(l.digest.replace(/^sha256:/, "").slice(0, 16));
       }
       let layers = 0;
       let blobs = 0;
       let bytes = 0;
       for (const hex of readdirSync(join(this.dir, "layers"))) {
-        if (keepLayers.has(hex)) continue;
+        if (keepLayers.has(hex.slice(0, 16))) continue;
         const dir = join(this.dir, "layers", hex);
         bytes += diskUsage(dir);
         rmSync(join(this.linkDir(), hex.slice(0, 16)), { force: true });
         rmSync(dir, { recursive: true, force: true });
+        rmSync(join(this.dir, "locks", `layer-${hex}`), { force: true });
         layers++;
       }
       for (const hex of readdirSync(join(this.dir, "blobs/sha256"))) {
-        if (keepBlobs.has(hex) || keepLayers.has(hex)) continue;
+        if (keepBlobs.has(hex)) continue;
         const p = join(this.dir, "blobs/sha256", hex);
         bytes += diskUsage(p);
         unlinkSync(p);
+        rmSync(join(this.dir, "locks", hex), { force: true });
         blobs++;
       }
       this.clearTemps();

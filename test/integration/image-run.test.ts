@@ -153,17 +153,19 @@ describe("the store", () => {
     expect(df.Images).toBe(2);
   });
 
-  test("rm is refused while a container uses the image; prune removes what no image uses", async () => {
+  test("rm is refused while a container uses the image (rm -f is not); prune removes what no image or container uses", async () => {
     await nsboxOk(["run", "-d", "--net", "none", "--name", "user-b", "img/b:1", "sleep", "30"]);
     const refused = await ctx.nsbox(["image", "rm", "img/b:1"]);
     expect(refused.code).toBe(125);
     expect(refused.stderr).toBe("nsbox: image img/b:1 is used by container user-b: remove it first, or use -f\n");
-    await nsboxOk(["rm", "-f", "user-b"]);
-    expect(await nsboxOk(["rmi", "img/b:1"])).toContain("Deleted: sha256:");
+    // rmi -f: the image goes, but the container keeps its layers through prune
+    expect(await nsboxOk(["rmi", "-f", "img/b:1"])).toContain("Deleted: sha256:");
     const before = storeContents(ctx.dataRoot);
-    expect(await nsboxOk(["image", "prune"])).toContain("Removed 1 layer and 3 blobs");
-    const after = storeContents(ctx.dataRoot);
-    expect(after.layers.length).toBe(before.layers.length - 1);
+    expect(await nsboxOk(["image", "prune"])).toContain("Removed 0 layers and 3 blobs");
+    expect((await ctx.nsbox(["exec", "user-b", "cat", "/b-only"])).stdout).toBe("b\n");
+    await nsboxOk(["rm", "-f", "user-b"]);
+    expect(await nsboxOk(["image", "prune"])).toContain("Removed 1 layer and 0 blobs");
+    expect(storeContents(ctx.dataRoot).layers.length).toBe(before.layers.length - 1);
     // the base layer stays: img/layers:1 uses it
     expect((await ctx.run(["--net", "none", IMG])).stdout).toBe("default from-image\n");
   });

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { sha256Bytes } from "../../src/image/digest.ts";
 import { normalizeName } from "../../src/image/names.ts";
 import { ImageStore } from "../../src/image/store.ts";
+import { applyImageConfig } from "../../src/image/use.ts";
+import { isRootfsPath } from "../../src/rootfs/prepare.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nsbox-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -116,5 +118,42 @@ describe("names", () => {
     expect(normalizeName("me/app:2")).toBe("docker.io/me/app:2");
     expect(normalizeName("localhost:5000/x")).toBe("localhost:5000/x:latest");
     expect(normalizeName("quay.io/a/b@sha256:" + "a".repeat(64))).toBe(`quay.io/a/b@sha256:${"a".repeat(64)}`);
+  });
+});
+
+describe("docker's rules for an image's config", () => {
+  const cfg = { Entrypoint: ["/entry"], Cmd: ["default"], Env: ["A=1"], User: "app", WorkingDir: "/srv", StopSignal: "SIGQUIT" };
+  test("by default: Entrypoint + Cmd, the image's user and working directory", () => {
+    expect(applyImageConfig(cfg, { cmd: [] })).toEqual({
+      args: ["/entry", "default"],
+      entrypoint: ["/entry"],
+      env: ["A=1"],
+      user: "app",
+      workdir: "/srv",
+      stopSignal: "SIGQUIT",
+    });
+  });
+  test('a command replaces Cmd; --entrypoint replaces Entrypoint and drops Cmd; "" clears it', () => {
+    expect(applyImageConfig(cfg, { cmd: ["x", "y"] }).args).toEqual(["/entry", "x", "y"]);
+    expect(applyImageConfig(cfg, { cmd: [], entrypoint: "/other" }).args).toEqual(["/other"]);
+    expect(applyImageConfig(cfg, { cmd: ["z"], entrypoint: "" }).args).toEqual(["z"]);
+    expect(applyImageConfig(cfg, { cmd: [], user: "0", workdir: "/tmp" })).toMatchObject({ user: "0", workdir: "/tmp" });
+  });
+  test("no config (a rootfs path): the command as given", () => {
+    expect(applyImageConfig(undefined, { cmd: ["sh"] })).toMatchObject({ args: ["sh"], env: [], user: undefined, workdir: undefined });
+  });
+});
+
+describe("path or image reference", () => {
+  test.each([
+    ["/abs", true],
+    ["./rel", true],
+    ["../up", true],
+    ["rootfs.tar.gz", true],
+    ["alpine", false],
+    ["alpine:3.20", false],
+    ["localhost:5000/app@sha256:" + "a".repeat(64), false],
+  ])("%s -> path %p", (arg, path) => {
+    expect(isRootfsPath(arg)).toBe(path);
   });
 });
