@@ -56,7 +56,8 @@ export async function pullImage(refText: string | Reference, opts: PullOptions =
   const abort = new AbortController();
   const client = new RegistryClient(host, ref.path, {
     tlsVerify: opts.tlsVerify,
-    credentials: credentialsFor(ref.domain),
+    // by the host contacted: a mirror's own credentials (registry-1.docker.io is docker.io's)
+    credentials: credentialsFor(host),
     signal: abort.signal,
     display: ref.toString(),
   });

@@ -181,10 +181,10 @@ async function startTokenServer(dir: string, users: Record<string, string>) {
 
 /**
  * skopeo copy from an OCI layout tag into the registry (`all`: every platform of
- * an index). Asynchronous: the token server runs in this process and must answer
+ * an index; `format: "v2s2"`: docker's media types). Asynchronous: the token server runs in this process and must answer
  * skopeo while it pushes.
  */
-export async function push(reg: Registry, layoutTag: string, repoTag: string, opts: { all?: boolean } = {}): Promise<void> {
+export async function push(reg: Registry, layoutTag: string, repoTag: string, opts: { all?: boolean; format?: "oci" | "v2s2" } = {}): Promise<void> {
   const creds = reg.auth === "none" ? [] : ["--dest-creds", `${USER}:${PASSWORD}`];
   const argv = [
     "skopeo",
@@ -192,6 +192,7 @@ export async function push(reg: Registry, layoutTag: string, repoTag: string, op
     "--quiet",
     "--dest-tls-verify=false",
     ...(opts.all ? ["--all"] : []),
+    ...(opts.format ? ["--format", opts.format] : []),
     ...creds,
     `oci:${layoutTag}`,
     `docker://${reg.host}/${repoTag}`,
@@ -374,6 +375,13 @@ export interface ProxyMode {
   delayMs?: number;
   /** slow down only these blobs (digests); default every blob */
   slowOnly?: string[];
+  /**
+   * answer blob requests with a 307 to "storage" on another origin (127.0.0.1:OTHERPORT/storage/DIGEST,
+   * served from the registry's storage directory), as registries on object storage do
+   */
+  redirectBlobs?: boolean;
+  /** answer blob requests with a 307 to the proxy again, forever */
+  redirectLoop?: boolean;
 }
 
 export interface Proxy {
@@ -383,6 +391,10 @@ export interface Proxy {
   cuts: number;
   /** Range headers seen on blob requests */
   ranges: string[];
+  /** requests to the redirect's "storage" that carried an Authorization header (must stay 0: another origin) */
+  leakedAuth: number;
+  /** requests served from "storage" */
+  storageRequests: number;
   stop(): void;
 }
 
@@ -391,8 +403,20 @@ export interface Proxy {
  * it can slow blob downloads down or cut their connection mid-stream. Tests that
  * use it must run nsbox asynchronously (this event loop serves the proxy).
  */
-export function startProxy(target: string): Proxy {
-  const state: Proxy = { host: "", mode: {}, cuts: 0, ranges: [], stop: () => {} };
+export function startProxy(target: string, blobFile?: (digest: string) => string): Proxy {
+  const state: Proxy = { host: "", mode: {}, cuts: 0, ranges: [], leakedAuth: 0, storageRequests: 0, stop: () => {} };
+  // "object storage": another origin (another port), serving blobs from the registry's storage directory
+  const storage = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      const url = new URL(req.url);
+      state.storageRequests++;
+      if (req.headers.get("authorization")) state.leakedAuth++;
+      if (!blobFile || !url.pathname.startsWith("/storage/")) return new Response("not found", { status: 404 });
+      return new Response(Bun.file(blobFile(url.pathname.slice("/storage/".length))));
+    },
+  });
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -402,7 +426,13 @@ export function startProxy(target: string): Proxy {
       const headers = new Headers(req.headers);
       headers.set("host", target);
       const upstream = await fetch(`http://${target}${url.pathname}${url.search}`, { method: req.method, headers, redirect: "manual" });
-      if (!/\/blobs\/sha256:/.test(url.pathname) || req.method !== "GET" || !upstream.body) return upstream;
+      const isBlob = /\/blobs\/sha256:/.test(url.pathname) && req.method === "GET";
+      if (isBlob && state.mode.redirectLoop) return new Response(null, { status: 307, headers: { location: `${url.pathname}?loop=${Math.random()}` } });
+      if (isBlob && state.mode.redirectBlobs) {
+        const digest = url.pathname.slice(url.pathname.lastIndexOf("/") + 1);
+        return new Response(null, { status: 307, headers: { location: `http://127.0.0.1:${storage.port}/storage/${digest}` } });
+      }
+      if (!isBlob || !upstream.body) return upstream;
       const range = req.headers.get("range");
       if (range) state.ranges.push(range);
       const mode = state.mode;
@@ -435,7 +465,10 @@ export function startProxy(target: string): Proxy {
     },
   });
   state.host = `127.0.0.1:${server.port}`;
-  state.stop = () => server.stop(true);
+  state.stop = () => {
+    server.stop(true);
+    storage.stop(true);
+  };
   return state;
 }
 

@@ -7,11 +7,24 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { isOneNsboxLine, useNsbox } from "../helpers/nsbox.ts";
-import { buildTestLayout, missingTools, PASSWORD, push, type Registry, startRegistry, storeTemps, USER } from "../helpers/registry.ts";
+import {
+  buildTestLayout,
+  missingTools,
+  PASSWORD,
+  type Proxy,
+  push,
+  type Registry,
+  startProxy,
+  startRegistry,
+  storeBlobs,
+  storeTemps,
+  USER,
+} from "../helpers/registry.ts";
 
 const ctx = useNsbox("registry-auth");
 let basic: Registry;
 let token: Registry;
+let proxy: Proxy;
 const dockerConfig = () => join(ctx.tmp, "docker");
 const env = () => ({ DOCKER_CONFIG: dockerConfig(), REGISTRY_AUTH_FILE: undefined, XDG_RUNTIME_DIR: undefined });
 
@@ -23,9 +36,12 @@ beforeAll(async () => {
   token = await startRegistry(ctx.mkdir("token"), "token");
   await push(basic, `${layout.dir}:base`, "test/base:1");
   await push(token, `${layout.dir}:base`, "test/base:1");
+  await push(token, `${layout.dir}:multi`, "test/multi:1");
+  proxy = startProxy(token.host, token.blobFile);
 }, 120000);
 
 afterAll(async () => {
+  proxy?.stop();
   await basic?.stop();
   await token?.stop();
 });
@@ -98,5 +114,22 @@ describe("bearer tokens", () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toContain("401 unauthorized (wrong user or password)");
     expect(isOneNsboxLine(r.stderr)).toBe(true);
+  });
+});
+
+describe("redirects", () => {
+  test("blobs redirected to storage on another origin: followed, and the registry's token is not sent there", async () => {
+    proxy.mode = { redirectBlobs: true };
+    proxy.leakedAuth = 0;
+    proxy.storageRequests = 0;
+    const before = storeBlobs(ctx.dataRoot).length;
+    const r = await ctx.nsbox(["pull", `${proxy.host}/test/multi:1`], { env: env() });
+    proxy.mode = {};
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    // the config and the new layers came from "storage"
+    expect(proxy.storageRequests).toBeGreaterThanOrEqual(storeBlobs(ctx.dataRoot).length - before - 1);
+    expect(proxy.storageRequests).toBeGreaterThan(0);
+    expect(proxy.leakedAuth).toBe(0);
   });
 });

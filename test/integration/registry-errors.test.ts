@@ -109,11 +109,22 @@ describe("bad input from the registry", () => {
     proxy.cuts = 0;
     const r = await ctx.nsbox(["pull", img.ref.replace(reg.host, proxy.host)]);
     proxy.mode = {};
-    failedCleanly(r, /: (the connection failed after \d+ of 1048576 bytes \([^)]+\)|truncated: the registry sent \d+ of 1048576 bytes); gave up after 3 retries$/m);
+    failedCleanly(
+      r,
+      /: (the connection failed after \d+ of 1048576 bytes \([^)]+\)|truncated: the registry sent \d+ of 1048576 bytes); gave up after 3 retries$/m,
+    );
     // the first try and three retries; each retry resumed where the last stopped
     expect(proxy.cuts).toBe(4);
     expect(storeBlobs(ctx.dataRoot)).not.toContain(img.layerDigest.slice(7));
   }, 30000);
+
+  test("a redirect loop: stopped after 5 hops, one line", async () => {
+    const img = await image("loop");
+    proxy.mode = { redirectLoop: true };
+    const r = await ctx.nsbox(["pull", img.ref.replace(reg.host, proxy.host)]);
+    proxy.mode = {};
+    failedCleanly(r, new RegExp(`^nsbox: ${proxy.host}/loop:1 \\(${proxy.host}\\): more than 5 redirects for /v2/loop/blobs/sha256:[a-f0-9]{64}\n$`));
+  });
 
   test("an image config that is not JSON: refused before any layer is fetched", async () => {
     const layer = new Uint8Array(randomBytes(4096));

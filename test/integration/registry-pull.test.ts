@@ -36,6 +36,11 @@ beforeAll(async () => {
   for (const t of ["base", "multi", "config", "many", "big"]) await push(reg, `${layout.dir}:${t}`, `test/${t}:1`);
   await push(reg, `${layout.dir}:index`, "test/index:1", { all: true });
   await push(reg, `${layout.dir}:foreign`, "test/foreign:1", { all: true });
+  // docker's media types: a schema 2 manifest, and a manifest list
+  await push(reg, `${layout.dir}:base`, "docker/base:1", { format: "v2s2" });
+  await push(reg, `${layout.dir}:index`, "docker/index:1", { all: true, format: "v2s2" });
+  // what `nsbox pull busybox:1` means: docker.io/library/busybox, here through a mirror
+  await push(reg, `${layout.dir}:base`, "library/busybox:1");
   proxy = startProxy(reg.host);
 }, 120000);
 
@@ -113,6 +118,30 @@ describe("pull", () => {
     expect(foreign.stderr).toContain(`image in ${reg.host}/test/foreign:1; it has: linux/s390x, linux/ppc64le`);
     expect(isOneNsboxLine(foreign.stderr)).toBe(true);
     expect(storeTemps(ctx.dataRoot)).toEqual([]);
+  });
+
+  test("docker schema 2 manifests and manifest lists", async () => {
+    const m = await fetch(`http://${reg.host}/v2/docker/base/manifests/1`, { headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } });
+    expect(m.headers.get("content-type")).toBe("application/vnd.docker.distribution.manifest.v2+json");
+    await m.body?.cancel();
+    const one = await ctx.nsbox(["pull", "-q", `${reg.host}/docker/base:1`]);
+    expect(one.stderr).toBe("");
+    expect(one.code).toBe(0);
+    const list = await ctx.nsbox(["pull", "-q", "--platform", "linux/arm64", `${reg.host}/docker/index:1`]);
+    expect(list.stderr).toBe("");
+    expect(list.code).toBe(0);
+    const cfg = JSON.parse(readFileSync(join(ctx.dataRoot, "images/blobs/sha256", list.stdout.trim().slice(7)), "utf8"));
+    expect(cfg.architecture).toBe("arm64");
+  });
+
+  test("docker.io names go to NSBOX_REGISTRY_MIRROR (no network outside the machine)", async () => {
+    const r = await ctx.nsbox(["pull", "busybox:1"], { env: { NSBOX_REGISTRY_MIRROR: reg.host } });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("pulling busybox:1 (1 layer)");
+    expect(r.stdout).toContain("docker.io/library/busybox:1");
+    const repos = JSON.parse(readFileSync(join(ctx.dataRoot, "images/repositories.json"), "utf8"));
+    expect(Object.keys(repos.tags ?? repos)).toContain("docker.io/library/busybox:1");
   });
 
   test("64 layers", async () => {
