@@ -269,7 +269,7 @@ export async function image(argv: string[]): Promise<number> {
   if (!action) fail(`unknown image action "${name}": use ${Object.keys(actions).join(", ")}`);
   const rest = argv.slice(1);
   if (rest.includes("--help") || rest.includes("-h")) {
-    const text = await renderUsage(actionCommand(name, action), imageCommand);
+    const text = await renderUsage(actionCommand(name, action), defineCommand({ meta: { name: "nsbox image" } }));
     console.log((isTerminal(1) ? text : text.replace(/\x1b\[[0-9;]*m/g, "")).replace(/[ \t]+$/gm, ""));
     return 0;
   }

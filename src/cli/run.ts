@@ -28,7 +28,7 @@ import { bool, type FlagsDef, list, type Parsed, parseFlags, str, toCitty } from
 import { lookup } from "./common.ts";
 
 export const runFlags = {
-  rootfs: {
+  "image|rootfs": {
     type: "positional",
     description:
       "an image (alpine, host:5000/app:1, an id), or a path: a directory or a .tar/.tar.gz/.tgz/.tar.zst tarball (/x, ./x and existing paths are paths)",
