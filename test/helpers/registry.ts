@@ -384,7 +384,7 @@ export interface ProxyMode {
   redirectLoop?: boolean;
 }
 
-export interface Proxy {
+export interface RegistryProxy {
   host: string;
   mode: ProxyMode;
   /** blob responses cut so far (a blob shorter than cutAfter is never cut) */
@@ -403,8 +403,8 @@ export interface Proxy {
  * it can slow blob downloads down or cut their connection mid-stream. Tests that
  * use it must run nsbox asynchronously (this event loop serves the proxy).
  */
-export function startProxy(target: string, blobFile?: (digest: string) => string): Proxy {
-  const state: Proxy = { host: "", mode: {}, cuts: 0, ranges: [], leakedAuth: 0, storageRequests: 0, stop: () => {} };
+export function startProxy(target: string, blobFile?: (digest: string) => string): RegistryProxy {
+  const state: RegistryProxy = { host: "", mode: {}, cuts: 0, ranges: [], leakedAuth: 0, storageRequests: 0, stop: () => {} };
   // "object storage": another origin (another port), serving blobs from the registry's storage directory
   const storage = Bun.serve({
     hostname: "127.0.0.1",

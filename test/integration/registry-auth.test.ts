@@ -11,9 +11,9 @@ import {
   buildTestLayout,
   missingTools,
   PASSWORD,
-  type Proxy,
   push,
   type Registry,
+  type RegistryProxy,
   startProxy,
   startRegistry,
   storeBlobs,
@@ -24,7 +24,7 @@ import {
 const ctx = useNsbox("registry-auth");
 let basic: Registry;
 let token: Registry;
-let proxy: Proxy;
+let proxy: RegistryProxy;
 const dockerConfig = () => join(ctx.tmp, "docker");
 const env = () => ({ DOCKER_CONFIG: dockerConfig(), REGISTRY_AUTH_FILE: undefined, XDG_RUNTIME_DIR: undefined });
 

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { isOneNsboxLine, NSBOX, useNsbox } from "../helpers/nsbox.ts";
-import { missingTools, type Proxy, pushRaw, type Registry, startProxy, startRegistry, storeBlobs, storeTemps } from "../helpers/registry.ts";
+import { missingTools, pushRaw, type Registry, type RegistryProxy, startProxy, startRegistry, storeBlobs, storeTemps } from "../helpers/registry.ts";
 
 const ctx = useNsbox("registry-errors", { rootfs: false });
 let reg: Registry;
-let proxy: Proxy;
+let proxy: RegistryProxy;
 
 const config = (n: number) =>
   new TextEncoder().encode(

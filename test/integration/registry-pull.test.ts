@@ -12,9 +12,9 @@ import {
   addRandomImage,
   buildTestLayout,
   missingTools,
-  type Proxy,
   push,
   type Registry,
+  type RegistryProxy,
   startProxy,
   startRegistry,
   storeBlobs,
@@ -25,7 +25,7 @@ import {
 const ctx = useNsbox("registry-pull");
 let reg: Registry;
 let layout: TestLayout;
-let proxy: Proxy;
+let proxy: RegistryProxy;
 const missing = missingTools();
 
 beforeAll(async () => {

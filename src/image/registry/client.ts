@@ -250,6 +250,7 @@ function connectError(host: string, e: unknown, insecure: boolean): Error {
   if (e instanceof NsboxError) return e;
   if ((e as Error)?.name === "AbortError") return e as Error;
   const why = netReason(e);
-  const hint = !insecure && /cert|ssl|tls|self.signed|verify/i.test(why) ? " (a registry without a valid certificate, or on plain http, needs --tls-verify=false)" : "";
+  const hint =
+    !insecure && /cert|ssl|tls|self.signed|verify/i.test(why) ? " (a registry without a valid certificate, or on plain http, needs --tls-verify=false)" : "";
   return new NsboxError(`cannot reach registry ${host}: ${why}${hint}`);
 }
