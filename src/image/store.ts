@@ -7,6 +7,7 @@
  *                                    OCI whiteouts turned into overlayfs ones
  *   ROOT/images/l/<16 hex>           short links to layers/<hex>: an overlay mount's
  *                                    options must fit in a page (podman's l/ directory)
+ *   ROOT/images/sizes/<hex>          a layer's unpacked size, noted once (for image ls)
  *   ROOT/images/images/<hex>.json    an image record, named by its id (the config digest)
  *   ROOT/images/repositories.json    the tags index: name:tag -> image id
  *   ROOT/images/locks/<hex>          flock files: one writer per blob or layer
@@ -114,7 +115,7 @@ export class ImageStore {
 
   constructor(dir: string) {
     this.dir = dir;
-    for (const d of ["blobs/sha256", "layers", "l", "images", "locks", "tmp"]) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+    for (const d of ["blobs/sha256", "layers", "sizes", "l", "images", "locks", "tmp"]) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
   }
 
   // --- blobs -------------------------------------------------------------
@@ -406,6 +407,7 @@ export class ImageStore {
       try {
         // the blob's media type is not trusted for the compression: the extractor sniffs it
         await extractTar(blob, tmp, { whiteouts: "overlay", sameOwner: true });
+        writeAtomic(join(this.dir, "sizes", hex), String(layerSize(tmp)));
         renameSync(tmp, dir);
       } catch (e) {
         rmSync(tmp, { recursive: true, force: true });
@@ -462,6 +464,7 @@ export class ImageStore {
         rmSync(join(this.linkDir(), hex.slice(0, 16)), { force: true });
         rmSync(dir, { recursive: true, force: true });
         rmSync(join(this.dir, "locks", `layer-${hex}`), { force: true });
+        rmSync(join(this.dir, "sizes", hex), { force: true });
         layers++;
       }
       for (const hex of readdirSync(join(this.dir, "blobs/sha256"))) {
@@ -495,12 +498,15 @@ export class ImageStore {
     return { blobs, layers, total: blobs + layers };
   }
 
-  /** Unpacked size of an image's layers (0 for layers not unpacked yet). */
+  /** Size of an image's files: each layer's unpacked size, or its blob's size until it is unpacked. */
   unpackedSize(image: ImageRecord): number {
     let n = 0;
     for (const l of image.layers) {
-      const dir = this.layerDir(l.digest);
-      if (existsSync(dir)) n += layerSize(dir);
+      try {
+        n += Number(readFileSync(join(this.dir, "sizes", digestHex(l.digest)), "utf8")) || 0;
+      } catch {
+        n += l.size;
+      }
     }
     return n;
   }
