@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { credentialsFor, removeCredentials, storeCredentials } from "../../src/image/auth.ts";
 import { isLocalHost, parseReference, registryHost } from "../../src/image/reference.ts";
 import { parseChallenge } from "../../src/image/registry/challenge.ts";
+import { RegistryClient } from "../../src/image/registry/client.ts";
 import { choosePlatform, type Descriptor, parseManifest, parsePlatform } from "../../src/image/registry/manifest.ts";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -98,6 +99,14 @@ describe("WWW-Authenticate", () => {
   test("basic", () => {
     expect(parseChallenge('Basic realm="Registry Realm"')).toEqual({ scheme: "basic", params: { realm: "Registry Realm" } });
     expect(parseChallenge(null)).toBeUndefined();
+  });
+  test("credentials never go to a plain-http token realm of a TLS registry (refused before any request)", async () => {
+    const client = new RegistryClient("registry.example.com", "x", { credentials: { username: "u", password: "p" } });
+    await expect(client.authenticate({ scheme: "bearer", params: { realm: "http://auth.example.com/token" } })).rejects.toThrow(
+      /token realm http:\/\/auth.example.com is not https: refusing to send credentials/,
+    );
+    const anonymous = new RegistryClient("registry.example.com", "x", {});
+    await expect(anonymous.authenticate({ scheme: "basic", params: {} })).rejects.toThrow(/log in first/);
   });
 });
 

@@ -173,6 +173,9 @@ export class RegistryClient {
     } catch {
       fail(`${this.where()}: the registry's token realm "${realm}" is not a URL`);
     }
+    // credentials never travel in clear text to a token server the registry names, unless the user allowed plain http
+    if (creds && url.protocol !== "https:" && !this.insecure)
+      fail(`${this.where()}: the registry's token realm ${url.origin} is not https: refusing to send credentials there (--tls-verify=false allows it)`);
     if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
     const wanted = challenge.params.scope ?? scope;
     if (wanted) url.searchParams.set("scope", wanted);
