@@ -156,6 +156,7 @@ with tarfile.open("m.tar", "w", format=tarfile.PAX_FORMAT) as t:
     const v1 = { "GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "100", "GNU.sparse.name": "f" };
     expect(await refusal(paxArchive(dir, v1, `1\nx\n${"y".repeat(508)}`))).toContain("malformed pax sparse map");
     expect(await refusal(paxArchive(dir, v1, "2\n0\n"))).toBe('refusing entry "f": its sparse map runs past the end of its data');
+    expect(await refusal(paxArchive(dir, v1, `9999999\n${"y".repeat(504)}`))).toBe('refusing entry "f": its sparse map has more than 349525 segments');
   });
 
   test("the real name goes through the path policy too", async () => {

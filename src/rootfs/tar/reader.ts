@@ -35,7 +35,7 @@ import {
   ustarName,
 } from "./format.ts";
 import { normalize, refuse, show, TarError } from "./policy.ts";
-import { checkSparse, gnuExtensionSparse, gnuHeaderSparse, parseDataMap, paxSparse, type Sparse } from "./sparse.ts";
+import { checkSparse, DataMapParser, gnuExtensionSparse, gnuHeaderSparse, paxSparse, type Sparse } from "./sparse.ts";
 import type { Extractor } from "./writer.ts";
 
 /** What the bytes of the current member's body are for. */
@@ -74,6 +74,7 @@ export class TarReader {
   /** a pax 1.0 sparse entry whose map is being read from its data */
   private mapEntry: Entry | null = null;
   private mapBuf: Buffer | null = null;
+  private mapParser: DataMapParser | null = null;
   private mapFill = 0;
   private mapSize = 0;
 
@@ -167,6 +168,7 @@ export class TarReader {
       this.mapPending = false;
       this.mapEntry = entry;
       this.mapBuf = Buffer.alloc(BLOCK * 2);
+      this.mapParser = new DataMapParser(entry.raw);
       this.mapFill = 0;
       this.mapSize = entry.size;
       this.body = BODY_SPARSE_MAP;
@@ -200,13 +202,14 @@ export class TarReader {
     chunk.copy(buf, this.mapFill, off, off + n);
     this.mapFill += n;
     if (this.mapFill % BLOCK !== 0) return;
-    const map = parseDataMap(buf.subarray(0, this.mapFill), e.raw);
+    const map = (this.mapParser as DataMapParser).parse(buf.subarray(0, this.mapFill));
     if (!map) return;
     const sparse = e.sparse as Sparse;
     sparse.map = map;
     e.size = this.mapSize - this.mapFill;
     this.mapEntry = null;
     this.mapBuf = null;
+    this.mapParser = null;
     checkSparse(sparse, e.size, e.raw);
     this.body = e.raw !== "" && this.out.begin(e) ? BODY_FILE : BODY_SKIP;
   }

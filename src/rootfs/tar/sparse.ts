@@ -11,7 +11,7 @@
  * The extractor makes the file with ftruncate(realSize) and writes each segment
  * at its offset, so the holes stay holes.
  */
-import { BLOCK, MAX_META, number } from "./format.ts";
+import { MAX_META, number } from "./format.ts";
 import { refuse, TarError } from "./policy.ts";
 
 export interface Sparse {
@@ -22,7 +22,7 @@ export interface Sparse {
 }
 
 /** Bounds the pairs of one map, whose memory would otherwise grow with the archive. */
-const MAX_PAIRS = MAX_META / 24;
+const MAX_PAIRS = Math.floor(MAX_META / 24);
 
 /** Reads `count` (offset, numbytes) pairs of 12-byte numbers at `off`, stopping at an empty one. */
 function gnuPairs(h: Buffer, off: number, count: number, into: number[], entry: string): void {
@@ -87,32 +87,31 @@ export function paxSparse(px: (key: string) => string | undefined, entry: string
 
 /**
  * The 1.0 map at the start of the data: a count, then that many offset and length
- * pairs, one decimal number per line. `data` holds whole blocks; null when the
- * map goes on in the next block.
+ * pairs, one decimal number per line, padded to a block. Fed the data as it
+ * comes; parses each line once.
  */
-export function parseDataMap(data: Buffer, entry: string): number[] | null {
-  const numbers: number[] = [];
-  let count = -1;
-  let start = 0;
-  for (;;) {
-    const nl = data.indexOf(0x0a, start);
-    if (nl < 0) {
-      if (data.length >= MAX_META) refuse(entry, `its sparse map is larger than ${MAX_META} bytes`);
-      return null;
-    }
-    const v = integer(data.toString("latin1", start, nl), "sparse map", entry);
-    start = nl + 1;
-    if (count < 0) {
-      if (v > MAX_PAIRS) refuse(entry, `its sparse map has more than ${MAX_PAIRS} segments`);
-      count = v;
-    } else numbers.push(v);
-    if (numbers.length === 2 * count) return numbers;
-  }
-}
+export class DataMapParser {
+  private readonly numbers: number[] = [];
+  private count = -1;
+  /** where the next line starts in the data fed so far */
+  private start = 0;
 
-/** The map's size in the data of a 1.0 entry: whole blocks. */
-export function dataMapBytes(fill: number): number {
-  return Math.ceil(fill / BLOCK) * BLOCK;
+  constructor(private readonly entry: string) {}
+
+  /** `data` is everything fed so far; the map when whole, else null (more to come). */
+  parse(data: Buffer): number[] | null {
+    if (data.length > MAX_META) refuse(this.entry, `its sparse map is larger than ${MAX_META} bytes`);
+    for (;;) {
+      if (this.count >= 0 && this.numbers.length === 2 * this.count) return this.numbers;
+      const nl = data.indexOf(0x0a, this.start);
+      if (nl < 0) return null;
+      const v = integer(data.toString("latin1", this.start, nl), "sparse map", this.entry);
+      this.start = nl + 1;
+      if (this.count >= 0) this.numbers.push(v);
+      else if (v > MAX_PAIRS) refuse(this.entry, `its sparse map has more than ${MAX_PAIRS} segments`);
+      else this.count = v;
+    }
+  }
 }
 
 /** Every segment inside the file, and the segments' lengths adding up to the data stored. */
