@@ -1,7 +1,8 @@
 /**
- * extractTar for image layers: overlay whiteouts, forced formats, progress.
- * Archives are made by GNU tar from trees built on disk. Run as root (device
- * nodes, trusted.* xattrs); nothing is mounted.
+ * extractTar for image layers: overlay whiteouts, forced formats, progress,
+ * xattrs. Archives are made by GNU tar from trees built on disk. Run as root
+ * (device nodes, trusted.* xattrs); nothing is mounted on the host (the one
+ * overlay mount lives in a mount namespace of its own).
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -251,5 +252,25 @@ with tarfile.open("l.tar", "w", format=tarfile.PAX_FORMAT) as t:
     await extractTar(join(dir, "l.tar"), ours);
     expect(lgetxattr(join(ours, "f"), "user.a=b")?.toString()).toBe("lib");
     expect(lgetxattr(join(ours, "f"), "user.both")?.toString()).toBe("schily");
+  });
+});
+
+describe("overlayfs reads the whiteouts as its own", () => {
+  // The mount happens in a mount namespace made for it (unshare -m, private
+  // propagation): it never appears on the host and goes away with the process.
+  test.skipIf(!isRoot)("a deleted file and an opaque directory, stacked on a lower layer", async () => {
+    const dir = scratch();
+    const lower = tarOf("mkdir a c && echo 1 > a/b && echo 2 > a/keep && echo 3 > c/old");
+    const upper = tarOf("mkdir a c && touch a/.wh.b c/.wh..wh..opq && echo 4 > c/new");
+    for (const [name, tarball] of [
+      ["lower", lower],
+      ["upper", upper],
+    ] as const) {
+      mkdirSync(join(dir, name));
+      await extractTar(tarball, join(dir, name), { whiteouts: name === "upper" ? "overlay" : "keep" });
+    }
+    mkdirSync(join(dir, "merged"));
+    const seen = sh(`unshare -m --propagation private sh -c 'mount -t overlay overlay -o lowerdir=upper:lower merged && cd merged && find . | sort'`, dir);
+    expect(seen.trim().split("\n")).toEqual([".", "./a", "./a/keep", "./c", "./c/new"]);
   });
 });
