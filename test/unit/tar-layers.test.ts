@@ -53,7 +53,9 @@ async function refusal(tarball: string, opts: Parameters<typeof extractTar>[2]):
 
 describe("whiteouts", () => {
   const layer = (): string =>
-    tarOf("mkdir a c d && touch a/.wh.b a/keep c/.wh..wh..opq c/new .wh.top d/.wh..wh.plnk && mkdir -p e/f && touch e/f/.wh..wh..opq");
+    tarOf(
+      "mkdir a c d && touch a/.wh.b a/keep c/.wh..wh..opq c/new .wh.top d/.wh..wh.aufs && mkdir -p e/f .wh..wh.plnk/x && touch e/f/.wh..wh..opq .wh..wh.plnk/x/1",
+    );
 
   test.skipIf(!isRoot)('"overlay": .wh.NAME becomes a 0/0 char device, .wh..wh..opq the opaque xattr', async () => {
     const dest = freshDest();
