@@ -88,6 +88,7 @@ export async function extractTar(tarball: string, dest: string, opts: ExtractOpt
       reader.finish();
     }
     extractor.finish();
+    source.completed();
   } finally {
     extractor.close();
     source.close();
