@@ -116,10 +116,13 @@ export class DataMapParser {
 
 /** Every segment inside the file, and the segments' lengths adding up to the data stored. */
 export function checkSparse(s: Sparse, dataSize: number, entry: string): void {
+  if (s.realSize < 0) refuse(entry, `its sparse real size ${s.realSize} is negative`);
   let total = 0;
   for (let i = 0; i < s.map.length; i += 2) {
     const off = s.map[i] as number;
     const len = s.map[i + 1] as number;
+    // base-256 header numbers may be negative
+    if (off < 0 || len < 0) refuse(entry, "its sparse map has a negative offset or length");
     if (off + len > s.realSize) refuse(entry, `its sparse map puts data at ${off}+${len}, past its size of ${s.realSize}`);
     total += len;
   }
