@@ -436,6 +436,12 @@ describe.skipIf(!isRoot)("extractTar builds the tree GNU tar builds", () => {
     expect(tree.get("v7-dir")).toMatchObject({ type: "dir", mode: 0o711 });
   });
 
+  test('the archive\'s root entry "/" (umoci writes one) is the target itself, as GNU tar takes it', async () => {
+    const tarball = writeArchive([member({ name: "/", type: "5", mode: 0o755 }), member({ name: "f", data: "x" })]);
+    const tree = await expectSameAsGnu(tarball);
+    expect([...tree.keys()].sort()).toEqual(["", "f"]);
+  });
+
   test("GNU volume labels are skipped", async () => {
     const tarball = writeArchive([member({ name: "My Volume", type: "V", magic: "gnu" }), member({ name: "f", data: "x" })]);
     const tree = await expectSameAsGnu(tarball);
