@@ -22,7 +22,7 @@ import { useNsbox } from "../helpers/nsbox.ts";
 import { compareHost, type HostSnapshot, hostSnapshot, Ids, stderrProblems } from "./host.ts";
 import { firstDiff, localAddresses, type Script, sequenceScript, textLines } from "./output.ts";
 import { chaosRng, type Rng } from "./rng.ts";
-import { cgroupOf, fibTrieOf, show } from "./run.ts";
+import { cgroupOf, fibTrieOf, isInitOf, show } from "./run.ts";
 
 const ctx = useNsbox("chaos-churn");
 const rng = chaosRng("churn");
@@ -245,7 +245,7 @@ async function psCheck(): Promise<void> {
     }
     if (e.State !== "running") continue;
     const inCgroup = () => pidAlive(e.Pid) && cgroupOf(e.Pid).includes(`nsbox-${e.ID}`);
-    if (!e.Pid || !inCgroup()) {
+    if (!isInitOf(e.Pid, e.ID)) {
       if (steady(e.ID) === "running") problem(`${c.label}: ps says running with pid ${e.Pid}, which is not a live process in its cgroup`);
       continue;
     }
