@@ -5,7 +5,7 @@
  * none. Its id is the pod's id; its name is "<pod>-infra"; pods have names of
  * their own, in <state>/pods/<name> -> id.
  */
-import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../errors.ts";
 import type { NetworkRequest } from "../net/setup.ts";
@@ -145,6 +145,7 @@ export async function removePod(pod: PodView, force: boolean): Promise<void> {
     );
   for (const m of pod.members) await removeContainer(m.id, force);
   await removeContainer(pod.infra.id, force);
-  const link = join(podNames(), pod.name);
-  if (existsSync(link)) unlinkSync(link);
+  // The link's target is the bare id, not a path: existsSync would follow it,
+  // find nothing and keep the name taken until another pod command looked.
+  rmSync(join(podNames(), pod.name), { force: true });
 }
