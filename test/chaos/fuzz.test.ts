@@ -290,25 +290,31 @@ function generate(n: number, r: Rng): Case {
     if (c !== "unbind" && dir) reasons.push("ns takes one container");
   }
   if (verb === "run" && !given.has("net")) flagGroups.unshift(["--net", "none"]);
-  if (verb === "stats" && !given.has("no-stream")) mayBlock = true;
+  if (verb === "stats" && given.get("no-stream") !== "true") mayBlock = true;
   if (verb === "logs" && given.get("follow") === "true" && named.get("container")?.[0] === TARGET) mayBlock = true;
   if (verb === "wait" && (named.get("containers") ?? []).includes(TARGET)) mayBlock = true;
 
+  const trailing: string[] = [];
   // a string flag left without its value, at the very end (not for run and exec: their end is the command)
   if (noRest && r.chance(0.04)) {
     const s = options(defs).filter(([, d]) => d.type === "string" && d.bare === undefined);
     if (s.length) {
       const [name] = r.pick(s);
-      pos.push(`--${name}`);
+      trailing.push(`--${name}`);
       reasons.push(`--${name} without a value`);
     }
   }
   let body: string[];
   if (noRest) {
-    // flags and positionals in any order
-    const groups = [...flagGroups, ...pos.slice(0, -1).map((p) => [p])];
-    body = r.sample(groups, groups.length).flat();
-    if (pos.length) body.push(pos[pos.length - 1] as string);
+    // flags and positionals interleaved at random, each kept in its own order (a repeated flag's last value wins)
+    body = [];
+    let f = 0;
+    let q = 0;
+    while (f < flagGroups.length || q < pos.length) {
+      if (q >= pos.length || (f < flagGroups.length && r.chance(0.5))) body.push(...(flagGroups[f++] as string[]));
+      else body.push(pos[q++] as string);
+    }
+    body.push(...trailing);
   } else body = [...flagGroups.flat(), ...pos, ...command];
   for (const rs of flagReasons.values()) reasons.push(...rs);
   if (helpWins) reasons.length = 0; // --help and --version answer before anything else is read
@@ -361,6 +367,7 @@ function corpus(): Case[] {
     c("a 100 kB hostname", ["run", "--net", "none", "--hostname", "h".repeat(100000), R, "true"], ["a hostname longer than 64"]),
     c("--stop -t huge", ["stop", "-t", "99999999999999999999", "nosuch-fz"], ["a timeout out of range, or no such container"]),
     c("kill -s 65", ["kill", "-s", "65", TARGET], ["no signal 65"]),
+    c("ns --bind with an empty directory", ["ns", "--bind", "", TARGET], ["--bind needs a directory (not the current one)"]),
   ];
 }
 
