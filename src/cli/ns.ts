@@ -66,6 +66,8 @@ export async function ns(argv: string[]): Promise<number> {
   const list = namespacesOf(pid);
   const bindDir = str(p.flags.bind);
   if (bindDir !== undefined) {
+    // resolve("") is the current directory: an empty variable must not bind there
+    if (bindDir.trim() === "") fail("--bind needs a directory, e.g.: nsbox ns web --bind /run/web-ns");
     const dir = resolve(bindDir);
     if (existsSync(dir) && readdirSync(dir).length) fail(`--bind ${dir}: the directory must be new or empty`);
     mkdirSync(dir, { recursive: true });
