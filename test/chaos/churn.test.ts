@@ -30,7 +30,7 @@ const rng = chaosRng("churn");
 const BURST = 16;
 /** Workers, each running containers one after another through their whole life. */
 const WORKERS = 6;
-const PER_WORKER = 20;
+const PER_WORKER = 16;
 
 type Stable = "running" | "exited" | "removed";
 interface Ctr {

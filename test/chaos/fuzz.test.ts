@@ -41,7 +41,7 @@ import { show } from "./run.ts";
 const ctx = useNsbox("chaos-fuzz");
 const rng = chaosRng("fuzz");
 /** Generated cases (the hand-made corpus comes on top). */
-const CASES = 320;
+const CASES = 300;
 const ONLY = process.env.NSBOX_CHAOS_CASE === undefined ? undefined : Number(process.env.NSBOX_CHAOS_CASE);
 const TARGET = "fz-target";
 
@@ -446,7 +446,7 @@ async function leftBehind(): Promise<string[]> {
   const out: string[] = [];
   for (const k of Object.keys(now) as (keyof Baseline)[]) for (const d of diffLists(baseline[k], now[k])) out.push(`${k} ${d}`);
   const others = () => {
-    const known = ids.sync();
+    const known = new Set(ids.sync());
     known.delete(targetId);
     const cg = nsboxCgroupDirs().filter((d) => known.has(d.slice(d.lastIndexOf("nsbox-") + 6)));
     const procs = suiteProcesses(ctx.tmp, known).filter((p) => !p.includes(targetId) && !p.startsWith(`${targetPid}:`));

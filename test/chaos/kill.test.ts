@@ -1,7 +1,8 @@
 /**
  * Chaos, part b: SIGKILL of the nsbox CLI at random moments of run, run -d,
  * exec, stop, rm, pod create and pod rm (delays from a seeded distribution),
- * a few at a time, in rounds. After every batch, `ps` must still tell the
+ * and now and then of a container's monitor or PID 1, a few at a time, in
+ * rounds. A PID 1 must end with its monitor. After every batch, `ps` must still tell the
  * truth (a container it calls running has a live PID 1 in its cgroup); after
  * every round the host is repaired as a user would (ps -a, rm -f of every
  * container, pod rm -f of every pod, network prune) and compared with a
@@ -13,12 +14,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { leftoversOf, parsePs, removeAll } from "../helpers/lifecycle.ts";
+import { inspectOne, leftoversOf, parsePs, pidAlive, removeAll } from "../helpers/lifecycle.ts";
 import { freePort } from "../helpers/net.ts";
-import { ls, type RunResult, tryKill, useNsbox } from "../helpers/nsbox.ts";
+import { ls, type RunResult, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 import { compareHost, type HostSnapshot, hostSnapshot, Ids, stderrProblems } from "./host.ts";
 import { chaosRng, type Rng } from "./rng.ts";
-import { isInitOf, show } from "./run.ts";
+import { cgroupOf, isInitOf, show } from "./run.ts";
 
 const ctx = useNsbox("chaos-kill");
 const rng = chaosRng("kill");
@@ -30,8 +31,13 @@ const BATCH = 3;
 
 const OPS = ["run", "run -d", "exec", "stop", "rm -f", "pod create", "pod rm -f"] as const;
 type Op = (typeof OPS)[number];
+/** Not the CLI: a detached container's monitor, or its PID 1 (what a crash or the OOM killer would do). */
+const PROCS = ["monitor", "pid 1"] as const;
+type Proc = (typeof PROCS)[number];
 
 const problems: string[] = [];
+/** containers whose PID 1 outlived their SIGKILLed monitor (it must end with it: issue 10 point 6) */
+const outlivedMonitor: string[] = [];
 /** what was still there when rm -f and pod rm -f of the repair returned (they return when what they removed is gone) */
 const notGoneAtOnce: string[] = [];
 const stats = { killed: 0, finishedFirst: 0, byOp: {} as Record<string, number> };
@@ -144,6 +150,28 @@ function whatIs(pid: number): string {
   )}`;
 }
 
+/** SIGKILL of a fixture's monitor or PID 1 after delayMs; a PID 1 must not outlive its monitor. */
+async function killProcessOf(id: string, which: Proc, delayMs: number, label: string): Promise<void> {
+  let ins: Awaited<ReturnType<typeof inspectOne>>;
+  try {
+    ins = await inspectOne(ctx, id);
+  } catch {
+    return; // removed by an earlier command of the round
+  }
+  const pid = which === "monitor" ? ins.State.MonitorPid : ins.State.Pid;
+  const init = ins.State.Pid;
+  if (!ins.State.Running || !pid) return;
+  await Bun.sleep(delayMs);
+  // the pids were read from nsbox: only kill what is still that container's
+  if (!isInitOf(init, id)) return;
+  tryKill(pid, "SIGKILL");
+  stats.killed++;
+  // an exiting PID 1 leaves its cgroup at once, but may wait for its namespace's zombies to be reaped by the host's init
+  const runs = () => pidAlive(init) && cgroupOf(init).includes(`nsbox-${id}`);
+  if (which === "monitor" && !(await waitUntil(() => !runs(), 500)))
+    outlivedMonitor.push(`${label}: PID 1 (${init}) of ${id.slice(0, 12)} still runs 0.5 s after its monitor (${pid}) was killed`);
+}
+
 /** After a kill: ps works, says nothing on stderr, and every container it calls running has a live PID 1 in its cgroup. */
 async function psTellsTheTruth(label: string): Promise<void> {
   const args = ["ps", "-a", "--format", "json", "--no-trunc"];
@@ -232,12 +260,18 @@ test("SIGKILL of run, run -d, exec, stop, rm, pod create and pod rm at random mo
     const f = await fixtures(rr.fork("fixtures"), round);
     const plan = Array.from({ length: KILLS_PER_ROUND }, (_, k) => {
       const r = rr.fork(`kill${k}`);
-      const op = r.pick(OPS);
-      return { op, args: argsFor(op, r, f), delay: killDelay(r), label: `round ${round} kill ${k} (${op}, seed stream kill/round${round}/kill${k})` };
+      const op: Op | Proc = r.chance(0.15) ? r.pick(PROCS) : r.pick(OPS);
+      const target = f.containers.length ? r.pick(f.containers) : "";
+      const args = (OPS as readonly string[]).includes(op) ? argsFor(op as Op, r, f) : [];
+      return { op, args, target, delay: killDelay(r), label: `round ${round} kill ${k} (${op}, seed stream kill/round${round}/kill${k})` };
     });
     for (let i = 0; i < plan.length; i += BATCH) {
       const batch = plan.slice(i, i + BATCH);
-      await Promise.all(batch.map((p) => killedAt(p.args, p.delay, `${p.label} after ${p.delay} ms`)));
+      await Promise.all(
+        batch.map((p) =>
+          p.args.length ? killedAt(p.args, p.delay, `${p.label} after ${p.delay} ms`) : killProcessOf(p.target, p.op as Proc, p.delay, p.label),
+        ),
+      );
       for (const p of batch) stats.byOp[p.op] = (stats.byOp[p.op] ?? 0) + 1;
       await psTellsTheTruth(`round ${round} after ${batch.map((p) => `${p.op} killed at ${p.delay} ms`).join(", ")}`);
     }
@@ -266,4 +300,8 @@ test("a pod's name is free again as soon as pod rm returns", async () => {
     expect(r.code, show(["pod", "rm", "-f", name], r)).toBe(0);
     expect(ls(join(ctx.stateRoot, "pods"))).not.toContain(name);
   }
+});
+
+test("a detached container ends at once when its monitor is SIGKILLed", () => {
+  expect(outlivedMonitor).toEqual([]);
 });
