@@ -334,3 +334,27 @@ test("parallel run -d / exec / logs / ps / stop / rm: ps matches the kernel, log
   console.log(`churn: ${JSON.stringify(counts)} in ${((Date.now() - started) / 1000).toFixed(1)} s, ${problems.length} problems`);
   expect(problems).toEqual([]);
 }, 300000);
+
+test("a pod created while other pod commands run keeps its name", async () => {
+  const lost: string[] = [];
+  // pod ps tidies the names of pods whose infra container is gone: it must not take a pod being created for one
+  for (let i = 0; i < 12; i++) {
+    let creating = true;
+    const look = async () => {
+      while (creating) await ctx.nsbox(["pod", "ps"]);
+    };
+    const lookers = Promise.all([look(), look()]);
+    const c = await ctx.nsbox(["pod", "create", "--net", "none"]);
+    creating = false;
+    await lookers;
+    const id = c.stdout.trim();
+    expect(c.code, show(["pod", "create", "--net", "none"], c)).toBe(0);
+    ids.sync(id);
+    const listed = await ctx.nsbox(["pod", "ps", "--format", "json"]);
+    if (!listed.stdout.includes(id)) lost.push(`pod ${id.slice(0, 12)} is not listed by pod ps after pod create returned`);
+    // by id, or (once its name is lost) through its infra container
+    const rm = await ctx.nsbox(["pod", "rm", "-f", id]);
+    if (rm.code !== 0) await ctx.nsbox(["rm", "-f", id]);
+  }
+  expect(lost).toEqual([]);
+}, 120000);

@@ -195,6 +195,9 @@ async function psTellsTheTruth(label: string): Promise<void> {
       );
 }
 
+/** what the repair's last rm -f said on stderr (for the report of what it left) */
+let lastRmErrors = "";
+
 /** rm -f of every container: each one it names as removed is gone when it returns. */
 async function removeContainers(label: string): Promise<void> {
   const all = await ctx.nsbox(["ps", "-a", "-q", "--no-trunc"]);
@@ -202,6 +205,7 @@ async function removeContainers(label: string): Promise<void> {
   ids.sync(...ctrs);
   if (!ctrs.length) return;
   const rm = await ctx.nsbox(["rm", "-f", ...ctrs]);
+  lastRmErrors = rm.stderr.trim();
   // a pod's infra container may be refused (the pod goes with pod rm): said in nsbox's words, one line per refusal
   const bad = stderrProblems(rm.stderr, ctrs.length);
   if ((rm.code !== 0 && rm.code !== 125) || bad.length) problems.push(`${label}: repair: ${bad.join(", ")}: ${show(["rm", "-f", "..."], rm)}`);
@@ -249,7 +253,15 @@ async function repair(label: string, podsFirst: boolean): Promise<void> {
   if (prune.code !== 0 || bad.length) problems.push(`${label}: repair: ${bad.join(", ")}: ${show(["network", "prune"], prune)}`);
   const left = await ctx.nsbox(["ps", "-a", "-q", "--no-trunc"]);
   const leftPods = await ctx.nsbox(["pod", "ps", "--format", "json"]);
-  if (left.stdout !== "") problems.push(`${label}: containers left after the repair: ${left.stdout.trim().split("\n").join(", ")}`);
+  if (left.stdout !== "") {
+    const ins = await ctx.nsbox([
+      "inspect",
+      "--format",
+      "{{.Id}} {{.Name}} {{.State.Status}} pod={{.Pod}} {{json .Config.nsbox.infra}}",
+      ...left.stdout.trim().split("\n"),
+    ]);
+    problems.push(`${label}: containers left after the repair (${lastRmErrors || "rm -f said nothing"}): ${ins.stdout.trim().split("\n").join(", ")}`);
+  }
   if (leftPods.stdout !== "") problems.push(`${label}: pods left after the repair: ${leftPods.stdout.trim()}`);
 }
 
