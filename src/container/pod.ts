@@ -5,9 +5,10 @@
  * none. Its id is the pod's id; its name is "<pod>-infra"; pods have names of
  * their own, in <state>/pods/<name> -> id.
  */
-import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../errors.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import { defaultEnv } from "../spec/defaults.ts";
 import type { ContainerSpec, Namespace } from "../spec/spec.ts";
@@ -40,11 +41,44 @@ export interface PodOptions {
   cgroupsPath?: string;
 }
 
+/**
+ * A pod's name is linked before its infra container exists, and allPods() takes
+ * a link without a container for what a killed pod rm left. Creators hold a
+ * shared flock on the pods directory meanwhile; allPods() tidies only when it
+ * gets the lock exclusively (a killed creator's lock goes with it).
+ */
+function lockPodNames(op: number): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(podNames(), "r");
+  } catch {
+    return undefined;
+  }
+  if (flock(fd, op)) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
+function unlockPodNames(fd: number | undefined): void {
+  if (fd === undefined) return;
+  flock(fd, LOCK_UN);
+  closeSync(fd);
+}
+
 export async function createPod(o: PodOptions): Promise<string> {
   await reconcile();
   const id = newId();
   const name = o.name ?? `pod-${shortId(id)}`;
   mkdirSync(podNames(), { recursive: true, mode: 0o711 });
+  const lock = lockPodNames(LOCK_SH);
+  try {
+    return await createPodLocked(o, id, name);
+  } finally {
+    unlockPodNames(lock);
+  }
+}
+
+async function createPodLocked(o: PodOptions, id: string, name: string): Promise<string> {
   try {
     symlinkSync(id, join(podNames(), name));
   } catch {
@@ -90,6 +124,7 @@ export interface PodView {
 export function allPods(): PodView[] {
   const views = allViews();
   const out: PodView[] = [];
+  let tidy: number | undefined | null = null; // null: not tried yet
   let names: string[] = [];
   try {
     names = readdirSync(podNames());
@@ -105,11 +140,14 @@ export function allPods(): PodView[] {
     }
     const infra = views.find((v) => v.id === id);
     if (!infra) {
-      unlinkSync(join(podNames(), name)); // a pod removed halfway: finish the job
+      // a pod removed halfway: finish the job, unless a pod is being created (see lockPodNames)
+      if (tidy === null) tidy = lockPodNames(LOCK_EX | LOCK_NB);
+      if (tidy !== undefined) rmSync(join(podNames(), name), { force: true });
       continue;
     }
     out.push({ id, name, infra, members: views.filter((v) => v.config.pod === id) });
   }
+  if (tidy !== null) unlockPodNames(tidy);
   return out;
 }
 
