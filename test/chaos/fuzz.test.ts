@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { cgroupDirsOf, nsboxCgroupDirs, removeOwnCgroups, testCgroupParent } from "../helpers/cgroup.ts";
 import { hostPid, pidAlive } from "../helpers/lifecycle.ts";
-import { lsRecursive, mountLines, mountsBelow, type RunResult, useNsbox } from "../helpers/nsbox.ts";
+import { lsRecursive, mountLines, mountsBelow, type RunResult, tryKill, useNsbox } from "../helpers/nsbox.ts";
 import {
   COMMANDS,
   CONTROL_VALUES,
@@ -368,6 +368,7 @@ function corpus(): Case[] {
     c("--stop -t huge", ["stop", "-t", "99999999999999999999", "nosuch-fz"], ["a timeout out of range, or no such container"]),
     c("kill -s 65", ["kill", "-s", "65", TARGET], ["no signal 65"]),
     c("ns --bind with an empty directory", ["ns", "--bind", "", TARGET], ["--bind needs a directory (not the current one)"]),
+    c("ns --bind with a file", ["ns", "--bind", `${places.fix}/file`, TARGET], ["--bind needs a directory, not a file"]),
   ];
 }
 
@@ -519,6 +520,11 @@ async function runCase(c: Case): Promise<Outcome> {
     if (r.code !== 0 || r.timedOut) problems.push(`left behind: ${left.slice(0, 20).join("; ")}`);
     else problems.push(`left behind after its own clean-up: ${left.slice(0, 20).join("; ")}`);
     await removeMade();
+    // processes of the suite's own roots that nsbox did not end: ended here, or every later case would be blamed
+    for (const l of left) {
+      const pid = /^process (\d+):/.exec(l)?.[1];
+      if (pid) tryKill(Number(pid));
+    }
   }
   await resetScratch();
   // a case that wrote into the fixtures (reported above) must not change what the next ones see
