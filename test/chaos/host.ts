@@ -123,8 +123,9 @@ export function hostSnapshot(ctx: NsboxContext, ids: Ids): HostSnapshot {
       .map((r) => `${r.chain} ${r.comment}${r.dport ? ` dport ${r.dport}` : ""}`)
       .sort(),
     cgroups: nsboxCgroupDirs().filter((d) => mine(d.slice(d.lastIndexOf("nsbox-") + 6))),
-    // names/ and pods/ stay once made (empty): what they hold counts
-    state: lsRecursive(ctx.stateRoot).filter((e) => e !== "names" && e !== "pods"),
+    // names/ and pods/ stay once made (empty): what they hold counts; seccomp/ is a
+    // cache of compiled filters (one file per profile and capability set, kept on purpose)
+    state: lsRecursive(ctx.stateRoot).filter((e) => e !== "names" && e !== "pods" && e !== "seccomp" && !e.startsWith("seccomp/")),
     layers: lsRecursive(join(ctx.dataRoot, "containers")),
     processes: suiteProcesses(ctx.tmp, known),
     allocations: [
