@@ -1,7 +1,7 @@
 /** `nsbox export CONTAINER -o FILE`: a running container's root filesystem as a tar (see container/export.ts). */
 import { defineCommand } from "citty";
 import { exportRoot } from "../container/export.ts";
-import { fail } from "../errors.ts";
+import { fail, sysMessage } from "../errors.ts";
 import { log } from "../log.ts";
 import { type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { lookup } from "./common.ts";
@@ -32,7 +32,8 @@ export async function exportContainer(argv: string[]): Promise<number> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOSPC") fail(`no space left on the device of "${out}": the partial archive was removed`);
-    if (code) fail(`cannot export container ${ref} to "${out}": ${(e as Error).message}`);
+    // the cause only: the path in Node's text is the temporary file beside the archive, which the user never named
+    if (code) fail(`cannot export container ${ref} to "${out}": ${sysMessage(e)}`);
     throw e;
   }
   log.info(`exported ${r.files} entries (${bytes(r.bytes)} of file data) to ${out}`);

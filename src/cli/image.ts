@@ -248,6 +248,9 @@ const actions: Record<string, Action> = {
   },
 };
 
+/** Each action's flags, by action (the chaos fuzzer draws from them). */
+export const imageActionFlags: Record<string, FlagsDef> = Object.fromEntries(Object.entries(actions).map(([k, a]) => [k, a.flags]));
+
 export const imageFlags = {
   action: { type: "positional", description: `${Object.keys(actions).join(", ")} (see: nsbox image ACTION --help)`, required: true },
 } satisfies FlagsDef;

@@ -15,7 +15,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { join, normalize } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
-import { randomHex } from "../state/random.ts";
+import { checkHeader } from "../rootfs/tar/format.ts";
 import { digestHex, isDigest, sha256Bytes, sha256File } from "./digest.ts";
 import { normalizeName } from "./names.ts";
 import type { Descriptor, ImageRecord, ImageStore } from "./store.ts";
@@ -60,7 +60,12 @@ export async function importImages(store: ImageStore, source: string, opts: Impo
   let dir = source;
   let tmp: string | undefined;
   if (st.isFile()) {
-    tmp = join(store.dir, "tmp", `import-${process.pid}-${randomHex(4)}`);
+    // refused before the store is touched: a file that is no tarball must not make the store's directories
+    if (!looksLikeTar(source))
+      fail(
+        `cannot import "${source}": not a readable image archive: it starts with neither a tar header nor gzip or zstd (give a docker-archive or oci-archive tarball, or an OCI layout directory)`,
+      );
+    tmp = store.tmpPath("import");
     mkdirSync(tmp, { mode: 0o700 });
     dir = tmp;
     const { extractTar, TarError } = await import("../rootfs/tar.ts");
@@ -94,6 +99,24 @@ export async function importImages(store: ImageStore, source: string, opts: Impo
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** A tar, or a gzip or zstd stream (which the extractor checks further), from its first block. */
+function looksLikeTar(file: string): boolean {
+  const head = Buffer.alloc(512);
+  let n = 0;
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    n = readSync(fd, head, 0, 512, 0);
+  } catch (e) {
+    fail(`cannot import "${file}": ${(e as Error).message}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) return true;
+  if (n >= 4 && head.readUInt32BE(0) === 0x28b52ffd) return true;
+  return n === 512 && checkHeader(head) === "ok";
 }
 
 async function storeOne(

@@ -13,7 +13,7 @@ import { closeSync, createReadStream, createWriteStream, openSync, renameSync, r
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
-import { fail } from "../errors.ts";
+import { fail, sysMessage } from "../errors.ts";
 import { randomHex } from "../state/random.ts";
 import { MEDIA, REF_NAME } from "./archive.ts";
 import { digestHex, sha256File } from "./digest.ts";
@@ -28,7 +28,8 @@ export async function saveImage(store: ImageStore, rec: ImageRecord, names: stri
   try {
     fd = openSync(tmp, "wx", 0o644);
   } catch (e) {
-    fail(`cannot write "${out}": ${(e as Error).message.replace(/^[A-Z]+: /, "")}`);
+    // the cause only: the path in Node's text is the temporary file beside the archive
+    fail(`cannot write "${out}": ${sysMessage(e)}`);
   }
   const scratch: string[] = [];
   try {
@@ -45,7 +46,10 @@ export async function saveImage(store: ImageStore, rec: ImageRecord, names: stri
       // already closed
     }
     rmSync(tmp, { force: true });
-    if ((e as NodeJS.ErrnoException).code === "ENOSPC") fail(`no space left on the device of "${out}": the partial archive was removed`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC") fail(`no space left on the device of "${out}": the partial archive was removed`);
+    // e.g. renaming onto a directory (EISDIR): one line naming the archive, not Node's text
+    if (code && (e as NodeJS.ErrnoException).syscall === "rename") fail(`cannot write "${out}": ${sysMessage(e)}`);
     throw e;
   } finally {
     for (const s of scratch) rmSync(s, { force: true });
@@ -93,7 +97,7 @@ async function writeDocker(store: ImageStore, rec: ImageRecord, names: string[],
     let file = store.blobPath(l.digest);
     if (l.digest !== diffId) {
       // compressed in the store: docker-archive wants the tar itself
-      file = join(store.dir, "tmp", `save-${process.pid}-${randomHex(4)}`);
+      file = store.tmpPath("save");
       scratch.push(file);
       const gz = l.mediaType.endsWith("+gzip") || l.mediaType.endsWith(".tar.gzip");
       await pipeline(createReadStream(store.blobPath(l.digest)), gz ? createGunzip() : createZstdDecompress(), createWriteStream(file));

@@ -17,6 +17,9 @@
  * is written to tmp/, its digest and size checked, then renamed; a layer is
  * unpacked into tmp/ and renamed. A crash leaves only tmp/ entries, which the next
  * writer of the store clears once their writer is gone.
+ *
+ * The layout is made by the first write (layout()), not by opening the store: a
+ * command that only reads, or fails on bad input, leaves the data root as it was.
  */
 import {
   closeSync,
@@ -113,9 +116,33 @@ export class ImageStore {
   /** per-process waiters, as flock does not exclude two fds of one process from each other's view of time */
   private inFlight = new Map<string, Promise<unknown>>();
 
+  private laidOut = false;
+
   constructor(dir: string) {
     this.dir = dir;
-    for (const d of ["blobs/sha256", "layers", "sizes", "l", "images", "locks", "tmp"]) mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  }
+
+  /** Makes the store's directories: called by every write, never by a read. */
+  layout(): void {
+    if (this.laidOut) return;
+    for (const d of ["blobs/sha256", "layers", "sizes", "l", "images", "locks", "tmp"]) mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
+    this.laidOut = true;
+  }
+
+  /** A path in tmp/ for work in progress (the layout is made first). */
+  tmpPath(name: string): string {
+    this.layout();
+    return join(this.dir, "tmp", `${name}-${process.pid}-${randomHex(4)}`);
+  }
+
+  /** The entries of one of the store's directories; none while the store has never been written. */
+  private list(sub: string): string[] {
+    try {
+      return readdirSync(join(this.dir, sub));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw e;
+    }
   }
 
   // --- blobs -------------------------------------------------------------
@@ -149,7 +176,7 @@ export class ImageStore {
     if (existsSync(final)) return false;
     return this.withLock(hex, async () => {
       if (existsSync(final)) return false;
-      const tmp = join(this.dir, "tmp", `blob-${hex}-${process.pid}-${randomHex(4)}`);
+      const tmp = this.tmpPath(`blob-${hex}`);
       const fd = openSync(tmp, "wx", 0o644);
       let closed = false;
       try {
@@ -226,6 +253,7 @@ export class ImageStore {
       os: config.os ?? "linux",
       architecture: config.architecture ?? "",
     };
+    this.layout();
     writeAtomic(this.recordPath(id), JSON.stringify(rec, null, 2));
     if (name && !name.includes("@")) await this.tag(id, name);
     return rec;
@@ -251,7 +279,7 @@ export class ImageStore {
 
   images(): ImageRecord[] {
     const out: ImageRecord[] = [];
-    for (const f of readdirSync(join(this.dir, "images"))) {
+    for (const f of this.list("images")) {
       if (!/^[a-f0-9]{64}\.json$/.test(f)) continue;
       const r = this.image(`sha256:${f.slice(0, 64)}`);
       if (r) out.push(r);
@@ -308,7 +336,7 @@ export class ImageStore {
     const hex = /^(sha256:)?([a-f0-9]{3,64})$/.exec(ref);
     if (hex) {
       const prefix = hex[2] as string;
-      const ids = readdirSync(join(this.dir, "images")).filter((f) => f.endsWith(".json") && f.startsWith(prefix));
+      const ids = this.list("images").filter((f) => f.endsWith(".json") && f.startsWith(prefix));
       if (ids.length > 1) fail(`image id prefix "${ref}" is ambiguous (${ids.length} images): give more digits`);
       if (ids.length === 1) return this.image(`sha256:${(ids[0] as string).slice(0, 64)}`);
       if (hex[1]) return this.images().find((r) => r.manifestDigest === ref || r.repoDigests.some((d) => d.endsWith(`@${ref}`)));
@@ -381,6 +409,7 @@ export class ImageStore {
    * into tmp/ then renamed: a crash never leaves a half layer under layers/.
    */
   async unpackLayers(image: ImageRecord, onLayer?: (i: number, total: number, digest: string) => void): Promise<string[]> {
+    this.layout();
     const dirs: string[] = [];
     for (const [i, l] of image.layers.entries()) {
       const dir = this.layerDir(l.digest);
@@ -400,7 +429,7 @@ export class ImageStore {
     if (!existsSync(blob)) fail(`layer ${digest} is missing from the image store: pull or import the image again`);
     await this.withLock(`layer-${hex}`, async () => {
       if (existsSync(dir)) return;
-      const tmp = join(this.dir, "tmp", `layer-${hex}-${process.pid}-${randomHex(4)}`);
+      const tmp = this.tmpPath(`layer-${hex}`);
       mkdirSync(tmp, { mode: 0o755 });
       // loaded only when a layer is unpacked (its decompressors cost start-up time)
       const { extractTar, TarError } = await import("../rootfs/tar.ts");
@@ -439,6 +468,8 @@ export class ImageStore {
    * remaining image (nor a container, through `keepLayers`) refers to.
    */
   async prune(opts: { inUse: (id: string) => string[]; keepLayers: Set<string> }): Promise<{ images: string[]; layers: number; blobs: number; bytes: number }> {
+    // a store never written has nothing to prune (and is not made by pruning it)
+    if (!existsSync(join(this.dir, "locks"))) return { images: [], layers: 0, blobs: 0, bytes: 0 };
     return this.withLock("prune", async () => {
       const tagged = new Set(Object.values(this.tags()));
       const removed: string[] = [];
@@ -457,7 +488,7 @@ export class ImageStore {
       let layers = 0;
       let blobs = 0;
       let bytes = 0;
-      for (const hex of readdirSync(join(this.dir, "layers"))) {
+      for (const hex of this.list("layers")) {
         if (keepLayers.has(hex.slice(0, 16))) continue;
         const dir = join(this.dir, "layers", hex);
         bytes += diskUsage(dir);
@@ -467,7 +498,7 @@ export class ImageStore {
         rmSync(join(this.dir, "sizes", hex), { force: true });
         layers++;
       }
-      for (const hex of readdirSync(join(this.dir, "blobs/sha256"))) {
+      for (const hex of this.list("blobs/sha256")) {
         if (keepBlobs.has(hex)) continue;
         const p = join(this.dir, "blobs/sha256", hex);
         bytes += diskUsage(p);
@@ -482,7 +513,7 @@ export class ImageStore {
 
   /** Removes temporary blobs and layers whose writer is gone. */
   clearTemps(): void {
-    for (const f of readdirSync(join(this.dir, "tmp"))) {
+    for (const f of this.list("tmp")) {
       const pid = Number(/-(\d+)-[a-f0-9]+$/.exec(f)?.[1]);
       if (pid && pid !== process.pid && alive(pid)) continue;
       if (pid === process.pid) continue;
@@ -517,6 +548,7 @@ export class ImageStore {
   async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.inFlight.get(name);
     if (prev) await prev.catch(() => undefined);
+    this.layout();
     const run = (async () => {
       const fd = openSync(join(this.dir, "locks", name), "a", 0o600);
       try {
@@ -536,7 +568,7 @@ export class ImageStore {
   }
 }
 
-/** The store under the data root (ROOT/images), created on first use. */
+/** The store under the data root (ROOT/images); its directories are made by its first write. */
 export function openStore(): ImageStore {
   return new ImageStore(join(roots().data, "images"));
 }

@@ -11,20 +11,31 @@
  * absent: a fuzzed --subnet must never create nsbox0 with a strange range), host
  * paths are inside the suite's directory, --cgroup-parent is a fresh level below
  * the test's own cgroup (or invalid), and the commands run in containers exit at once.
+ * No value reaches a network outside the machine: image references are invalid,
+ * already in the store, or at 127.0.0.1:1 (a closed port); a bare name (docker.io)
+ * is replaced by safeImageRef, and the fuzzer refuses to run a command line whose
+ * reference would go elsewhere (unsafeReference), with NSBOX_REGISTRY_MIRROR set
+ * to 127.0.0.1:1 besides. Registry credentials are read and written in the suite's
+ * directory (DOCKER_CONFIG), never the user's.
  */
 import type { FlagDef, FlagsDef } from "../../src/cli/args.ts";
 import { cleanupFlags } from "../../src/cli/cleanup.ts";
 import { execFlags } from "../../src/cli/exec.ts";
+import { exportFlags } from "../../src/cli/export.ts";
+import { imageActionFlags, imageFlags, imagesFlags, rmiFlags } from "../../src/cli/image.ts";
 import { inspectFlags } from "../../src/cli/inspect.ts";
+import { loginFlags, logoutFlags } from "../../src/cli/login.ts";
 import { logsFlags } from "../../src/cli/logs.ts";
 import { networkFlags } from "../../src/cli/network.ts";
 import { nsFlags } from "../../src/cli/ns.ts";
 import { podFlags } from "../../src/cli/pod.ts";
 import { psFlags } from "../../src/cli/ps.ts";
+import { pullFlags } from "../../src/cli/pull.ts";
 import { rootfsFlags } from "../../src/cli/rootfs.ts";
 import { runFlags } from "../../src/cli/run.ts";
 import { statsFlags } from "../../src/cli/stats.ts";
 import { killFlags, rmFlags, stopFlags, waitFlags } from "../../src/cli/stop.ts";
+import { isLocalHost, parseReference } from "../../src/image/reference.ts";
 import type { Rng } from "./rng.ts";
 
 /** Every verb of src/main.ts's table (cleanup is hidden from --help, but a verb all the same). */
@@ -44,10 +55,58 @@ export const VERBS: Record<string, FlagsDef> = {
   network: networkFlags,
   rootfs: rootfsFlags,
   cleanup: cleanupFlags,
+  image: imageFlags,
+  images: imagesFlags,
+  rmi: rmiFlags,
+  export: exportFlags,
+  pull: pullFlags,
+  login: loginFlags,
+  logout: logoutFlags,
 };
 
-/** Verbs that take several references and print one error line per bad one. */
-export const MULTI_REF = new Set(["stop", "kill", "rm", "wait", "inspect", "stats"]);
+/** `image ACTION`: each action is fuzzed as a verb of its own ("image ls", "image save", ...). */
+export const IMAGE_ACTIONS: Record<string, FlagsDef> = Object.fromEntries(Object.entries(imageActionFlags).map(([k, d]) => [`image ${k}`, d]));
+
+/** The stored image every image verb may name: imported by the fuzzer, named at a closed loopback port (a pull of it goes nowhere). */
+export const FZ_IMAGE = "127.0.0.1:1/fz/img:1";
+/** A reference that is valid but in no store and at no registry. */
+const NOWHERE = "127.0.0.1:1/fz/nosuch:1";
+
+/** Verbs that may contact a registry, and the positional that names it. */
+export const NETWORK_POSITIONALS: Record<string, string> = { run: "image|rootfs", pull: "image", "image pull": "image", login: "registry" };
+
+/** A registry argument as `nsbox login` reads it: HOST[:PORT], maybe with a scheme and a path. */
+const loginHost = (text: string) => text.replace(/^[a-z]+:\/\//, "").replace(/\/.*$/, "");
+const isPathLike = (v: string) => /^(\/|\.\/|\.\.\/|~\/)/.test(v) || v === "." || v === ".." || /\.(tar|tar\.gz|tgz|tar\.zst|tar\.zstd)$/.test(v);
+
+/**
+ * Why running this value as a registry reference could leave the machine, or
+ * undefined when it cannot: a path, an invalid reference, one at a loopback host,
+ * or one found in the store (unless --pull always).
+ */
+export function unsafeReference(verb: string, value: string, opts: { pullAlways: boolean; stored: (v: string) => boolean }): string | undefined {
+  if (verb === "login") {
+    const host = loginHost(value);
+    if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:[0-9]+)?$/.test(host)) return undefined;
+    return isLocalHost(host) ? undefined : `login to ${host}, not a loopback registry`;
+  }
+  if (verb === "run" && isPathLike(value)) return undefined;
+  if (verb === "run" && !opts.pullAlways && opts.stored(value)) return undefined;
+  let domain: string;
+  try {
+    domain = parseReference(value).domain;
+  } catch {
+    return undefined;
+  }
+  return isLocalHost(domain) ? undefined : `${JSON.stringify(value.slice(0, 60))} resolves to registry ${domain}, not a loopback one`;
+}
+
+/** A drawn reference kept if it stays on the machine, else replaced by one at 127.0.0.1:1 (its class unchanged: it fails either way). */
+export function safeImageRef(verb: string, value: string, opts: { pullAlways: boolean; stored: (v: string) => boolean }): string {
+  return unsafeReference(verb, value, opts) ? NOWHERE : value;
+}
+
+export const MULTI_REF = new Set(["stop", "kill", "rm", "wait", "inspect", "stats", "rmi", "image rm"]);
 
 export interface Pool {
   ok: string[];
@@ -67,6 +126,10 @@ export interface Places {
   cgroupParent: string | undefined;
   /** the running container the reference-taking verbs may hit */
   target: string;
+  /** an OCI layout directory holding FZ_IMAGE (what image import may read again) */
+  layout: string;
+  /** FZ_IMAGE's id */
+  imageId: string;
 }
 
 const HEX64 = "f".repeat(63) + "0";
@@ -152,9 +215,11 @@ export function flagPools(p: Places, verb: string): Record<string, Pool> {
       odd: ["0", "64", "STOP", "CONT", "sigterm"],
     },
     format:
-      verb === "inspect" || verb === "pod"
-        ? { ok: ["json", "{{.Id}}", "{{json .State}}", "xml"], bad: [], odd: ["", "{{", "{{.Nope}}", "{{range}}", "\u0001"] }
-        : { ok: ["json", "table"], bad: ["xml", "{{.Nope}}"], odd: ["", "{{json .}}", "\u0001"] },
+      verb === "image save"
+        ? { ok: ["docker-archive", "oci-archive"], bad: ["xml", "", "tar", "\u0001"] }
+        : verb === "inspect" || verb === "pod" || verb === "image inspect"
+          ? { ok: ["json", "{{.Id}}", "{{json .State}}", "xml"], bad: [], odd: ["", "{{", "{{.Nope}}", "{{range}}", "\u0001"] }
+          : { ok: ["json", "table"], bad: ["xml", "{{.Nope}}"], odd: ["", "{{json .}}", "\u0001"] },
     filter: {
       ok: ["status=running", "exited=0", "name=fz", "id=0", "pod=x"],
       bad: ["status=bogus", "exited=-1", "=x", "nope=1", "", "exited=abc"],
@@ -163,6 +228,33 @@ export function flagPools(p: Places, verb: string): Record<string, Pool> {
     share: { ok: ["net", "net,pid", "net,ipc,uts"], bad: ["pid", "bogus", "", "net,bogus"] },
     bind: { ok: [`${p.scratch}/fzbind`], bad: ["", `${p.fix}/file`, src], odd: [] },
     busybox: { ok: ["/bin/busybox"], bad: [`${p.fix}/nope`, "", "/dev/null"], odd: ["/bin/sh"] },
+    // security (issue 9): the containers only run commands that exit at once, so even ALL or unconfined is harmless
+    "cap-add": { ok: ["CHOWN", "NET_RAW", "SYS_ADMIN", "cap_net_admin"], bad: ["BOGUS", "", "CAP_", "\u0001"], odd: ["ALL", "chown"] },
+    "cap-drop": { ok: ["ALL", "CHOWN", "NET_RAW"], bad: ["BOGUS", "", "\u0001"], odd: ["all"] },
+    "security-opt": {
+      ok: ["no-new-privileges", "seccomp=unconfined", "no-new-privileges=true"],
+      bad: ["bogus", "", "seccomp=", `seccomp=${p.fix}/nope.json`, `seccomp=${p.fix}/file`, "no-new-privileges=maybe"],
+      odd: ["apparmor=unconfined", "label=disable", "seccomp=\u0001", "systempaths=unconfined"],
+    },
+    device: {
+      ok: ["/dev/null", "/dev/zero:/dev/fz", "/dev/null:/dev/fznull:r"],
+      bad: ["/dev/nope-fz", "", "relative", "/dev/null:relative", "/dev/null:/dev/fz:xyz", `${p.fix}/file`, `${p.fix}/src`],
+      odd: ["/dev/null:/dev/fz:rwm", "/dev/null:/proc/fz", "/dev/null:/dev/null"],
+    },
+    "device-cgroup-rule": { ok: ["c 1:3 rwm", "b *:* m", "a"], bad: ["x", "c 1:3 xyz", "", "c a:b rwm", "q 1:3 r", "c 1:3"], odd: ["c 99999999999:3 r"] },
+    // image verbs (the pools never name a file outside the suite's directory: save and export write there)
+    output: {
+      ok: ["out.tar", `${p.scratch}/fz-out.tar`],
+      // never in the fixtures: a mutated value ("src" + "\nb") would be a new file there
+      bad: ["", `${p.scratch}/nodir/x.tar`, p.scratch, ".", "/proc/fz.tar"],
+      odd: [`${p.scratch}/${"x".repeat(300)}`, "a\u0001.tar"],
+    },
+    platform: { ok: ["linux/amd64", "linux/arm64/v8"], bad: ["", "linux", "a/b/c/d", "linux/\u0001"], odd: ["windows/amd64"] },
+    entrypoint: { ok: ["/bin/true", "true"], bad: [], odd: ["", "fz-nope-cmd", "/etc"] },
+    // "always" only ever meets references the generator made safe (see safeImageRef and unsafeReference)
+    pull: { ok: ["missing", "never", "always"], bad: ["bogus", "", "ALWAYS", "\u0001"] },
+    username: { ok: ["fz"], bad: [], odd: ["", "\u0001", "u".repeat(5000)] },
+    password: { ok: ["fz-pw"], bad: [], odd: ["", "\u0001"] },
   };
   return pools;
 }
@@ -187,6 +279,49 @@ export function positionalPool(p: Places, verb: string, name: string): Pool {
       return { ok: ["busybox"], bad: ["bogus", ""] };
     case "rootfs.dir":
       return { ok: ["fzroot", `${p.scratch}/fzroot2`], bad: ["", "/dev/null", `${p.fix}/file`, `${p.fix}/src`] };
+    case "run.image|rootfs":
+      return {
+        ok: [p.rootfs, FZ_IMAGE],
+        bad: [
+          "",
+          `${p.fix}/nope`,
+          "./nope-rel",
+          "/dev/null",
+          `${p.fix}/file`,
+          `${p.fix}/bogus.tar`,
+          NOWHERE,
+          "Bad/Ref",
+          "x@sha256:zz",
+          HEX64,
+          "127.0.0.1:1/x".repeat(60),
+        ],
+        odd: [p.imageId.slice(7, 19)],
+      };
+    case "pull.image":
+    case "image pull.image":
+      return { ok: [], bad: [NOWHERE, FZ_IMAGE, "", "Bad/Ref", "x@sha256:zz", HEX64, "localhost:1/fz/x", `127.0.0.1:1/${"x".repeat(600)}`, "\u0001"] };
+    case "login.registry":
+    case "logout.registry":
+      return { ok: [], bad: ["127.0.0.1:1", "localhost:1", "http://127.0.0.1:1/v2/", "", "a b", "\u0001", "127.0.0.1:99999"] };
+    case "export.container":
+      return { ok: [p.target], bad: ref.bad };
+    case "image.action":
+      return { ok: ["ls", "df"], bad: ["bogus", "", "LS", "\u0001"] };
+    case "image inspect.images":
+      return { ok: [FZ_IMAGE, p.imageId, p.imageId.slice(7, 19)], bad: ["nosuch-fz", "", HEX64, "\u0001", "Bad/Ref"] };
+    // never an image that exists: removing the fuzzer's image would change what every later case sees
+    case "rmi.images":
+    case "image rm.images":
+      return { ok: [], bad: ["nosuch-fz", "", HEX64, "\u0001", "Bad/Ref", NOWHERE] };
+    case "image tag.source":
+    case "image save.image":
+      return { ok: [FZ_IMAGE, p.imageId], bad: ["nosuch-fz", "", HEX64, "\u0001", "Bad/Ref"] };
+    case "image tag.target":
+      return { ok: ["127.0.0.1:1/fz/tagged:1"], bad: ["", "Bad", `x@sha256:${HEX64}`, "\u0001", "a:b:c", "x".repeat(600)] };
+    case "image import.source":
+      return { ok: [p.layout], bad: ["", `${p.fix}/bogus.tar`, `${p.fix}/file`, `${p.fix}/src`, `${p.fix}/nope`, "/dev/null"] };
+    case "image import.name":
+      return { ok: ["127.0.0.1:1/fz/imported:1"], bad: ["", "Bad", "\u0001", `x@sha256:${HEX64}`] };
     case "cleanup.id":
       // a container that is already gone is fine to clean up again (exit 0)
       return { ok: [HEX64], bad: [], odd: ["", "..", "nope", "\u0001"] };

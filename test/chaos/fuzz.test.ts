@@ -17,21 +17,28 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { FlagsDef } from "../../src/cli/args.ts";
 import { cgroupDirsOf, nsboxCgroupDirs, removeOwnCgroups, testCgroupParent } from "../helpers/cgroup.ts";
+import { tarOf, writeLayout } from "../helpers/images.ts";
 import { hostPid, pidAlive } from "../helpers/lifecycle.ts";
 import { lsRecursive, mountLines, mountsBelow, type RunResult, tryKill, useNsbox } from "../helpers/nsbox.ts";
 import {
   COMMANDS,
   CONTROL_VALUES,
   draw,
+  FZ_IMAGE,
   flagPools,
+  IMAGE_ACTIONS,
   MULTI_REF,
+  NETWORK_POSITIONALS,
   options,
   type Places,
   type Pool,
   positionalPool,
   positionals,
+  safeImageRef,
   UNKNOWN_FLAGS,
+  unsafeReference,
   VERBS,
 } from "./flags.ts";
 import { Ids, stderrProblems, suiteProcesses } from "./host.ts";
@@ -39,9 +46,15 @@ import { chaosRng, type Rng } from "./rng.ts";
 import { show } from "./run.ts";
 
 const ctx = useNsbox("chaos-fuzz");
+// safety nets under the pools' own rules (flags.ts): docker.io goes to a closed loopback port,
+// and registry credentials are read and written in the suite's directory, not the user's
+process.env.NSBOX_REGISTRY_MIRROR = "127.0.0.1:1";
+process.env.DOCKER_CONFIG = join(ctx.tmp, "docker-config");
+delete process.env.REGISTRY_AUTH_FILE;
+delete process.env.XDG_RUNTIME_DIR;
 const rng = chaosRng("fuzz");
 /** Generated cases (the hand-made corpus comes on top). */
-const CASES = 300;
+const CASES = 340;
 const ONLY = process.env.NSBOX_CHAOS_CASE === undefined ? undefined : Number(process.env.NSBOX_CHAOS_CASE);
 const TARGET = "fz-target";
 
@@ -51,6 +64,9 @@ interface Case {
   argv: string[];
   /** why nsbox must refuse it (empty: it may accept it) */
   reasons: string[];
+  /** the verb's words in argv ("run", "image save") and where they start */
+  verb: string;
+  verbAt: number;
   /** an exact exit code (the hand-made corpus) */
   expectCode?: number;
   /** follows a live container (logs -f, wait, stats): killed after a moment, which is fine */
@@ -66,6 +82,9 @@ const places: Places = {
   fix: join(ctx.tmp, "fix"),
   cgroupParent: testCgroupParent(),
   target: TARGET,
+  layout: join(ctx.tmp, "fz-layout"),
+  // set once the image is imported (beforeAll); the pools are read only after that
+  imageId: "sha256:".padEnd(71, "0"),
 };
 /** flags the pools do not know yet (a new flag: give it a pool in flags.ts) */
 const missingPools = new Set<string>();
@@ -98,6 +117,13 @@ const STRICT = new Set([
 ]);
 const GENERIC: Pool = { ok: ["x"], bad: [], odd: ["", "-1", "99999999999999999999", ...CONTROL_VALUES, "y".repeat(5000)] };
 
+/** run's rule (src/rootfs/prepare.ts isRootfsPath), from the working directory the cases run in. */
+const isPathArg = (v: string) =>
+  /^(\/|\.\/|\.\.\/|~\/)/.test(v) || v === "." || v === ".." || /\.(tar|tar\.gz|tgz|tar\.zst)$/.test(v) || (v !== "" && existsSync(join(places.scratch, v)));
+/** The fuzzer's image, by name, id or short id (found in the store without a pull). */
+const isStored = (v: string) =>
+  v === FZ_IMAGE || (/^(sha256:)?[a-f0-9]{3,64}$/.test(v) && places.imageId.replace(/^sha256:/, "").startsWith(v.replace(/^sha256:/, "")));
+
 /** One generated command line and what it must do. */
 function generate(n: number, r: Rng): Case {
   const reasons: string[] = [];
@@ -121,8 +147,8 @@ function generate(n: number, r: Rng): Case {
       readOnly = v.value !== "";
     }
   }
-  const verb = readOnly
-    ? r.pick(["ps", "inspect", "logs"])
+  const verb0 = readOnly
+    ? r.pick(["ps", "inspect", "logs", "images"])
     : r.weighted([
         [6, "run"],
         [3, "exec"],
@@ -139,8 +165,17 @@ function generate(n: number, r: Rng): Case {
         [1, "network"],
         [1, "rootfs"],
         [0.5, "cleanup"],
+        [2.5, "image"],
+        [0.5, "images"],
+        [0.5, "rmi"],
+        [0.5, "export"],
+        [1, "pull"],
+        [0.5, "login"],
+        [0.5, "logout"],
       ] as const);
-  const defs = VERBS[verb] as (typeof VERBS)[string];
+  // image's actions are verbs of their own ("image save"); now and then the bare verb with a bad action
+  const verb = verb0 === "image" && r.chance(0.9) ? r.pick(Object.keys(IMAGE_ACTIONS)) : verb0;
+  const defs = (VERBS[verb] ?? IMAGE_ACTIONS[verb]) as FlagsDef;
   const pools = flagPools(places, verb);
   const flagGroups: string[][] = [];
   const given = new Map<string, string>();
@@ -206,10 +241,12 @@ function generate(n: number, r: Rng): Case {
     if (!d.multiple) flagReasons.delete(name);
     if (cls === "bad")
       flagReasons.set(name, [...(flagReasons.get(name) ?? []), `--${name} ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`]);
+    // a flag with a bare form (--userns alone is "auto") takes its value only after "=": "--userns V" makes V a positional
+    const bare = d.bare !== undefined;
     const form = r.weighted([
-      [5, "space"],
+      [bare ? 0 : 5, "space"],
       [3, "equals"],
-      [short ? 3 : 0, "short"],
+      [short && !bare ? 3 : 0, "short"],
       [short && value !== "" && !value.startsWith("=") ? 1 : 0, "attached"],
     ] as const);
     if (form === "space") flagGroups.push([`--${key}`, value]);
@@ -228,10 +265,12 @@ function generate(n: number, r: Rng): Case {
   const named = new Map<string, string[]>();
   let command: string[] = [];
   let mayBlock = false;
+  let skipped = false;
   for (const [name, d] of positionals(defs)) {
     if (name === "command") {
       if (r.chance(0.05)) {
-        reasons.push("no command");
+        // --entrypoint, or an image's Entrypoint and Cmd, are a command too
+        if (verb !== "run" || (!given.get("entrypoint") && isPathArg(named.get("image|rootfs")?.[0] ?? "/"))) reasons.push("no command");
         continue;
       }
       // 126 and 127 (not executable, not found) are allowed exit codes anyway
@@ -241,7 +280,10 @@ function generate(n: number, r: Rng): Case {
     }
     const give = d.required ? r.chance(0.95) : r.chance(0.4);
     if (!give) {
+      skipped = true;
       if (d.required) reasons.push(`no ${name}`);
+      // run without its image: then without a command too (else the command's first word would be the image, a docker.io name)
+      if (NETWORK_POSITIONALS[verb] === name) break;
       continue;
     }
     const many =
@@ -255,6 +297,9 @@ function generate(n: number, r: Rng): Case {
     const values: string[] = [];
     for (let i = 0; i < many; i++) {
       const v = draw(r, positionalPool(places, verb, name));
+      // a reference that could leave the machine is replaced by one that cannot (it fails either way)
+      if (NETWORK_POSITIONALS[verb] === name)
+        v.value = safeImageRef(verb, v.value, { pullAlways: verb !== "run" || given.get("pull") === "always", stored: isStored });
       if (v.cls === "bad") reasons.push(`${name} ${JSON.stringify(v.value.slice(0, 60))}`);
       values.push(v.value);
     }
@@ -262,8 +307,10 @@ function generate(n: number, r: Rng): Case {
     pos.push(...values);
   }
   const noRest = verb !== "run" && verb !== "exec";
-  if (r.chance(0.08) && noRest) {
-    pos.push(r.pick(["extra", "0-1", "", "\u0001"]));
+  // (not after a positional left out: the extra one would take its place)
+  if (r.chance(0.08) && noRest && !skipped) {
+    // (a verb that may reach a registry gets only extras that cannot)
+    pos.push(r.pick(NETWORK_POSITIONALS[verb] ? ["127.0.0.1:1/fz/extra", "", "\u0001"] : ["extra", "0-1", "", "\u0001"]));
     // verbs with a list of references: one more (unknown) reference is an error of its own
     if (!MULTI_REF.has(verb) && verb !== "pod") reasons.push("an extra argument");
     else if (MULTI_REF.has(verb)) reasons.push("an unknown reference");
@@ -289,7 +336,6 @@ function generate(n: number, r: Rng): Case {
     if (c === "unbind" && !dir) reasons.push("ns unbind needs a directory");
     if (c !== "unbind" && dir) reasons.push("ns takes one container");
   }
-  if (verb === "run" && !given.has("net")) flagGroups.unshift(["--net", "none"]);
   if (verb === "stats" && given.get("no-stream") !== "true") mayBlock = true;
   if (verb === "logs" && given.get("follow") === "true" && named.get("container")?.[0] === TARGET) mayBlock = true;
   if (verb === "wait" && (named.get("containers") ?? []).includes(TARGET)) mayBlock = true;
@@ -318,24 +364,75 @@ function generate(n: number, r: Rng): Case {
   } else body = [...flagGroups.flat(), ...pos, ...command];
   for (const rs of flagReasons.values()) reasons.push(...rs);
   if (helpWins) reasons.length = 0; // --help and --version answer before anything else is read
-  const refs = [...(named.get("containers") ?? []), ...(named.get("pods") ?? [])].length;
+  const refs = [...(named.get("containers") ?? []), ...(named.get("pods") ?? []), ...(named.get("images") ?? [])].length;
   return {
     n,
     label: `case ${n} (seed stream fuzz/case${n})`,
-    argv: [...globals, verb, ...body],
+    verb,
+    verbAt: globals.length,
+    argv: [...globals, ...verb.split(" "), ...body],
     reasons,
     mayBlock,
     maxErrors: Math.max(1, refs + (named.has("extra") ? 1 : 0)),
   };
 }
 
+/** Where the verb starts in a hand-made argv (after --root, --state and --debug). */
+function verbOf(argv: string[]): { verb: string; verbAt: number } {
+  let i = 0;
+  while (argv[i] === "--root" || argv[i] === "--state" || argv[i] === "--debug") i += argv[i] === "--debug" ? 1 : 2;
+  const w = argv[i] ?? "";
+  return { verb: w === "image" && IMAGE_ACTIONS[`image ${argv[i + 1]}`] ? `image ${argv[i + 1]}` : w, verbAt: i };
+}
+
+/**
+ * Why this command line must not run: a registry reference that could leave the
+ * machine. Checked on the argv itself, whatever the generator meant (flags.ts's
+ * pools and safeImageRef should make this never happen).
+ */
+function networkGuard(c: Case): string | undefined {
+  if (!NETWORK_POSITIONALS[c.verb]) return undefined;
+  const words = c.verb.split(" ");
+  const defs = (VERBS[c.verb] ?? IMAGE_ACTIONS[c.verb]) as FlagsDef;
+  // flags that take the next word as their value (not those with a bare form: --userns alone is "auto")
+  const valued = new Set<string>();
+  for (const [name, d] of options(defs)) {
+    if (d.type !== "string" || d.bare !== undefined) continue;
+    valued.add(`--${name}`);
+    if (d.alias) valued.add(d.alias.length === 1 ? `-${d.alias}` : `--${d.alias}`);
+  }
+  const rest = c.argv.slice(c.verbAt + words.length);
+  const pullAlways = c.verb !== "run" || rest.some((a, i) => a === "--pull=always" || (a === "--pull" && rest[i + 1] === "always"));
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i] as string;
+    if (a === "--") {
+      positional.push(...rest.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("-") && a !== "-") {
+      if (valued.has(a)) i++;
+      continue;
+    }
+    positional.push(a);
+  }
+  // run: the image is its first positional (the rest is the command); pull and login take one, but all are checked
+  for (const v of c.verb === "run" ? positional.slice(0, 1) : positional) {
+    const why = unsafeReference(c.verb, v, { pullAlways, stored: isStored });
+    if (why) return why;
+  }
+  return undefined;
+}
+
 /** What issue 10's hostile run found, kept in the corpus whatever the generator draws. */
 function corpus(): Case[] {
   const R = places.rootfs;
   const src = `${places.fix}/src`;
+  const fresh = `${places.scratch}/freshroot`;
   const c = (label: string, argv: string[], reasons: string[], expectCode?: number): Case => ({
     n: -1,
     label,
+    ...verbOf(argv),
     argv,
     reasons,
     expectCode,
@@ -369,6 +466,27 @@ function corpus(): Case[] {
     c("kill -s 65", ["kill", "-s", "65", TARGET], ["no signal 65"]),
     c("ns --bind with an empty directory", ["ns", "--bind", "", TARGET], ["--bind needs a directory (not the current one)"]),
     c("ns --bind with a file", ["ns", "--bind", `${places.fix}/file`, TARGET], ["--bind needs a directory, not a file"]),
+    // issue 11: bad input to an image verb leaves the data root as it was (here: a fresh one in the working directory)
+    c("issue 11: run with an invalid reference", ["--root", fresh, "run", "--net", "none", "Bad/Ref", "true"], ["an invalid reference"], 125),
+    c(
+      "issue 11: run --pull never of a missing image",
+      ["--root", fresh, "run", "--net", "none", "--pull", "never", "127.0.0.1:1/fz/x:1", "true"],
+      ["no such image"],
+      125,
+    ),
+    c("issue 11: run of an unreachable image", ["--root", fresh, "run", "--net", "none", "127.0.0.1:1/fz/x:1", "true"], ["no registry"], 125),
+    c("issue 11: pull from a closed port", ["--root", fresh, "pull", "127.0.0.1:1/fz/x:1"], ["no registry"], 125),
+    c("issue 11: import of a file that is no tarball", ["--root", fresh, "image", "import", `${places.fix}/bogus.tar`], ["not an archive"], 125),
+    c("issue 11: import of a directory that is no layout", ["--root", fresh, "image", "import", src], ["not an image layout"], 125),
+    c("issue 11: rmi of a missing image", ["--root", fresh, "rmi", "nosuch-fz"], ["no such image"], 125),
+    c("issue 11: tag of a missing image", ["--root", fresh, "image", "tag", "nosuch-fz", "127.0.0.1:1/fz/t:1"], ["no such image"], 125),
+    c("issue 11: images of an empty store", ["--root", fresh, "images"], [], 0),
+    c("issue 11: prune of an empty store", ["--root", fresh, "image", "prune"], [], 0),
+    c("issue 11: df of an empty store", ["--root", fresh, "image", "df"], [], 0),
+    c("issue 11: save without -o", ["image", "save", FZ_IMAGE], ["save needs -o"], 125),
+    c("issue 11: login without credentials", ["login", "127.0.0.1:1"], ["no credentials"], 125),
+    c("issue 11: login to a closed port", ["login", "-u", "fz", "-p", "pw", "127.0.0.1:1"], ["no registry"], 125),
+    c("issue 11: logout when not logged in", ["logout", "127.0.0.1:1"], ["not logged in"], 125),
   ];
 }
 
@@ -383,7 +501,8 @@ let baseline: Baseline;
 const notTarget = (e: string) => !e.includes(targetId) && e !== `names/${TARGET}`;
 function look(): Baseline {
   return {
-    state: lsRecursive(ctx.stateRoot).filter((e) => notTarget(e) && e !== "names" && e !== "pods"),
+    // seccomp/ is a cache of compiled filters (kept on purpose, as host.ts says)
+    state: lsRecursive(ctx.stateRoot).filter((e) => notTarget(e) && e !== "names" && e !== "pods" && e !== "seccomp" && !e.startsWith("seccomp/")),
     // the cache's and the layers' own directories stay once made; what they hold counts
     data: lsRecursive(ctx.dataRoot).filter((e) => notTarget(e) && e !== "rootfs" && e !== "rootfs/by-path" && e !== "containers"),
     fix: lsRecursive(places.fix),
@@ -481,6 +600,13 @@ let targetDirty = false;
 
 async function runCase(c: Case): Promise<Outcome> {
   phaseStart = performance.now();
+  const unsafe = networkGuard(c);
+  if (unsafe)
+    return {
+      c,
+      r: { code: -1, signal: null, stdout: "", stderr: "", rawStderr: "", timedOut: false },
+      problems: [`not run, it could reach the network: ${unsafe}`],
+    };
   if (targetDirty && c.argv.some((a) => a.includes(TARGET))) {
     await ctx.nsbox(["rm", "-f", TARGET]);
     await startTarget();
@@ -543,10 +669,31 @@ function makeFixtures(): void {
   writeFileSync(join(places.fix, "bogus.tar"), "not a tarball\n");
 }
 
+/**
+ * The image the image verbs name (FZ_IMAGE): busybox as one layer, imported from an
+ * OCI layout, run once (its layer unpacked) and pruned once, so that the store's
+ * directories and lock files exist before the first case: later cases add nothing.
+ */
+async function importImage(): Promise<void> {
+  const layer = tarOf(ctx.rootfs, join(ctx.tmp, "fz-layer.tar"));
+  writeLayout(places.layout, { layers: [{ tar: layer }] });
+  const imp = await ctx.nsbox(["image", "import", "-q", places.layout, FZ_IMAGE]);
+  if (imp.code !== 0) throw new Error(`cannot import the fuzzer's image: ${show(["image", "import"], imp)}`);
+  places.imageId = imp.stdout.trim();
+  for (const argv of [
+    ["run", "--net", "none", FZ_IMAGE, "true"],
+    ["image", "prune"],
+  ]) {
+    const r = await ctx.nsbox(argv);
+    if (r.code !== 0) throw new Error(`cannot prepare the fuzzer's image: ${show(argv, r)}`);
+  }
+}
+
 beforeAll(async () => {
   mkdirSync(places.scratch, { recursive: true });
   makeFixtures();
   ids = new Ids(ctx);
+  await importImage();
   await startTarget();
   baseline = look();
 });
@@ -564,12 +711,46 @@ test("the fuzzer's flag table has every verb of nsbox --help, and a value pool f
   expect(verbs.length).toBeGreaterThan(5);
   expect(verbs.filter((v) => !VERBS[v])).toEqual([]);
   const unpooled: string[] = [];
-  for (const [verb, defs] of Object.entries(VERBS)) {
+  for (const [verb, defs] of [...Object.entries(VERBS), ...Object.entries(IMAGE_ACTIONS)]) {
     const pools = flagPools(places, verb);
     for (const [name, d] of options(defs)) if (d.type === "string" && !pools[name]) unpooled.push(`${verb} --${name}`);
   }
   expect(unpooled).toEqual([]);
 });
+
+test("the fuzzer's network safety: docker.io names go to NSBOX_REGISTRY_MIRROR, and the guard refuses any other registry", async () => {
+  const fresh = join(places.scratch, "mirror-root");
+  try {
+    // in a network namespace of its own (only a loopback, down): even if the mirror were ignored, nothing leaves
+    for (const argv of [
+      ["pull", "fz-mirror-check"],
+      ["run", "--net", "none", "fz-mirror-check", "true"],
+    ]) {
+      const r = await ctx.nsbox(["--root", fresh, ...argv], { prefix: ["unshare", "-n"], timeoutMs: 20000 });
+      expect({ argv, code: r.code, stderr: r.stderr }).toEqual({ argv, code: 125, stderr: expect.stringContaining("registry 127.0.0.1:1") });
+    }
+  } finally {
+    rmSync(fresh, { recursive: true, force: true });
+  }
+  const opts = { pullAlways: true, stored: () => false };
+  for (const [verb, v] of [
+    ["run", "alpine"],
+    ["pull", "user/x:1"],
+    ["image pull", "docker.io/library/x"],
+    ["pull", "registry.example.com/x:1"],
+    ["login", "docker.io"],
+    ["login", "https://index.docker.io/v1/"],
+  ])
+    expect({ verb, v, unsafe: unsafeReference(verb as string, v as string, opts) !== undefined }).toEqual({ verb, v, unsafe: true });
+  for (const [verb, v] of [
+    ["run", FZ_IMAGE],
+    ["run", ctx.rootfs],
+    ["pull", "Bad/Ref"],
+    ["pull", "localhost:1/x"],
+    ["login", "127.0.0.1:1"],
+  ])
+    expect({ verb, v, unsafe: unsafeReference(verb as string, v as string, opts) !== undefined }).toEqual({ verb, v, unsafe: false });
+}, 60000);
 
 test(`${CASES} generated command lines and the corpus of issue 10: exit 125/126/127 (or 0), one clean line on stderr, nothing left behind`, async () => {
   const started = Date.now();
