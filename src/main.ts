@@ -17,6 +17,7 @@ import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
 import { run, runCommand, runFlags } from "./cli/run.ts";
 import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
+import { usernsHelper, usernsHelperCommand, usernsHelperFlags } from "./cli/userns-helper.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
@@ -50,6 +51,7 @@ const commands: Record<string, Entry> = {
   network: { cmd: networkCommand, flags: networkFlags, main: network },
   rootfs: { cmd: rootfsCommand, flags: rootfsFlags, main: rootfs },
   cleanup: { cmd: cleanupCommand, flags: cleanupFlags, main: cleanup },
+  "userns-helper": { cmd: usernsHelperCommand, flags: usernsHelperFlags, main: usernsHelper },
 };
 
 const mainCommand = {

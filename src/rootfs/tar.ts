@@ -50,6 +50,7 @@ import {
 import { Readable } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { makedev, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../native/mknod.ts";
+import { inChildUserNamespace } from "../rootless/identity.ts";
 
 /** An archive that is unsafe or malformed; the message is one line naming the entry. */
 export class TarError extends Error {
@@ -483,7 +484,8 @@ class Extractor {
   private readonly stack: DirRecord[] = [];
   /** device nodes skipped because we are not root, so hardlinks to them are skipped too */
   private readonly skipped = new Set<string>();
-  private readonly isRoot = process.getuid?.() === 0;
+  /** may make device nodes: root, and not a user namespace's (where mknod is refused) */
+  private readonly isRoot = process.getuid?.() === 0 && !inChildUserNamespace();
   /** atime for everything: GNU tar leaves it at the extraction time */
   private readonly now = Date.now() / 1000;
   private fd = -1;

@@ -6,6 +6,7 @@
  */
 
 import type { NetworkRequest } from "../net/setup.ts";
+import type { RootlessNetRequest } from "../rootless/network.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import type { LinuxSeccomp } from "../security/seccomp-policy.ts";
@@ -105,6 +106,8 @@ export interface NsboxOptions {
   privileged?: boolean;
   /** where linux.seccomp came from: "default", or the --security-opt seccomp= file */
   seccompProfile?: string;
+  /** run by a user other than root (see src/rootless/): ranges, whether subordinate ids are mapped */
+  rootless?: { ranges: boolean; network?: RootlessNetRequest };
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
   infra?: { podName: string; share: string[] };
 }

@@ -1,0 +1,56 @@
+/**
+ * A rootless user's files: tarballs extracted with their owners through the
+ * mapping, and trees a container wrote removed whoever owns their files.
+ *
+ * Outside the user namespace, files owned by subordinate ids are not the
+ * caller's: a directory a container's uid 1000 made cannot be emptied by the
+ * caller, and the caller cannot chown to those ids. Inside a namespace with the
+ * same mapping the caller is root over all of them, so both jobs run there.
+ */
+import { rmSync } from "node:fs";
+import { NsboxError } from "../errors.ts";
+import { isRootless, rootlessMapping } from "./identity.ts";
+import { runInUserns } from "./userns-run.ts";
+
+const clean = (stderr: string) =>
+  stderr
+    .split("\n")
+    .map((l) => l.replace(/^nsbox: (error: )?/, ""))
+    .join("; ");
+
+/**
+ * Extracts a tarball for a rootless user into dest (empty). With subordinate
+ * ranges, inside the user namespace: root-owned files become the caller's, uid
+ * N's the range's N-th id. Without, as the caller: every file is the caller's
+ * (root's inside), as with `unshare -r`.
+ */
+export async function extractAsUser(tarball: string, dest: string): Promise<void> {
+  const m = rootlessMapping();
+  if (!m.ranges) {
+    const { extractTar } = await import("../rootfs/tar.ts");
+    return extractTar(tarball, dest, { sameOwner: false });
+  }
+  const r = runInUserns(m.uid, m.gid, ["extract", tarball, dest]);
+  if (r.code !== 0) {
+    const { TarError } = await import("../rootfs/tar.ts");
+    throw new TarError(clean(r.stderr) || `extraction failed (exit status ${r.code})`);
+  }
+}
+
+/**
+ * rm -rf path, for trees a container may have written: as root, or a rootless
+ * user whose own rights suffice, directly; otherwise again inside the user
+ * namespace, where the subordinate ids' files are removable too.
+ */
+export function removeTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!isRootless() || (code !== "EACCES" && code !== "EPERM")) throw e;
+  }
+  const m = rootlessMapping();
+  const r = runInUserns(m.uid, m.gid, ["rm", path]);
+  if (r.code !== 0) throw new NsboxError(`cannot remove ${path}: ${clean(r.stderr) || `exit status ${r.code}`}`);
+}
