@@ -38,6 +38,10 @@ export function applyRootless(spec: ContainerSpec, f: RootlessFlags, mapping: Ro
         ? `--user ${u.name ?? `${u.uid}:${u.gid}`} is outside your user namespace (ids 0-${size - 1} are mapped, from your /etc/subuid and /etc/subgid ranges)`
         : `--user ${u.name ?? `${u.uid}:${u.gid}`} needs a range in /etc/subuid and /etc/subgid: without one, only root (you) exists in a rootless container`,
     );
+  if (!mapping.ranges) {
+    // devpts' gid=5 (tty) does not exist in such a namespace: the kernel would refuse the mount
+    for (const m of spec.mounts) if (m.type === "devpts") m.options = (m.options ?? []).filter((o) => !o.startsWith("gid="));
+  }
   if (!mapping.ranges)
     // (setgroups is denied in such a namespace: the process keeps the caller's groups, shown as nobody)
     noteOnce(
