@@ -20,6 +20,7 @@ import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMes
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
 import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
+import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";
 import type { ContainerSpec, IdMapping } from "../spec/spec.ts";
 import { containerDataDir, roots } from "../state/paths.ts";
@@ -182,6 +183,9 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
         const joining = cg?.joinAsync(pid);
         try {
           plumbNetwork(id, network, pid);
+          // rootless: the user-mode stack (pasta, slirp4netns), recorded for release and inspect
+          const userNet = spec.nsbox.rootless?.network;
+          if (userNet) config.network = { ...network, userNet: await startUserNet(userNet, pid, join(containerDir(id), "net.log")) };
         } finally {
           await joining;
         }
@@ -189,7 +193,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       idmapRootfs ? spec.root.path : undefined,
     );
     mark("container started");
-    if (network.mode === "bridge") updateConfig(config); // with the namespace's inode (see releaseBridge)
+    if (network.mode === "bridge" || config.network?.userNet) updateConfig(config); // with the namespace's inode (see releaseBridge), or the user-mode stack
     state.phase = "running";
     state.init = procId(pid);
     state.startedAt = new Date().toISOString();

@@ -9,6 +9,7 @@ import { type CgroupRecord, detectCgroups, openCgroup } from "../cgroup/index.ts
 import { defaultParentV2 } from "../cgroup/v2.ts";
 import { log } from "../log.ts";
 import { releaseNetwork } from "../net/release.ts";
+import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";
 import { removeTree } from "../rootless/storage.ts";
 import type { ContainerConfig } from "../state/store.ts";
 
@@ -47,6 +48,7 @@ export async function releaseResources(config: ContainerConfig, quick = false): 
   const record = config.cgroup ?? findCgroup(config);
   if (record) await step("remove the cgroup", () => openCgroup(record).remove());
   await step("release the network", () => releaseNetwork(config, quick));
+  await step("stop the user-mode network", () => stopUserNet(config.network?.userNet as UserNetRecord | undefined));
   await step("remove the container's layers", () => removeTree(config.dataDir));
   for (const p of problems) log.warn(`container ${config.id.slice(0, 12)}: cannot ${p}`);
   return problems;

@@ -23,7 +23,7 @@ export interface TestUser {
   readonly dataRoot: string;
   readonly stateRoot: string;
   /** runs nsbox as the user and waits (stdin empty) */
-  nsbox(args: string[], opts?: { env?: Record<string, string>; timeoutMs?: number }): Promise<RunResult>;
+  nsbox(args: string[], opts?: { env?: Record<string, string>; timeoutMs?: number; tun?: string }): Promise<RunResult>;
   /** runs any command as the user */
   sh(argv: string[]): Promise<RunResult>;
 }
@@ -42,8 +42,12 @@ async function runAs(
   argv: string[],
   env: Record<string, string> = {},
   timeoutMs = 60000,
+  tun?: string,
 ): Promise<RunResult> {
-  const p = Bun.spawn(["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv], {
+  const asUser = ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv];
+  // tun: a mount namespace of the test's own, where that node (mode 0666) stands for /dev/net/tun
+  const wrapped = tun ? ["unshare", "-m", "--propagation", "private", "sh", "-c", `mount --bind ${tun} /dev/net/tun && exec "$@"`, "sh", ...asUser] : asUser;
+  const p = Bun.spawn(wrapped, {
     cwd: home,
     env: { HOME: home, USER: name, LOGNAME: name, PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", ...env },
     stdin: "ignore",
@@ -106,7 +110,7 @@ export function useTestUser(tag: string, opts: { ranges: boolean }): TestUser {
     get stateRoot() {
       return `/tmp/nsbox-${state.uid}`;
     },
-    nsbox: (args, o = {}) => runAs(state.uid, state.gid, state.home, name, [NSBOX, ...args], o.env, o.timeoutMs),
+    nsbox: (args, o = {}) => runAs(state.uid, state.gid, state.home, name, [NSBOX, ...args], o.env, o.timeoutMs, o.tun),
     sh: (argv) => runAs(state.uid, state.gid, state.home, name, argv),
   };
 
@@ -163,4 +167,28 @@ export function procIdentity(pid: number): { uid: number[]; capEff: bigint; user
   const uid = (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? "").split(/\s+/).map(Number);
   const capEff = BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"}`);
   return { uid, capEff, userns: readlinkSync(`/proc/${pid}/ns/user`) };
+}
+
+/**
+ * A tun node open to everyone (/dev/net/tun's usual mode 0666), for tests of
+ * pasta and slirp4netns on a host whose /dev/net/tun is closed to users: bound
+ * over /dev/net/tun only in the test's own mount namespace (the tun option of nsbox()).
+ */
+export function openTunNode(dir: string): string {
+  const path = join(dir, "tun");
+  const r = Bun.spawnSync(["mknod", "-m", "666", path, "c", "10", "200"], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`mknod ${path}: ${r.stderr.toString()}`);
+  return path;
+}
+
+/** Live processes of a uid whose argv[0] ends with one of these names. */
+export function processesOf(uid: number, names: string[]): number[] {
+  return pidsOf(uid).filter((pid) => {
+    try {
+      const argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
+      return names.some((n) => argv0.endsWith(n)) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+    } catch {
+      return false;
+    }
+  });
 }
