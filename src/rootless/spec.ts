@@ -3,6 +3,7 @@
  * a user namespace with the caller as root (identity.ts), no cgroup unless one
  * is delegated (cgroup.ts), and a network a user can have (network.ts).
  */
+import { release } from "node:os";
 import { fail } from "../errors.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { checkRootlessCgroup } from "./cgroup.ts";
@@ -27,6 +28,7 @@ export function checkRootlessUserns(userns: string | undefined): void {
 /** Puts the rootless user namespace, cgroup choice and markers into a spec built from the flags. */
 export function applyRootless(spec: ContainerSpec, f: RootlessFlags, mapping: RootlessMapping = rootlessMapping()): void {
   checkRootlessUserns(f.userns);
+  if (spec.nsbox.overlay) checkOverlayKernel(release());
   if (!spec.linux.namespaces.some((n) => n.type === "user")) spec.linux.namespaces.push({ type: "user" });
   spec.linux.uidMappings = mapping.uid;
   spec.linux.gidMappings = mapping.gid;
@@ -57,3 +59,12 @@ export function applyRootless(spec: ContainerSpec, f: RootlessFlags, mapping: Ro
 }
 
 const userLabel = () => userName() ?? String(process.getuid?.());
+
+/** Overlayfs in a user namespace (without privilege on the host) came with Linux 5.11. */
+export function checkOverlayKernel(rel: string): void {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  if (!m) return;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major > 5 || (major === 5 && minor >= 11)) return;
+  fail(`rootless containers need Linux 5.11 or later (overlayfs in a user namespace); this kernel is ${rel}: run nsbox as root, or upgrade the kernel`);
+}
