@@ -6,8 +6,9 @@
  * userdel -r, its ranges and its /tmp state root).
  */
 import { afterAll, beforeAll } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { NSBOX, type RunResult } from "./nsbox.ts";
 
 export interface TestUser {
@@ -86,7 +87,7 @@ let serial = 0;
  */
 export function useTestUser(tag: string, opts: { ranges: boolean }): TestUser {
   const name = `nsbt${tag}${process.pid % 10000}${serial++}`.slice(0, 31);
-  const state: { uid: number; gid: number; home: string; sub?: { start: number; count: number } } = { uid: -1, gid: -1, home: "" };
+  const state: { uid: number; gid: number; home: string; bin: string; sub?: { start: number; count: number } } = { uid: -1, gid: -1, home: "", bin: NSBOX };
   const user: TestUser = {
     name,
     get uid() {
@@ -110,11 +111,17 @@ export function useTestUser(tag: string, opts: { ranges: boolean }): TestUser {
     get stateRoot() {
       return `/tmp/nsbox-${state.uid}`;
     },
-    nsbox: (args, o = {}) => runAs(state.uid, state.gid, state.home, name, [NSBOX, ...args], o.env, o.timeoutMs, o.tun),
+    nsbox: (args, o = {}) => runAs(state.uid, state.gid, state.home, name, [state.bin, ...args], o.env, o.timeoutMs, o.tun),
     sh: (argv) => runAs(state.uid, state.gid, state.home, name, argv),
   };
 
   beforeAll(async () => {
+    // a copy the user can execute, wherever the checkout is (CI's may be under /root)
+    const binDir = mkdtempSync(join(tmpdir(), "nsbox-rootless-bin-"));
+    chmodSync(binDir, 0o755);
+    state.bin = join(binDir, "nsbox");
+    copyFileSync(NSBOX, state.bin);
+    chmodSync(state.bin, 0o755);
     // no automatic range from useradd: this test decides
     sh(["useradd", "-m", "-s", "/bin/sh", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name]);
     state.uid = Number(sh(["id", "-u", name]).trim());
@@ -132,6 +139,10 @@ export function useTestUser(tag: string, opts: { ranges: boolean }): TestUser {
   });
 
   afterAll(async () => {
+    await removeUser();
+    if (state.bin !== NSBOX) rmSync(dirname(state.bin), { recursive: true, force: true });
+  });
+  const removeUser = async () => {
     if (state.uid < 0) return;
     // its containers first (what they wrote is owned by its subordinate ids)
     const ids = await user.nsbox(["ps", "-aq"]);
@@ -150,7 +161,7 @@ export function useTestUser(tag: string, opts: { ranges: boolean }): TestUser {
     Bun.spawnSync(["userdel", "-r", "-f", name], { stderr: "ignore" });
     rmSync(`/tmp/nsbox-${state.uid}`, { recursive: true, force: true });
     if (existsSync(state.home)) rmSync(state.home, { recursive: true, force: true });
-  });
+  };
   return user;
 }
 
