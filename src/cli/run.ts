@@ -17,6 +17,7 @@ import { readFileInRoot } from "../rootfs/inroot.ts";
 import { prepareRootfs } from "../rootfs/prepare.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { rootlessNetwork } from "../rootless/network.ts";
+import { flushNotes } from "../rootless/note.ts";
 import { applyRootless } from "../rootless/spec.ts";
 import { applySecurity } from "../security/apply.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../spec/defaults.ts";
@@ -287,6 +288,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
     devices: list(f.device),
     deviceCgroupRules: list(f["device-cgroup-rule"]),
   });
+  if (rootless) flushNotes();
   return { spec, id };
 }
 
