@@ -200,6 +200,13 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
     c.push({ code: C.ATTACH, fields: [p.idmappedLowerDir], what: `attach the idmapped rootfs on ${p.idmappedLowerDir}` });
     lower = p.idmappedLowerDir;
   }
+  const image = spec.nsbox.image;
+  if (spec.nsbox.overlay && image) {
+    // An image's layers by their short links in the store's l/, relative to it:
+    // 64 and more layers still fit in the page mount(2) copies (as podman does).
+    c.push({ code: C.CHDIR, fields: [image.linkDir], what: `change to the image store's ${image.linkDir}` });
+    lower = image.lowers.join(":");
+  }
   if (spec.nsbox.overlay) {
     const data = `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}${userns ? ",userxattr" : ""}`;
     c.push({ code: C.MOUNT, fields: ["overlay", p.mergedDir, "overlay", 0, data, MK.NONE, 0], what: `mount the overlay root on ${p.mergedDir}` });
