@@ -5,7 +5,7 @@
  * happens inside the container process after clone.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addedLeftovers, isOneNsboxLine, type Leftovers, NSBOX, type RunOptions, type RunResult, useNsbox } from "../helpers/nsbox.ts";
 
@@ -172,7 +172,11 @@ describe("not root", () => {
     copyFileSync(NSBOX, bin);
     const prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
     await expectError(["run", "--net", "none", ctx.rootfs, "true"], 125, /permission denied.*give a directory you may write/, { bin, prefix });
-    await expectError(["run", "--userns=100000:65536", "--net", "none", ctx.rootfs, "true"], 125, /--userns 100000:65536 needs root/, { bin, prefix });
+    // with roots of its own, the first refusal is the mapping of host ids
+    const own = ctx.mkdir("nobody-roots");
+    chmodSync(own, 0o777);
+    const env = { NSBOX_ROOT: join(own, "data"), NSBOX_STATE: join(own, "state") };
+    await expectError(["run", "--userns=100000:65536", "--net", "none", ctx.rootfs, "true"], 125, /--userns 100000:65536 needs root/, { bin, prefix, env });
   });
 });
 
