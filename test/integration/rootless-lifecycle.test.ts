@@ -63,6 +63,22 @@ describe("rootless lifecycle", () => {
     expect(statSync(u.stateRoot).uid).toBe(u.uid);
   });
 
+  test("XDG_RUNTIME_DIR and XDG_DATA_HOME move the state and data roots (mode 0700)", async () => {
+    const run = join(u.home, "xdg-run");
+    const data = join(u.home, "xdg-data");
+    await u.sh(["mkdir", "-m", "700", run, data]);
+    const env = { XDG_RUNTIME_DIR: run, XDG_DATA_HOME: data };
+    const id = (await u.nsbox(["run", "-d", "--net", "none", u.rootfs, "sleep", "30"], { env })).stdout.trim();
+    expect(existsSync(join(run, "nsbox", id))).toBe(true);
+    expect(existsSync(join(data, "nsbox", "containers", id))).toBe(true);
+    expect(statSync(join(data, "nsbox")).mode & 0o777).toBe(0o700);
+    // the default roots do not know it
+    expect((await ok(["ps", "-aq"])).stdout).not.toContain(id);
+    expect((await u.nsbox(["rm", "-f", id], { env })).code).toBe(0);
+    expect(existsSync(join(run, "nsbox", id))).toBe(false);
+    expect(existsSync(join(data, "nsbox", "containers", id))).toBe(false);
+  });
+
   test("files across the mapping, seen from the host: root's are the user's, uid 1000's the range's; rm removes both", async () => {
     const vol = join(u.home, "vol");
     await u.sh(["mkdir", "-p", vol]);
