@@ -15,7 +15,7 @@
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { isRootless } from "../rootless/identity.ts";
+import { isRootless, rootlessMapping } from "../rootless/identity.ts";
 import { privateDir } from "../rootless/privatedir.ts";
 
 export interface Roots {
@@ -39,7 +39,17 @@ export function roots(): Roots {
 }
 
 export const containerDataDir = (id: string) => join(roots().data, "containers", id);
-export const rootfsCacheDir = () => join(roots().data, "rootfs");
+/**
+ * Extracted tarballs. Rootless, their owners depend on the user's mapping (its
+ * /etc/subuid range): one cache per mapping, so that a changed range never
+ * reuses a tree whose owners it no longer maps.
+ */
+export const rootfsCacheDir = () => join(roots().data, "rootfs", ...(isRootless() ? [mappingTag()] : []));
+
+function mappingTag(): string {
+  const m = rootlessMapping();
+  return `idmap-${new Bun.CryptoHasher("sha256").update(JSON.stringify([m.uid, m.gid])).digest("hex").slice(0, 12)}`;
+}
 
 /** A rootless user's data root: $XDG_DATA_HOME/nsbox, or ~/.local/share/nsbox (XDG's default). */
 export function userDataRoot(env: NodeJS.ProcessEnv): string {

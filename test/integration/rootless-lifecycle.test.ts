@@ -125,7 +125,8 @@ describe("rootless lifecycle", () => {
       chmodSync(tarball, 0o644);
       const r = await ok(["run", "--net", "none", tarball, "sh", "-c", "stat -c '%u %g' /home/u/file /bin/busybox"]);
       expect(r.stdout).toBe("1000 1000\n0 0\n");
-      const cache = join(u.dataRoot, "rootfs");
+      // one cache per mapping: the user's only one here
+      const cache = join(u.dataRoot, "rootfs", readdirSync(join(u.dataRoot, "rootfs")).find((n) => n.startsWith("idmap-")) as string);
       const digest = readdirSync(cache).find((n) => /^[0-9a-f]{64}$/.test(n)) as string;
       expect(statSync(join(cache, digest, "home/u/file")).uid).toBe((u.sub?.start ?? 0) + 999);
       expect(statSync(join(cache, digest, "bin/busybox")).uid).toBe(u.uid);
