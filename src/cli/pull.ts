@@ -1,9 +1,7 @@
 /** `nsbox pull [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [-q] REF`: an image from a registry into the store. */
 import { defineCommand } from "citty";
-import { fail } from "../errors.ts";
 import { makeProgress } from "../image/progress.ts";
 import { pullImage } from "../image/pull.ts";
-import { isRootless } from "../rootless/identity.ts";
 import { isTerminal } from "../tty/relay.ts";
 import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 
@@ -21,8 +19,6 @@ export const pullCommand = defineCommand({
 
 export async function pull(argv: string[]): Promise<number> {
   const p = parseFlags("pull", argv, pullFlags);
-  // layers keep their owners only through a user namespace's mapping, which the image store does not use yet
-  if (isRootless()) fail("nsbox pull needs root for now (rootless nsbox runs rootfs directories and tarballs): use sudo");
   const quiet = bool(p.flags.quiet);
   const progress = makeProgress(1, quiet ? "quiet" : isTerminal(1) ? "tty" : "lines", process.stdout.rows || 24);
   const r = await pullImage(p.positionals[0] as string, {

@@ -182,8 +182,6 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   if (isPath && args.length === 0 && !entrypoint) fail(`"nsbox run" needs a command to run in ${rootfsArg}, e.g.: nsbox run ${rootfsArg} /bin/sh`);
   const pullPolicy = parsePullPolicy(str(f.pull));
   const rootless = isRootless();
-  if (rootless && !isPath)
-    fail(`image "${rootfsArg}": rootless nsbox runs a rootfs directory or tarball, images need root for now (use sudo, or give a directory or tarball)`);
   if (!isPath && str(f.userns) !== undefined) fail("--userns cannot be used with an image yet: run a rootfs directory or tarball instead");
   const image = isPath ? undefined : await resolveImage(rootfsArg, pullPolicy, pullForRun);
   const lowerDir = image ? (image.layerDirs[0] as string) : await prepareRootfs(rootfsArg);

@@ -12,7 +12,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, stat
 import { join } from "node:path";
 import { fail } from "../errors.ts";
 import { isRootless } from "../rootless/identity.ts";
-import { extractAsUser, removeTree } from "../rootless/storage.ts";
+import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { rootfsCacheDir } from "../state/paths.ts";
 import { randomHex } from "../state/random.ts";
 
@@ -61,7 +61,7 @@ export async function rootfsFromTarball(tarball: string): Promise<string> {
       throw e;
     }
     try {
-      renameSync(tmp, dir);
+      renameTree(tmp, dir);
     } catch {
       // another nsbox extracted the same tarball first: use theirs
       removeTree(tmp);

@@ -7,7 +7,7 @@
  * caller, and the caller cannot chown to those ids. Inside a namespace with the
  * same mapping the caller is root over all of them, so both jobs run there.
  */
-import { chmodSync, lstatSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { NsboxError } from "../errors.ts";
 import { isRootless, rootlessMapping } from "./identity.ts";
@@ -23,15 +23,16 @@ const clean = (stderr: string) =>
  * Extracts a tarball for a rootless user into dest (empty). With subordinate
  * ranges, inside the user namespace: root-owned files become the caller's, uid
  * N's the range's N-th id. Without, as the caller: every file is the caller's
- * (root's inside), as with `unshare -r`.
+ * (root's inside), as with `unshare -r`. An image layer (layer: true) gets
+ * overlayfs's whiteouts for the OCI ones.
  */
-export async function extractAsUser(tarball: string, dest: string): Promise<void> {
+export async function extractAsUser(tarball: string, dest: string, layer = false): Promise<void> {
   const m = rootlessMapping();
   if (!m.ranges) {
     const { extractTar } = await import("../rootfs/tar.ts");
-    return extractTar(tarball, dest, { sameOwner: false });
+    return extractTar(tarball, dest, { sameOwner: false, whiteouts: layer ? "overlay" : undefined });
   }
-  const r = runInUserns(m.uid, m.gid, ["extract", tarball, dest]);
+  const r = runInUserns(m.uid, m.gid, [layer ? "extract-layer" : "extract", tarball, dest]);
   if (r.code !== 0) {
     const { TarError } = await import("../rootfs/tar.ts");
     throw new TarError(clean(r.stderr) || `extraction failed (exit status ${r.code})`);
@@ -53,7 +54,7 @@ export function removeTree(path: string): void {
   }
   // Most often only directories of the caller's own are closed (overlay leaves
   // its work/work at mode 000): opening them is cheaper than a user namespace.
-  if (openOwnDirs(path)) {
+  if (tryOpenOwnDirs(path)) {
     try {
       rmSync(path, { recursive: true, force: true });
       return;
@@ -64,6 +65,14 @@ export function removeTree(path: string): void {
   const m = rootlessMapping();
   const r = runInUserns(m.uid, m.gid, ["rm", path]);
   if (r.code !== 0) throw new NsboxError(`cannot remove ${path}: ${clean(r.stderr) || `exit status ${r.code}`}`);
+}
+
+function tryOpenOwnDirs(path: string): boolean {
+  try {
+    return openOwnDirs(path);
+  } catch {
+    return false; // something in the way that is not ours: the namespace will do
+  }
 }
 
 /** chmod u+rwx every directory of the caller's under path that it cannot read; false when one is someone else's. */
@@ -82,4 +91,23 @@ function openOwnDirs(path: string, depth = 0): boolean {
   let all = true;
   for (const name of readdirSync(path)) all = openOwnDirs(join(path, name), depth + 1) && all;
   return all;
+}
+
+/**
+ * rename(2) of a directory tree into place. Moving a directory to another parent
+ * rewrites its "..", which needs write permission on it: rootless, a tree whose
+ * top belongs to a subordinate id (an archive's "./" of uid 1000) moves only
+ * inside the user namespace.
+ */
+export function renameTree(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!isRootless() || (code !== "EACCES" && code !== "EPERM")) throw e;
+  }
+  const m = rootlessMapping();
+  const r = runInUserns(m.uid, m.gid, ["mv", from, to]);
+  if (r.code !== 0) throw Object.assign(new Error(`cannot move ${from} to ${to}: ${clean(r.stderr) || `exit status ${r.code}`}`), { code: "EEXIST" });
 }

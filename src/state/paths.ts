@@ -48,7 +48,10 @@ export const rootfsCacheDir = () => join(roots().data, "rootfs", ...(isRootless(
 
 function mappingTag(): string {
   const m = rootlessMapping();
-  return `idmap-${new Bun.CryptoHasher("sha256").update(JSON.stringify([m.uid, m.gid])).digest("hex").slice(0, 12)}`;
+  return `idmap-${new Bun.CryptoHasher("sha256")
+    .update(JSON.stringify([m.uid, m.gid]))
+    .digest("hex")
+    .slice(0, 12)}`;
 }
 
 /** A rootless user's data root: $XDG_DATA_HOME/nsbox, or ~/.local/share/nsbox (XDG's default). */

@@ -32,6 +32,7 @@ import { classifyWhiteout, OPAQUE_XATTR } from "./whiteout.ts";
 import { setXattrs } from "./xattrs.ts";
 
 const OPAQUE_VALUE = Buffer.from("y");
+const USER_OPAQUE_XATTR = "user.overlay.opaque";
 
 /** What the extractor created at a path. */
 const K_DIR = 1;
@@ -309,7 +310,9 @@ export class Extractor {
     let fd = -1;
     try {
       fd = openSync(this.fsPath(dir), O_DIR);
-      fsetxattr(fd, OPAQUE_XATTR, OPAQUE_VALUE);
+      // rootless (a user, or root of a user namespace): trusted.* is refused, and the
+      // overlay is mounted with userxattr, which reads user.overlay.* instead
+      fsetxattr(fd, this.isRoot ? OPAQUE_XATTR : USER_OPAQUE_XATTR, OPAQUE_VALUE);
     } catch (err) {
       throw this.failed(e, err);
     } finally {
