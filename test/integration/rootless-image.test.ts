@@ -11,6 +11,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, stat
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sh, tarOf, writeLayout } from "../helpers/images.ts";
+import { buildTestLayout, missingTools, push, type Registry, startRegistry } from "../helpers/registry.ts";
 import { useTestUser } from "../helpers/rootless.ts";
 
 const u = useTestUser("img", { ranges: true });
@@ -93,5 +94,25 @@ describe("rootless images", () => {
     await ok(["image", "prune"]);
     expect(readdirSync(join(u.dataRoot, "images", "layers"))).toEqual([]);
     expect(readdirSync(join(u.dataRoot, "images", "tmp"))).toEqual([]);
+  });
+});
+
+describe.if(missingTools().length === 0)("rootless pull", () => {
+  let reg: Registry | undefined;
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  test("a user pulls from a registry (on 127.0.0.1) and runs the image", async () => {
+    const images = join(dir, "pulled");
+    mkdirSync(images);
+    const layout = buildTestLayout(images, u.rootfs);
+    reg = await startRegistry(join(dir, "registry"));
+    await push(reg, `${layout.dir}:base`, "test/base:1");
+    await ok(["pull", "-q", `${reg.host}/test/base:1`]);
+    expect(await ok(["run", "--net", "none", `${reg.host}/test/base:1`, "id", "-u"])).toBe("0\n");
+    await ok(["image", "rm", `${reg.host}/test/base:1`]);
+    await ok(["image", "prune"]);
+    expect(readdirSync(join(u.dataRoot, "images", "layers"))).toEqual([]);
   });
 });
