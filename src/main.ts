@@ -21,6 +21,7 @@ import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
 import { run, runCommand, runFlags } from "./cli/run.ts";
 import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
+import { usernsHelper, usernsHelperCommand, usernsHelperFlags } from "./cli/userns-helper.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
@@ -61,6 +62,7 @@ const commands: Record<string, Entry> = {
   pull: { cmd: pullCommand, flags: pullFlags, main: pull },
   login: { cmd: loginCommand, flags: loginFlags, main: login },
   logout: { cmd: logoutCommand, flags: logoutFlags, main: logout },
+  "userns-helper": { cmd: usernsHelperCommand, flags: usernsHelperFlags, main: usernsHelper },
 };
 
 const mainCommand = {

@@ -81,6 +81,13 @@ export interface ChildPlan {
   seccompFilter?: Uint8Array;
 }
 
+/**
+ * C_SETID's "leave the supplementary groups": a rootless namespace that maps the
+ * caller alone has setgroups denied (the kernel's condition for its gid_map).
+ */
+const KEEP_GROUPS = 0xffffffff;
+const groupsOf = (spec: ContainerSpec, groups: number[]) => (spec.nsbox.rootless?.ranges === false ? KEEP_GROUPS : groups);
+
 const has = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t);
 const creates = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t && !n.path);
 
@@ -103,7 +110,9 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     // The monitor, and the nsbox it runs for the clean-up, never load modules,
     // do raw I/O, reboot, set the clock or read the kernel log: they lose those
     // for good (root's execve gives back only what the bounding set keeps).
-    w.push({ code: W.CAPBSET, fields: [...capMask(MONITOR_CAPS.filter((c) => heldCaps().has(c))), lastCap()], what: "drop the monitor's capabilities" });
+    // (rootless, the monitor holds no capability: nothing to drop, and no right to)
+    if (!spec.nsbox.rootless)
+      w.push({ code: W.CAPBSET, fields: [...capMask(MONITOR_CAPS.filter((c) => heldCaps().has(c))), lastCap()], what: "drop the monitor's capabilities" });
     w.push({ code: W.EXEC, fields: [p.shimFd, p.monitor.keepFds, p.monitor.argv, p.monitor.env], what: "start the monitor" });
   } else w.push({ code: W.EXIT, fields: [], what: "hand the container to nsbox" });
 
@@ -133,7 +142,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     // With a user namespace, the id maps (and the idmapped rootfs that comes with
     // GO) are needed before anything else.
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
-    if (userns) c.push({ code: C.SETID, fields: [0, 0, [0]], what: "become root in the user namespace" });
+    if (userns) c.push({ code: C.SETID, fields: [0, 0, groupsOf(spec, [0])], what: "become root in the user namespace" });
     if (mountNs) rootfsLateRo = buildRootfs(p, c, userns);
   } else {
     // READY now, GO later: nsbox joins the cgroup and plugs in the network while
@@ -163,7 +172,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     c.push({ code: C.SETSID, fields: [], what: "start a new session" });
     c.push({ code: C.STDIO, fields: p.stdio, what: "set up stdin, stdout and stderr" });
   }
-  identitySteps(c, spec.process, p.seccompFilter);
+  identitySteps(c, spec.process, p.seccompFilter, spec.nsbox.rootless?.ranges === false);
   const args = spec.process.args;
   const how = spec.nsbox.infra ? EXEC_FD : spec.nsbox.init ? EXEC_INIT : 0;
   c.push({ code: C.EXEC, fields: [how, p.shimFd ?? -1, args[0] ?? "", args, spec.process.env], what: `exec ${JSON.stringify(args[0])}` });
@@ -272,7 +281,7 @@ function isFileSource(path: string): boolean {
  * csrc/child_security.c), then the working directory: the last steps before
  * execve, the same for `run` and `exec`.
  */
-export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undefined): void {
+export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undefined, keepGroups = false): void {
   const caps = proc.capabilities;
   const last = lastCap();
   const nnp = proc.noNewPrivileges === true;
@@ -280,7 +289,8 @@ export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undef
   // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the sets shrink.
   if (filter && !nnp) c.push({ code: C.SECCOMP, fields: [0, filter], what: "load the seccomp filter" });
   const u = proc.user;
-  c.push({ code: C.SETID, fields: [u.uid, u.gid, u.additionalGids ?? []], what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}` });
+  const groups = keepGroups ? KEEP_GROUPS : (u.additionalGids ?? []);
+  c.push({ code: C.SETID, fields: [u.uid, u.gid, groups], what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}` });
   if (caps)
     c.push({
       code: C.CAPSET,

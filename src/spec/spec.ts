@@ -7,6 +7,7 @@
 
 import type { ImageUse } from "../image/use.ts";
 import type { NetworkRequest } from "../net/setup.ts";
+import type { RootlessNetRequest } from "../rootless/network.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import type { LinuxSeccomp } from "../security/seccomp-policy.ts";
@@ -112,6 +113,8 @@ export interface NsboxOptions {
   entrypoint?: string[];
   /** the image's StopSignal (docker's), for stop */
   stopSignal?: string;
+  /** run by a user other than root (see src/rootless/): ranges, whether subordinate ids are mapped */
+  rootless?: { ranges: boolean; network?: RootlessNetRequest };
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
   infra?: { podName: string; share: string[] };
 }
