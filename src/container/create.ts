@@ -222,7 +222,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
  * The parent's half of the sync protocol: READY -> set up from outside -> GO,
  * then PTY (with -t) and end-of-file when execve succeeded. Returns the pty master.
  */
-async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
+export async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
   let master: number | undefined;
   for (;;) {
     const m = recvMessage(s);
@@ -255,7 +255,7 @@ async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number
 }
 
 /** fds of the namespaces the spec joins (by path), closed with the other fds. */
-function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
+export function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
   const out: ChildPlan["joinFds"] = {};
   for (const n of spec.linux.namespaces) {
     if (!n.path) continue;
@@ -279,7 +279,7 @@ function makeCgroup(spec: ContainerSpec, id: string): ContainerCgroup {
 }
 
 /** /sys/fs/cgroup inside: the container's own cgroup, read-only, right after /sys. */
-function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
+export function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
   const privateNs = spec.linux.namespaces.some((n) => n.type === "cgroup");
   const extra = cgroupMountsFor(cg.record, privateNs);
   const at = spec.mounts.findIndex((m) => m.destination === "/sys");
@@ -288,7 +288,7 @@ function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSp
 }
 
 /** uid_map and gid_map of a new user namespace, written from outside (we are root). */
-function writeIdMaps(spec: ContainerSpec, pid: number) {
+export function writeIdMaps(spec: ContainerSpec, pid: number) {
   const fmt = (maps: IdMapping[] | undefined) => (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
   if (!spec.linux.namespaces.some((n) => n.type === "user" && !n.path)) return;
   try {
@@ -300,7 +300,7 @@ function writeIdMaps(spec: ContainerSpec, pid: number) {
 }
 
 /** The rootfs as the container's user namespace should see it (owned by its root). */
-function idmappedRootfs(lowerDir: string, pid: number): number {
+export function idmappedRootfs(lowerDir: string, pid: number): number {
   const userns = openSync(`/proc/${pid}/ns/user`, "r");
   try {
     const fd = idmappedTree(lowerDir, userns);

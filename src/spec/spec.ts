@@ -47,6 +47,8 @@ export interface User {
   uid: number;
   gid: number;
   additionalGids?: number[];
+  /** the process's umask (OCI process.user.umask); absent: inherited */
+  umask?: number;
   /** as the user gave it, for messages */
   name?: string;
 }
@@ -61,6 +63,10 @@ export interface Process {
   /** absent: the process keeps what it inherits (nsbox's own, i.e. everything) */
   capabilities?: Capabilities;
   consoleSize?: { height: number; width: number };
+  /** OCI process.rlimits: RLIMIT_* names, set on the process before it runs */
+  rlimits?: { type: string; soft: number; hard: number }[];
+  /** OCI process.oomScoreAdj */
+  oomScoreAdj?: number;
 }
 
 export interface ContainerSpec {
@@ -68,6 +74,8 @@ export interface ContainerSpec {
   process: Process;
   root: { path: string; readonly: boolean };
   hostname: string;
+  /** OCI domainname (needs a new uts namespace) */
+  domainname?: string;
   mounts: Mount[];
   linux: {
     namespaces: Namespace[];
@@ -81,6 +89,10 @@ export interface ContainerSpec {
     readonlyPaths?: string[];
     /** resolved for the container's capabilities and this architecture; absent: unconfined */
     seccomp?: LinuxSeccomp;
+    /** OCI linux.sysctl: written under the container's /proc/sys before the paths are masked */
+    sysctl?: Record<string, string>;
+    /** OCI linux.personality, as the persona number for personality(2) */
+    personality?: number;
   };
   nsbox: NsboxOptions;
 }
