@@ -2,6 +2,8 @@
  * nsbox: the table of commands, global flags, and the one place where errors
  * become a line on stderr and an exit code.
  */
+
+import { basename } from "node:path";
 import { renderUsage } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
@@ -19,6 +21,7 @@ import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
+import { isOciCommandLine } from "./oci/dispatch.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
@@ -65,8 +68,10 @@ async function usage(entry?: Entry): Promise<string> {
   return plain.replace(/[ \t]+$/gm, "");
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], invokedAs = basename(process.argv0 ?? "")): Promise<number> {
   mark("main");
+  // The runc command line (podman, containerd): see isOciCommandLine for the rule.
+  if (isOciCommandLine(argv, invokedAs)) return (await import("./oci/cli.ts")).ociMain(argv);
   try {
     // Global flags come before the command, as with docker and runc.
     const split = commandIndex(argv);

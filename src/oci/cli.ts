@@ -1,0 +1,199 @@
+/**
+ * The runc command line (as podman/conmon and containerd's runc shim call it):
+ *
+ *   nsbox [--root DIR] [--log FILE] [--log-format text|json] [--debug]
+ *         [--systemd-cgroup] VERB [flags] ID ...
+ *
+ * Flags as urfave/cli takes them: --flag value, --flag=value, -flag, short
+ * aliases. Errors are one line on stderr and, with --log, a line in the log
+ * file ({"level":"error","msg":...,"time":...} with --log-format json, which
+ * podman shows its user); the exit code is runc's: 1.
+ */
+import { appendFileSync } from "node:fs";
+import pkg from "../../package.json" with { type: "json" };
+import { NsboxError } from "../errors.ts";
+import { log } from "../log.ts";
+import { ConfigError, SPEC_VERSION } from "./config.ts";
+import { ociCreate } from "./create.ts";
+import { ociDelete, ociKill, ociList, ociPause, ociPids, ociStart, ociState, signalNumber } from "./lifecycle.ts";
+import { ociRun } from "./run.ts";
+import { DEFAULT_OCI_ROOT, setOciRoot } from "./state.ts";
+import { featuresJson, writeSpec } from "./template.ts";
+
+type Kind = "bool" | "string" | "list";
+type Defs = Record<string, { kind: Kind; alias?: string }>;
+interface Parsed {
+  flags: Record<string, string | boolean | string[]>;
+  args: string[];
+}
+
+const GLOBAL: Defs = {
+  root: { kind: "string" },
+  log: { kind: "string" },
+  "log-format": { kind: "string" },
+  debug: { kind: "bool" },
+  "systemd-cgroup": { kind: "bool" },
+  criu: { kind: "string" },
+  rootless: { kind: "string" },
+  version: { kind: "bool", alias: "v" },
+  help: { kind: "bool", alias: "h" },
+};
+const CREATE: Defs = {
+  bundle: { kind: "string", alias: "b" },
+  "console-socket": { kind: "string" },
+  "pid-file": { kind: "string" },
+  "no-pivot": { kind: "bool" },
+  "no-new-keyring": { kind: "bool" },
+  "preserve-fds": { kind: "string" },
+};
+const VERBS: Record<string, Defs> = {
+  create: CREATE,
+  run: { ...CREATE, detach: { kind: "bool", alias: "d" }, keep: { kind: "bool" } },
+  start: {},
+  state: {},
+  kill: { all: { kind: "bool", alias: "a" } },
+  delete: { force: { kind: "bool", alias: "f" } },
+  list: { format: { kind: "string", alias: "f" }, quiet: { kind: "bool", alias: "q" } },
+  ps: { format: { kind: "string", alias: "f" } },
+  pause: {},
+  resume: {},
+  spec: { bundle: { kind: "string", alias: "b" }, rootless: { kind: "bool" } },
+  features: {},
+};
+function parse(argv: string[], defs: Defs, stopAtPositional: boolean): Parsed & { rest: string[] } {
+  const flags: Parsed["flags"] = {};
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") {
+      if (stopAtPositional) return { flags, args, rest: argv.slice(i) };
+      args.push(a);
+      continue;
+    }
+    const [rawKey, inline] = a.replace(/^--?/, "").split(/=(.*)/s, 2) as [string, string | undefined];
+    const key = defs[rawKey] ? rawKey : Object.keys(defs).find((k) => defs[k]?.alias === rawKey);
+    if (!key) throw new ConfigError(`flag provided but not defined: ${a}`);
+    const def = defs[key] as Defs[string];
+    if (def.kind === "bool") flags[key] = inline === undefined ? true : inline === "true" || inline === "1";
+    else {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new ConfigError(`flag needs an argument: ${a}`);
+      if (def.kind === "list") flags[key] = [...((flags[key] as string[]) ?? []), v];
+      else flags[key] = v;
+    }
+  }
+  return { flags, args, rest: [] };
+}
+
+let logFile: string | undefined;
+let logJson = false;
+
+function logLine(level: string, msg: string) {
+  if (!logFile) return;
+  const time = new Date().toISOString();
+  const line = logJson ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
+  try {
+    appendFileSync(logFile, `${line}\n`);
+  } catch {
+    // the log is best effort; stderr has the message
+  }
+}
+
+export async function ociMain(argv: string[]): Promise<number> {
+  try {
+    const g = parse(argv, GLOBAL, true);
+    logFile = g.flags.log as string | undefined;
+    logJson = g.flags["log-format"] === "json";
+    if (g.flags["log-format"] && g.flags["log-format"] !== "json" && g.flags["log-format"] !== "text")
+      throw new ConfigError(`--log-format ${g.flags["log-format"]}: use text or json`);
+    if (g.flags.debug) log.level = 4;
+    setOciRoot((g.flags.root as string | undefined) ?? DEFAULT_OCI_ROOT);
+    if (g.flags.version) {
+      console.log(`nsbox version ${pkg.version}\nspec: ${SPEC_VERSION}`);
+      return 0;
+    }
+    const [verbIn, ...rest] = g.rest;
+    const verb = verbIn === "ls" ? "list" : verbIn;
+    if (!verb || g.flags.help) {
+      console.log(`usage: nsbox [--root DIR] [--log FILE] [--log-format text|json] VERB ...\nverbs: ${Object.keys(VERBS).join(", ")}, exec`);
+      return verb ? 0 : 1;
+    }
+    if (verb === "exec") throw new ConfigError("exec with the runc syntax is not supported by nsbox yet");
+    const defs = VERBS[verb];
+    if (!defs) throw new ConfigError(`unknown command ${JSON.stringify(verb)} (runc syntax)`);
+    const p = parse(rest, defs, false);
+    return await runVerb(verb, p);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    logLine("error", msg);
+    log.error(msg);
+    if (e instanceof ConfigError) return 1;
+    return e instanceof NsboxError ? 1 : 1;
+  }
+}
+
+function needId(p: Parsed, verb: string): string {
+  const id = p.args[0];
+  if (!id) throw new ConfigError(`${verb} needs a container id`);
+  return id;
+}
+
+async function runVerb(verb: string, p: Parsed): Promise<number> {
+  const f = p.flags;
+  const s = (k: string) => f[k] as string | undefined;
+  switch (verb) {
+    case "create":
+    case "run": {
+      const preserve = Number(s("preserve-fds") ?? 0);
+      if (!Number.isInteger(preserve) || preserve < 0 || preserve > 1000)
+        throw new ConfigError(`--preserve-fds ${s("preserve-fds")}: give a number of fds (0-1000)`);
+      const o = { id: needId(p, verb), bundle: s("bundle") ?? ".", pidFile: s("pid-file"), consoleSocket: s("console-socket"), preserveFds: preserve };
+      if (verb === "create") {
+        await ociCreate(o);
+        return 0;
+      }
+      return await ociRun(o, f.detach === true);
+    }
+    case "start":
+      await ociStart(needId(p, verb));
+      return 0;
+    case "state":
+      console.log(ociState(needId(p, verb)));
+      return 0;
+    case "kill":
+      await ociKill(needId(p, verb), signalNumber(p.args[1]), f.all === true);
+      return 0;
+    case "delete":
+      await ociDelete(needId(p, verb), f.force === true);
+      return 0;
+    case "list":
+      if (f.quiet)
+        console.log(
+          JSON.parse(ociList("json"))
+            .map((c: { id: string }) => c.id)
+            .join("\n"),
+        );
+      else console.log(ociList((s("format") ?? "table") as string));
+      return 0;
+    case "ps": {
+      const pids = ociPids(needId(p, verb));
+      console.log(s("format") === "json" ? JSON.stringify(pids) : ["PID", ...pids.map(String)].join("\n"));
+      return 0;
+    }
+    case "pause":
+    case "resume":
+      await ociPause(needId(p, verb), verb === "pause");
+      return 0;
+    case "spec":
+      writeSpec(s("bundle") ?? ".", f.rootless === true);
+      return 0;
+    case "features":
+      console.log(JSON.stringify(featuresJson(), null, 2));
+      return 0;
+  }
+  throw new ConfigError(`unknown command ${verb}`);
+}

@@ -1,0 +1,240 @@
+/**
+ * OCI create: the container's process is made, set up (namespaces, cgroup,
+ * mounts, pivot_root, identity, seccomp) and left waiting before execve, as
+ * runc's init is, until `start` opens exec.fifo (csrc C_WAITSTART). nsbox is no
+ * monitor here: once W exits, the process belongs to the caller's subreaper
+ * (conmon, containerd's shim) or to init, and outlives nsbox.
+ *
+ * Order, as runc: state dir -> cgroup -> process -> READY: id maps, cgroup
+ * join, rlimits, oom_score_adj, prestart/createRuntime/createContainer hooks ->
+ * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
+ * A failure leaves nothing behind (process, cgroup, state dir).
+ */
+import { openSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { CgroupError, type ContainerCgroup, createCgroup } from "../cgroup/index.ts";
+import { handshake, openJoinFds, withCgroupMounts, writeIdMaps } from "../container/create.ts";
+import { buildPrograms, type ChildPlan } from "../container/plan.ts";
+import { compileHelper } from "../native/helper.ts";
+import { strerror } from "../native/libc.ts";
+import { C } from "../native/program.ts";
+import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
+import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
+import type { ContainerSpec } from "../spec/spec.ts";
+import { procId } from "../state/proc.ts";
+import { type Bundle, ConfigError, loadBundle, RLIMITS } from "./config.ts";
+import { runHooks } from "./hooks.ts";
+import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
+import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, removeDir, stateJson, writeRecord } from "./state.ts";
+
+const O_PATH = 0o10000000;
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds: number;
+  /** run in the foreground: nsbox stays the process's parent (subreaper) to wait for it */
+  foreground?: boolean;
+}
+
+export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
+  const id = checkId(o.id);
+  const bundle = loadBundle(o.bundle);
+  const { spec } = bundle;
+  if (spec.process.terminal && !o.consoleSocket)
+    throw new ConfigError(
+      "process.terminal is true but no --console-socket was given: the terminal would have nowhere to go (nsbox's OCI run does not relay a terminal itself)",
+    );
+  if (!spec.process.terminal && o.consoleSocket) throw new ConfigError("--console-socket was given but process.terminal is false in config.json");
+  if (!claimDir(id)) throw new ConfigError(`container ${JSON.stringify(id)} already exists: choose another id, or delete it (delete --force ${id})`);
+  const record: OciRecord = {
+    ociVersion: spec.ociVersion,
+    id,
+    pid: 0,
+    start: "",
+    bundle: bundle.dir,
+    rootfs: spec.root.path,
+    annotations: bundle.annotations,
+    created: new Date().toISOString(),
+    hooks: bundle.hooks,
+    owner: "",
+  };
+  let cg: ContainerCgroup | undefined;
+  let pid = 0;
+  const fds: number[] = [];
+  try {
+    writeRecord(record);
+    writeFileSync(join(ctrDir(id), "lock"), "");
+    mkfifo(fifoPath(id), 0o622);
+    cg = makeCgroup(spec, id, bundle);
+    record.cgroup = cg.record;
+    writeRecord(record);
+    let s2 = spec;
+    const hadCgroupMount = spec.mounts.some(isCgroupMount);
+    s2 = { ...spec, mounts: spec.mounts.filter((m) => !isCgroupMount(m)) };
+    if (hadCgroupMount) s2 = withCgroupMounts(s2, cg);
+    const joinFds = openJoinFds(s2, fds);
+    const waitFd = openSync(fifoPath(id), O_PATH);
+    fds.push(waitFd);
+    const extra = listenFds();
+    const keepFds = o.preserveFds + extra;
+    if (extra) s2 = { ...s2, process: { ...s2.process, env: [...s2.process.env, `LISTEN_FDS=${extra}`, "LISTEN_PID=1"] } };
+    compileHelper();
+    const plan: ChildPlan = {
+      spec: s2,
+      lowerDir: s2.root.path,
+      upperDir: "",
+      workDir: "",
+      mergedDir: s2.root.path,
+      joinFds,
+      stdio: [-1, -1, -1],
+      winsize: s2.process.consoleSize ? { rows: s2.process.consoleSize.height, cols: s2.process.consoleSize.width } : undefined,
+      seccompFilter: s2.linux.seccomp ? await seccompFilter(s2) : undefined,
+      oci: { waitFd, keepFds },
+    };
+    const { w, c } = buildPrograms(plan);
+    if (bundle.apparmor) {
+      const at = c.findIndex((op) => op.code === C.WAITSTART);
+      c.splice(at, 0, {
+        code: C.WRITE,
+        fields: ["/proc/self/attr/apparmor/exec", `exec ${bundle.apparmor}`],
+        what: `apply the AppArmor profile ${bundle.apparmor}`,
+      });
+    }
+    if (o.foreground) becomeSubreaper();
+    const sp = spawnProcess(w, c);
+    fds.push(sp.syncFd, sp.statusFd);
+    pid = readChildPid(sp);
+    waitPid(sp.wpid);
+    if (pid <= 0) throw new ConfigError(`cannot create the container process: ${pid < 0 ? strerror(-pid).toLowerCase() : "it died at once"}`);
+    record.pid = pid;
+    record.start = procId(pid)?.start ?? "";
+    const master = await handshake(sp, s2, c, pid, async () => {
+      writeIdMaps(s2, pid);
+      cg?.join(pid);
+      setUpProcess(s2, pid);
+      const st = stateJson(record, "creating");
+      await runHooks(bundle.hooks, "prestart", st);
+      await runHooks(bundle.hooks, "createRuntime", st);
+      await runHooks(bundle.hooks, "createContainer", st);
+    });
+    // handshake also returns at end-of-file: then the process died instead of waiting
+    if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
+    if (master !== undefined) {
+      try {
+        sendFdTo(o.consoleSocket as string, master);
+      } finally {
+        closeFd(master);
+      }
+    }
+    writeRecord(record);
+    if (o.pidFile) writePidFile(o.pidFile, pid);
+    return record;
+  } catch (e) {
+    if (pid > 0) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+      if (o.foreground) waitPid(pid);
+    }
+    if (cg) await cg.remove().catch(() => undefined);
+    removeDir(id);
+    throw e;
+  } finally {
+    for (const fd of fds) closeFd(fd);
+  }
+}
+
+const isCgroupMount = (m: { type?: string }) => m.type === "cgroup" || m.type === "cgroup2";
+
+/**
+ * linux.cgroupsPath: a cgroupfs path, or systemd's "slice:prefix:name" which,
+ * with no systemd to ask, becomes slice/prefix-name.scope as runc lays it out.
+ * nsbox makes its container cgroup (nsbox-ID) inside that path.
+ */
+export function cgroupParent(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  const parts = path.split(":");
+  if (parts.length === 3 && !path.startsWith("/")) {
+    const [slice, prefix, name] = parts as [string, string, string];
+    const sliceDir = slice ? expandSlice(slice) : "/system.slice";
+    return `${sliceDir}/${prefix ? `${prefix}-` : ""}${name}.scope`;
+  }
+  return path.startsWith("/") ? path : `/${path}`;
+}
+
+/** systemd's slice nesting: "a-b.slice" lives in a.slice/a-b.slice. */
+function expandSlice(slice: string): string {
+  if (slice === "-.slice") return "";
+  const name = slice.replace(/\.slice$/, "");
+  const parts = name.split("-");
+  let path = "";
+  for (let i = 1; i <= parts.length; i++) path += `/${parts.slice(0, i).join("-")}.slice`;
+  return path;
+}
+
+function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerCgroup {
+  let cg: ContainerCgroup;
+  try {
+    cg = createCgroup(id, spec.linux.resources, cgroupParent(spec.linux.cgroupsPath));
+  } catch (e) {
+    if (e instanceof CgroupError) throw new ConfigError(e.message);
+    throw e;
+  }
+  if (bundle.unified) {
+    const dir = cg.record.version === 2 ? cg.record.paths.unified : undefined;
+    if (!dir) {
+      void cg.remove();
+      throw new ConfigError("config.json: linux.resources.unified needs cgroup v2, and this host's cgroups are v1");
+    }
+    for (const [k, v] of Object.entries(bundle.unified)) {
+      try {
+        writeFileSync(join(dir, k), v);
+      } catch (e) {
+        void cg.remove();
+        throw new ConfigError(`config.json: linux.resources.unified ${k}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return cg;
+}
+
+/** From outside, while the process waits for GO: its resource limits and OOM score. */
+function setUpProcess(spec: ContainerSpec, pid: number) {
+  for (const r of spec.process.rlimits ?? []) {
+    try {
+      setRlimit(pid, RLIMITS.indexOf(r.type), r.soft, r.hard);
+    } catch (e) {
+      throw new ConfigError(`cannot set ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message}`);
+    }
+  }
+  if (spec.process.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
+}
+
+async function seccompFilter(spec: ContainerSpec): Promise<Uint8Array> {
+  const { resolveProfile, SeccompError } = await import("../security/seccomp/index.ts");
+  try {
+    const { unknown: _u, ...profile } = resolveProfile(spec.linux.seccomp as never, { caps: spec.process.capabilities?.bounding ?? [], arch: nativeArch() });
+    return await filterFor(profile);
+  } catch (e) {
+    if (e instanceof SeccompError) throw new ConfigError(`config.json: linux.seccomp: ${e.message}`);
+    throw e;
+  }
+}
+
+/** systemd socket activation: LISTEN_FDS fds (from 3) pass to the container, after --preserve-fds as runc. */
+function listenFds(): number {
+  const n = Number(process.env.LISTEN_FDS ?? 0);
+  return Number.isInteger(n) && n > 0 && n < 1024 ? n : 0;
+}
+
+/** Written whole, then renamed: a client reading it never sees half a number. */
+export function writePidFile(path: string, pid: number): void {
+  const tmp = join(dirname(path), `.${Date.now()}-${process.pid}.pid`);
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, path);
+}
