@@ -10,9 +10,9 @@
  * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { openSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { CgroupError, type ContainerCgroup, createCgroup } from "../cgroup/index.ts";
+import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups } from "../cgroup/index.ts";
 import { handshake, openJoinFds, withCgroupMounts, writeIdMaps } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { compileHelper } from "../native/helper.ts";
@@ -25,7 +25,7 @@ import { procId } from "../state/proc.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS } from "./config.ts";
 import { runHooks } from "./hooks.ts";
 import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
-import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, removeDir, stateJson, writeRecord } from "./state.ts";
+import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;
 
@@ -70,6 +70,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     mkfifo(fifoPath(id), 0o622);
     cg = makeCgroup(spec, id, bundle);
     record.cgroup = cg.record;
+    record.freezer = makeFreezer(cg, id);
     writeRecord(record);
     let s2 = spec;
     const hadCgroupMount = spec.mounts.some(isCgroupMount);
@@ -114,6 +115,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     const master = await handshake(sp, s2, c, pid, async () => {
       writeIdMaps(s2, pid);
       cg?.join(pid);
+      if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
       setUpProcess(s2, pid);
       const st = stateJson(record, "creating");
       await runHooks(bundle.hooks, "prestart", st);
@@ -142,6 +144,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       if (o.foreground) waitPid(pid);
     }
     if (cg) await cg.remove().catch(() => undefined);
+    removeFreezer(record);
     removeDir(id);
     throw e;
   } finally {
@@ -201,6 +204,20 @@ function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerC
     }
   }
   return cg;
+}
+
+/**
+ * On cgroup v1 nsbox's cgroups do not include the freezer; pause and resume
+ * need one: nsbox-ID in the freezer hierarchy, beside nsbox's own.
+ */
+function makeFreezer(cg: ContainerCgroup, id: string): string | undefined {
+  if (cg.record.version !== 1 || cg.record.paths.freezer) return undefined;
+  const host = detectCgroups();
+  const mount = host.v1Mounts.get("freezer");
+  if (!mount) return undefined;
+  const dir = join(mount, host.v1Own.get("freezer") ?? "/", `nsbox-${id}`);
+  mkdirSync(dir);
+  return dir;
 }
 
 /** From outside, while the process waits for GO: its resource limits and OOM score. */

@@ -5,9 +5,18 @@
  *  - runc's global flags before the verb: --log, --log-format, --systemd-cgroup,
  *    --criu (podman and containerd's shim always pass --log);
  *  - a verb nsbox's own CLI lacks (create, start, state, delete, list, spec...);
- *  - `run` or `exec` with --bundle/-b, --process/-p or --console-socket.
+ *  - `run` or `exec` with --bundle/-b, --process/-p or --console-socket;
+ *  - `kill`, `ps` or `exec` of an id that is an OCI container in the runtime
+ *    root (--root's, else /run/nsbox-runc): runtime-tools and podman call
+ *    `RUNTIME kill ID SIGNAL` with no other sign.
  * So `nsbox run ROOTFS CMD` and `nsbox exec CONTAINER CMD` keep their meaning.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** The runtime's state root when --root is not given (runc's is /run/runc). */
+export const DEFAULT_OCI_ROOT = "/run/nsbox-runc";
+
 /** Verbs nsbox's docker-style CLI lacks: these alone select the runc syntax. */
 export const OCI_ONLY_VERBS = ["create", "start", "state", "delete", "list", "ls", "spec", "features", "pause", "resume", "update", "events"];
 
@@ -22,6 +31,12 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
   if (verb && OCI_ONLY_VERBS.includes(verb)) return true;
   const after = verbAt < 0 ? [] : argv.slice(verbAt + 1);
   if ((verb === "run" || verb === "exec") && after.some((a) => /^(--bundle|-b|--process|-p)(=|$)/.test(a) || /^--console-socket(=|$)/.test(a))) return true;
+  if (verb === "kill" || verb === "ps" || verb === "exec") {
+    const id = after.find((a) => !a.startsWith("-"));
+    const rootAt = before.findIndex((a) => a === "--root" || a.startsWith("--root="));
+    const root = rootAt < 0 ? DEFAULT_OCI_ROOT : before[rootAt]?.includes("=") ? before[rootAt]?.slice(7) : before[rootAt + 1];
+    if (id && root && /^[\w+\-.]+$/.test(id) && existsSync(join(root, id, "state.json"))) return true;
+  }
   return false;
 }
 

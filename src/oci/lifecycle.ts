@@ -19,6 +19,7 @@ import {
   procOf,
   readRecord,
   removeDir,
+  removeFreezer,
   stateJson,
   statusOf,
   withLock,
@@ -117,6 +118,7 @@ export async function ociDelete(id: string, force: boolean): Promise<void> {
       for (let i = 0; i < 1000 && alive(procOf(r)); i++) sleep(5);
     }
     if (r.cgroup) await openCgroup(r.cgroup).remove();
+    removeFreezer(r);
   });
   removeDir(id);
   await runHooks(r.hooks, "poststop", stateJson(r, "stopped"));
@@ -154,7 +156,7 @@ function freeze(r: OciRecord, on: boolean) {
     writeFileSync(join(cg.paths.unified as string, "cgroup.freeze"), on ? "1" : "0");
     return;
   }
-  const dir = cg.paths.freezer;
+  const dir = cg.paths.freezer ?? r.freezer;
   if (!dir) throw new ConfigError(`container ${r.id}'s cgroup has no freezer (the v1 freezer controller is not mounted)`);
   writeFileSync(join(dir, "freezer.state"), on ? "FROZEN" : "THAWED");
 }

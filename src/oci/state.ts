@@ -5,15 +5,18 @@
  * read from the kernel each time (the process, by pid and start time; the fifo;
  * the freezer), so it is right also after the process died with no nsbox running.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/index.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../native/libc.ts";
 import { alive, type ProcId } from "../state/proc.ts";
 import type { Hooks } from "./config.ts";
+import { DEFAULT_OCI_ROOT } from "./dispatch.ts";
+
+export { DEFAULT_OCI_ROOT };
+
 import { ConfigError } from "./config.ts";
 
-export const DEFAULT_OCI_ROOT = "/run/nsbox-runc";
 let rootDir = DEFAULT_OCI_ROOT;
 export const setOciRoot = (dir: string) => {
   rootDir = dir;
@@ -32,6 +35,8 @@ export interface OciRecord {
   created: string;
   hooks: Hooks;
   cgroup?: CgroupRecord;
+  /** cgroup v1: the freezer cgroup nsbox made (its other cgroups have none) */
+  freezer?: string;
   /** the freezer state nsbox set (pause/resume) */
   paused?: boolean;
   owner?: string;
@@ -91,6 +96,20 @@ export function listRecords(): OciRecord[] {
     return [];
   }
   return names.map(readRecord).filter((r): r is OciRecord => !!r);
+}
+
+/** The v1 freezer cgroup, once its processes are gone (a few tries: the kernel lets go of them late). */
+export function removeFreezer(r: OciRecord): void {
+  if (!r.freezer) return;
+  for (let i = 0; i < 200; i++) {
+    try {
+      rmdirSync(r.freezer);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
 }
 
 export function removeDir(id: string): void {
