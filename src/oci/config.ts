@@ -169,6 +169,10 @@ export function parseConfig(c: Obj, dir: string): Bundle {
     bad("linux.rootfsPropagation", `${JSON.stringify(prop)} is not supported: nsbox makes the container's mounts private ("rprivate")`);
 
   const { resources, unified } = parseResources(linux.resources);
+  const devices = parseDevices(linux.devices);
+  // As runc: after the config's rules, the devices every container may use, and those it lists.
+  const listed: DeviceRule[] = devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" }));
+  if (resources?.devices) resources.devices = [...resources.devices, ...ALLOWED_DEVICES, ...listed];
   const spec: ContainerSpec = {
     ociVersion: version,
     process: proc.process,
@@ -180,7 +184,7 @@ export function parseConfig(c: Obj, dir: string): Bundle {
       namespaces,
       uidMappings: parseIdMaps(linux.uidMappings, "linux.uidMappings"),
       gidMappings: parseIdMaps(linux.gidMappings, "linux.gidMappings"),
-      devices: parseDevices(linux.devices),
+      devices,
       cgroupsPath: linux.cgroupsPath === undefined ? undefined : str(linux.cgroupsPath, "linux.cgroupsPath"),
       resources,
       maskedPaths: strs(linux.maskedPaths, "linux.maskedPaths"),
@@ -458,6 +462,20 @@ function parseDevices(v: unknown): Device[] {
   }
   return out;
 }
+
+/** runc's AllowedDevices: mknod of any, the usual nodes, the pty multiplexer and its terminals. */
+const ALLOWED_DEVICES: DeviceRule[] = [
+  { allow: true, type: "c", major: -1, minor: -1, access: "m" },
+  { allow: true, type: "b", major: -1, minor: -1, access: "m" },
+  { allow: true, type: "c", major: 1, minor: 3, access: "rwm" },
+  { allow: true, type: "c", major: 1, minor: 8, access: "rwm" },
+  { allow: true, type: "c", major: 1, minor: 7, access: "rwm" },
+  { allow: true, type: "c", major: 5, minor: 0, access: "rwm" },
+  { allow: true, type: "c", major: 1, minor: 5, access: "rwm" },
+  { allow: true, type: "c", major: 1, minor: 9, access: "rwm" },
+  { allow: true, type: "c", major: 136, minor: -1, access: "rwm" },
+  { allow: true, type: "c", major: 5, minor: 2, access: "rwm" },
+];
 
 function parseSysctl(v: unknown): Record<string, string> | undefined {
   if (v === undefined || v === null) return undefined;
