@@ -155,8 +155,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     for (const d of [...rootfsLateRo, ...late]) c.push({ code: C.REMOUNT, fields: [d, MS.RDONLY], what: `make ${d} read-only` });
     if (spec.root.readonly) c.push({ code: C.REMOUNT, fields: ["/", MS.RDONLY], what: "make the root read-only" });
     // sysctls (and the domain name) go through the container's own /proc/sys, before readonlyPaths covers it
-    if (spec.domainname)
-      c.push({ code: C.WRITE, fields: ["/proc/sys/kernel/domainname", spec.domainname], what: `set the domain name to ${spec.domainname}` });
+    if (spec.domainname) c.push({ code: C.WRITE, fields: ["/proc/sys/kernel/domainname", spec.domainname], what: `set the domain name to ${spec.domainname}` });
     for (const [k, v] of Object.entries(spec.linux.sysctl ?? {}))
       c.push({ code: C.WRITE, fields: [`/proc/sys/${k.replaceAll(".", "/")}`, v], what: `set the sysctl ${k}` });
     for (const m of spec.linux.maskedPaths ?? []) c.push({ code: C.MASK, fields: [m], what: `mask ${m}` });
