@@ -15,6 +15,7 @@ import { NsboxError } from "../errors.ts";
 import { log } from "../log.ts";
 import { ConfigError, SPEC_VERSION } from "./config.ts";
 import { ociCreate } from "./create.ts";
+import { ociExec } from "./exec.ts";
 import { ociDelete, ociKill, ociList, ociPause, ociPids, ociStart, ociState, signalNumber } from "./lifecycle.ts";
 import { ociRun } from "./run.ts";
 import { DEFAULT_OCI_ROOT, setOciRoot } from "./state.ts";
@@ -59,6 +60,24 @@ const VERBS: Record<string, Defs> = {
   resume: {},
   spec: { bundle: { kind: "string", alias: "b" }, rootless: { kind: "bool" } },
   features: {},
+  exec: {
+    "console-socket": { kind: "string" },
+    cwd: { kind: "string" },
+    env: { kind: "list", alias: "e" },
+    tty: { kind: "bool", alias: "t" },
+    user: { kind: "string", alias: "u" },
+    "additional-gids": { kind: "list", alias: "g" },
+    process: { kind: "string", alias: "p" },
+    detach: { kind: "bool", alias: "d" },
+    "pid-file": { kind: "string" },
+    "process-label": { kind: "string" },
+    apparmor: { kind: "string" },
+    "no-new-privs": { kind: "bool" },
+    cap: { kind: "list", alias: "c" },
+    "preserve-fds": { kind: "string" },
+    cgroup: { kind: "list" },
+    "ignore-paused": { kind: "bool" },
+  },
 };
 function parse(argv: string[], defs: Defs, stopAtPositional: boolean): Parsed & { rest: string[] } {
   const flags: Parsed["flags"] = {};
@@ -122,9 +141,10 @@ export async function ociMain(argv: string[]): Promise<number> {
       console.log(`usage: nsbox [--root DIR] [--log FILE] [--log-format text|json] VERB ...\nverbs: ${Object.keys(VERBS).join(", ")}, exec`);
       return verb ? 0 : 1;
     }
-    if (verb === "exec") throw new ConfigError("exec with the runc syntax is not supported by nsbox yet");
     const defs = VERBS[verb];
     if (!defs) throw new ConfigError(`unknown command ${JSON.stringify(verb)} (runc syntax)`);
+    // exec ID COMMAND...: the flags end at the id; what follows is the command's
+    if (verb === "exec") return await execVerb(parse(rest, defs, true));
     const p = parse(rest, defs, false);
     return await runVerb(verb, p);
   } catch (e) {
@@ -134,6 +154,32 @@ export async function ociMain(argv: string[]): Promise<number> {
     if (e instanceof ConfigError) return 1;
     return e instanceof NsboxError ? 1 : 1;
   }
+}
+
+async function execVerb(p: Parsed & { rest: string[] }): Promise<number> {
+  const f = p.flags;
+  const [id, ...cmd] = p.rest;
+  if (!id) throw new ConfigError("exec needs a container id");
+  for (const k of ["process-label", "apparmor", "cgroup"]) if (f[k] !== undefined) throw new ConfigError(`exec --${k} is not supported by nsbox`);
+  const preserve = Number(f["preserve-fds"] ?? 0);
+  if (!Number.isInteger(preserve) || preserve < 0 || preserve > 1000)
+    throw new ConfigError(`--preserve-fds ${f["preserve-fds"]}: give a number of fds (0-1000)`);
+  return await ociExec({
+    id,
+    args: cmd[0] === "--" ? cmd.slice(1) : cmd,
+    processFile: f.process as string | undefined,
+    tty: f.tty === true,
+    consoleSocket: f["console-socket"] as string | undefined,
+    pidFile: f["pid-file"] as string | undefined,
+    detach: f.detach === true,
+    cwd: f.cwd as string | undefined,
+    env: (f.env as string[] | undefined) ?? [],
+    user: f.user as string | undefined,
+    additionalGids: (f["additional-gids"] as string[] | undefined) ?? [],
+    caps: (f.cap as string[] | undefined) ?? [],
+    noNewPrivs: f["no-new-privs"] === true,
+    preserveFds: preserve,
+  });
 }
 
 function needId(p: Parsed, verb: string): string {

@@ -221,7 +221,7 @@ function apparmorEnabled(): boolean {
   }
 }
 
-function parseProcess(v: unknown): { process: ContainerSpec["process"]; apparmor?: string } {
+export function parseProcess(v: unknown): { process: ContainerSpec["process"]; apparmor?: string } {
   if (!isObj(v)) return bad("process", "is missing (it says what to run)");
   const p = v;
   unknownKeys(

@@ -92,7 +92,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       joinFds,
       stdio: [-1, -1, -1],
       winsize: s2.process.consoleSize ? { rows: s2.process.consoleSize.height, cols: s2.process.consoleSize.width } : undefined,
-      seccompFilter: s2.linux.seccomp ? await seccompFilter(s2) : undefined,
+      seccompFilter: s2.linux.seccomp ? await seccompFilterOf(s2) : undefined,
       oci: { waitFd, keepFds },
     };
     const { w, c } = buildPrograms(plan);
@@ -232,7 +232,8 @@ function setUpProcess(spec: ContainerSpec, pid: number) {
   if (spec.process.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
 }
 
-async function seccompFilter(spec: ContainerSpec): Promise<Uint8Array> {
+/** The BPF program of the config's linux.seccomp (an OCI profile is a docker profile without conditions). */
+export async function seccompFilterOf(spec: ContainerSpec): Promise<Uint8Array> {
   const { resolveProfile, SeccompError } = await import("../security/seccomp/index.ts");
   try {
     const { unknown: _u, ...profile } = resolveProfile(spec.linux.seccomp as never, { caps: spec.process.capabilities?.bounding ?? [], arch: nativeArch() });
