@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups } from "../cgroup/index.ts";
 import { handshake, openJoinFds, withCgroupMounts, writeIdMaps } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
+import { sysMessage } from "../errors.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C } from "../native/program.ts";
@@ -25,7 +26,7 @@ import { procId } from "../state/proc.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS } from "./config.ts";
 import { runHooks } from "./hooks.ts";
 import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
-import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
+import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;
 
@@ -180,13 +181,22 @@ function expandSlice(slice: string): string {
   return path;
 }
 
+/**
+ * The container's cgroup is nsbox-oci-ROOT-ID (ROOT: a digest of --root):
+ * ids are the client's, and two runtime roots (or test files) may both use "web".
+ */
+export function cgroupName(id: string): string {
+  const tag = new Bun.CryptoHasher("sha256").update(ociRoot()).digest("hex").slice(0, 8);
+  return `oci-${tag}-${id}`;
+}
+
 function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerCgroup {
   let cg: ContainerCgroup;
   try {
-    cg = createCgroup(id, spec.linux.resources, cgroupParent(spec.linux.cgroupsPath));
+    cg = createCgroup(cgroupName(id), spec.linux.resources, cgroupParent(spec.linux.cgroupsPath));
   } catch (e) {
     if (e instanceof CgroupError) throw new ConfigError(e.message);
-    throw e;
+    throw new ConfigError(`cannot create the cgroup of container ${id}: ${sysMessage(e)}`);
   }
   if (bundle.unified) {
     const dir = cg.record.version === 2 ? cg.record.paths.unified : undefined;
@@ -215,7 +225,7 @@ function makeFreezer(cg: ContainerCgroup, id: string): string | undefined {
   const host = detectCgroups();
   const mount = host.v1Mounts.get("freezer");
   if (!mount) return undefined;
-  const dir = join(mount, host.v1Own.get("freezer") ?? "/", `nsbox-${id}`);
+  const dir = join(mount, host.v1Own.get("freezer") ?? "/", `nsbox-${cgroupName(id)}`);
   mkdirSync(dir);
   return dir;
 }

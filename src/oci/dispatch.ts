@@ -32,12 +32,24 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
   const after = verbAt < 0 ? [] : argv.slice(verbAt + 1);
   if ((verb === "run" || verb === "exec") && after.some((a) => /^(--bundle|-b|--process|-p)(=|$)/.test(a) || /^--console-socket(=|$)/.test(a))) return true;
   if (verb === "kill" || verb === "ps" || verb === "exec") {
-    const id = after.find((a) => !a.startsWith("-"));
+    const id = firstPositional(after);
     const rootAt = before.findIndex((a) => a === "--root" || a.startsWith("--root="));
     const root = rootAt < 0 ? DEFAULT_OCI_ROOT : before[rootAt]?.includes("=") ? before[rootAt]?.slice(7) : before[rootAt + 1];
     if (id && root && /^[\w+\-.]+$/.test(id) && existsSync(join(root, id, "state.json"))) return true;
   }
   return false;
+}
+
+/** Flags of runc's kill, ps and exec that take a value (the id is the first word that is no flag and no value). */
+const VALUE_FLAGS = /^(--?(console-socket|cwd|env|user|additional-gids|process|pid-file|process-label|apparmor|cap|preserve-fds|cgroup|format)|-[eugpcf])$/;
+
+function firstPositional(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (!a.startsWith("-")) return a;
+    if (VALUE_FLAGS.test(a)) i++;
+  }
+  return undefined;
 }
 
 function takesValue(flag: string): boolean {

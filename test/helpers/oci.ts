@@ -4,7 +4,6 @@
  * stdout/stderr go to files, not pipes: a created container inherits them and
  * keeps them open, as it does under conmon, so a pipe would never end.
  */
-import { afterAll } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NSBOX, type NsboxContext } from "./nsbox.ts";
@@ -46,7 +45,7 @@ export function ociHarness(ctx: NsboxContext): OciHarness {
     const read = (f: string) => (existsSync(f) ? readFileSync(f, "utf8") : "");
     return { code, stdout: read(out), stderr: read(err) };
   };
-  afterAll(async () => {
+  ctx.beforeCleanup(async () => {
     // a failed test may leave containers: take them down before the files go
     for (const id of existsSync(root) ? readdirSync(root) : []) await oci(["delete", "--force", id]);
   });
@@ -69,14 +68,14 @@ export function makeBundle(ctx: NsboxContext, name: string, fn: (c: Config) => v
   return b;
 }
 
-/** The cgroup dirs (nsbox-ID) a container of this id has in the hierarchies of this process. */
+/** The cgroup dirs (nsbox-oci-ROOTTAG-ID) a container of this id has in the hierarchies of this process. */
 export function cgroupDirsOf(id: string): string[] {
   const out: string[] = [];
   for (const line of readFileSync("/proc/self/cgroup", "utf8").split("\n").filter(Boolean)) {
     const [, ctrls, path] = line.split(":") as [string, string, string];
     for (const c of ctrls === "" ? ["unified"] : ctrls.split(",").map((x) => x.replace(/^name=/, ""))) {
-      const dir = join("/sys/fs/cgroup", c, path, `nsbox-${id}`);
-      if (existsSync(dir)) out.push(dir);
+      const dir = join("/sys/fs/cgroup", c, path);
+      for (const e of existsSync(dir) ? readdirSync(dir) : []) if (/^nsbox-oci-[0-9a-f]{8}-/.test(e) && e.endsWith(`-${id}`)) out.push(join(dir, e));
     }
   }
   return out;

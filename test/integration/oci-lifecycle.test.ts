@@ -35,7 +35,7 @@ describe("create, start, state, kill, delete", () => {
     // the pid file was written before create returned, and names the container's process
     expect(readFileSync(pidFile, "utf8")).toBe(String(st.pid));
     // namespaces and cgroup exist, the command has not run
-    expect(readFileSync(`/proc/${st.pid}/cgroup`, "utf8")).toContain(`nsbox-${id}`);
+    expect(readFileSync(`/proc/${st.pid}/cgroup`, "utf8")).toMatch(new RegExp(`/nsbox-oci-[0-9a-f]{8}-${id}\n`));
     expect(existsSync(join(out, "ran"))).toBe(false);
 
     const started = await oci(["start", id]);
