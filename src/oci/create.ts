@@ -10,10 +10,10 @@
  * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups } from "../cgroup/index.ts";
-import { handshake, openJoinFds, withCgroupMounts, writeIdMaps } from "../container/create.ts";
+import { handshake, openJoinFds, withCgroupMounts } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { compileHelper } from "../native/helper.ts";
@@ -69,6 +69,8 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     writeRecord(record);
     writeFileSync(join(ctrDir(id), "lock"), "");
     mkfifo(fifoPath(id), 0o622);
+    // writable by whatever user the process becomes (mkfifo's mode went through our umask)
+    chmodSync(fifoPath(id), 0o622);
     cg = makeCgroup(spec, id, bundle);
     record.cgroup = cg.record;
     record.freezer = makeFreezer(cg, id);
@@ -114,7 +116,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     record.pid = pid;
     record.start = procId(pid)?.start ?? "";
     const master = await handshake(sp, s2, c, pid, async () => {
-      writeIdMaps(s2, pid);
+      // (the handshake has written the id maps by now)
       cg?.join(pid);
       if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
       setUpProcess(s2, pid);
