@@ -140,7 +140,7 @@ function inheritCpuset(dir: string): void {
   }
 }
 
-function applyV1(paths: Record<string, string>, res: Resources | undefined): void {
+export function applyV1(paths: Record<string, string>, res: Resources | undefined): void {
   if (!res) return;
   const w = (c: string, file: string, value: string, what: string) => writeCg(join(paths[c] as string, file), value, what);
   const m = res.memory;

@@ -154,7 +154,7 @@ export const sharesToWeight = (shares: number) => Math.floor(1 + ((shares - 2) *
 /** runc's conversion of blkio.weight (10-1000) to io.weight (1-10000). */
 export const blkioToIoWeight = (w: number) => Math.floor(1 + ((w - 10) * 9999) / 990);
 
-function applyV2(dir: string, res: Resources | undefined): void {
+export function applyV2(dir: string, res: Resources | undefined): void {
   if (!res) return;
   const w = (file: string, value: string, what: string) => writeCg(join(dir, file), value, what);
   const m = res.memory;

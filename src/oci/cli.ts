@@ -20,6 +20,7 @@ import { ociDelete, ociKill, ociList, ociPause, ociPids, ociStart, ociState, sig
 import { ociRun } from "./run.ts";
 import { DEFAULT_OCI_ROOT, setOciRoot } from "./state.ts";
 import { featuresJson, writeSpec } from "./template.ts";
+import { ociEvents, ociUpdate, type UpdateFlags } from "./update.ts";
 
 type Kind = "bool" | "string" | "list";
 type Defs = Record<string, { kind: Kind; alias?: string }>;
@@ -60,6 +61,25 @@ const VERBS: Record<string, Defs> = {
   resume: {},
   spec: { bundle: { kind: "string", alias: "b" }, rootless: { kind: "bool" } },
   features: {},
+  update: {
+    resources: { kind: "string", alias: "r" },
+    memory: { kind: "string" },
+    "memory-swap": { kind: "string" },
+    "memory-reservation": { kind: "string" },
+    "kernel-memory": { kind: "string" },
+    "cpu-quota": { kind: "string" },
+    "cpu-period": { kind: "string" },
+    "cpu-share": { kind: "string" },
+    "cpu-rt-period": { kind: "string" },
+    "cpu-rt-runtime": { kind: "string" },
+    "cpuset-cpus": { kind: "string" },
+    "cpuset-mems": { kind: "string" },
+    "pids-limit": { kind: "string" },
+    "blkio-weight": { kind: "string" },
+    "l3-cache-schema": { kind: "string" },
+    "mem-bw-schema": { kind: "string" },
+  },
+  events: { stats: { kind: "bool" }, interval: { kind: "string" } },
   exec: {
     "console-socket": { kind: "string" },
     cwd: { kind: "string" },
@@ -236,6 +256,15 @@ async function runVerb(verb: string, p: Parsed): Promise<number> {
       return 0;
     case "spec":
       writeSpec(s("bundle") ?? ".", f.rootless === true);
+      return 0;
+    case "update": {
+      for (const k of ["kernel-memory", "cpu-rt-period", "cpu-rt-runtime", "l3-cache-schema", "mem-bw-schema"])
+        if (f[k] !== undefined) throw new ConfigError(`update --${k} is not supported by nsbox`);
+      ociUpdate(needId(p, verb), f as UpdateFlags);
+      return 0;
+    }
+    case "events":
+      await ociEvents(needId(p, verb), f.stats === true, s("interval"));
       return 0;
     case "features":
       console.log(JSON.stringify(featuresJson(), null, 2));

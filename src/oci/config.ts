@@ -496,7 +496,7 @@ function parsePersonality(v: unknown): number | undefined {
   return bad("linux.personality.domain", `${JSON.stringify(o.domain)} must be LINUX or LINUX32`);
 }
 
-function parseResources(v: unknown): { resources?: Resources; unified?: Record<string, string> } {
+export function parseResources(v: unknown): { resources?: Resources; unified?: Record<string, string> } {
   if (v === undefined || v === null) return {};
   const r = obj(v, "linux.resources");
   const at = "linux.resources.";

@@ -119,4 +119,25 @@ describe("resources", () => {
     );
     expect(out).toBe(`${64 * 1024 * 1024}\n77\n`);
   });
+
+  test("update changes the limits of a running container; events --stats reports them", async () => {
+    const b = makeBundle(ctx, "upd");
+    expect((await h.oci(["run", "-d", "--bundle", b, "upd"])).code).toBe(0);
+    expect((await h.oci(["update", "--memory", "50m", "--pids-limit", "33", "upd"])).code).toBe(0);
+    let ev = JSON.parse((await h.oci(["events", "--stats", "upd"])).stdout);
+    expect(ev).toMatchObject({ type: "stats", id: "upd", data: { memory: { usage: { limit: 50 * 1024 * 1024 } }, pids: { limit: 33, current: 1 } } });
+    const file = join(h.dir, "res.json");
+    writeFileSync(file, JSON.stringify({ memory: { limit: 64 * 1024 * 1024 }, pids: { limit: 44 } }));
+    expect((await h.oci(["update", "--resources", file, "upd"])).code).toBe(0);
+    ev = JSON.parse((await h.oci(["events", "--stats", "upd"])).stdout);
+    expect(ev.data.memory.usage.limit).toBe(64 * 1024 * 1024);
+    expect(ev.data.pids.limit).toBe(44);
+    writeFileSync(file, JSON.stringify({ memory: { swappiness: 3 } }));
+    const bad = await h.oci(["update", "--resources", file, "upd"]);
+    expect([bad.code, bad.stderr]).toEqual([
+      1,
+      `nsbox: update --resources ${file}: memory.swappiness is not supported by nsbox: remove it from config.json or use runc/crun\n`,
+    ]);
+    expect((await h.oci(["delete", "-f", "upd"])).code).toBe(0);
+  });
 });
