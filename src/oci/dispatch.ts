@@ -30,7 +30,8 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
   const verb = verbAt < 0 ? undefined : argv[verbAt];
   if (verb && OCI_ONLY_VERBS.includes(verb)) return true;
   const after = verbAt < 0 ? [] : argv.slice(verbAt + 1);
-  if ((verb === "run" || verb === "exec") && after.some((a) => /^(--bundle|-b|--process|-p)(=|$)/.test(a) || /^--console-socket(=|$)/.test(a))) return true;
+  // runc's flags come before the id (urfave/cli stops at the first word): what follows is the command's
+  if ((verb === "run" || verb === "exec") && flagsBeforeId(after).some((a) => /^(--bundle|-b|--process|-p|--console-socket)(=|$)/.test(a))) return true;
   if (verb === "kill" || verb === "ps" || verb === "exec") {
     const id = firstPositional(after);
     const rootAt = before.findIndex((a) => a === "--root" || a.startsWith("--root="));
@@ -41,7 +42,19 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
 }
 
 /** Flags of runc's kill, ps and exec that take a value (the id is the first word that is no flag and no value). */
-const VALUE_FLAGS = /^(--?(console-socket|cwd|env|user|additional-gids|process|pid-file|process-label|apparmor|cap|preserve-fds|cgroup|format)|-[eugpcf])$/;
+const VALUE_FLAGS =
+  /^(--?(bundle|console-socket|cwd|env|user|additional-gids|process|pid-file|process-label|apparmor|cap|preserve-fds|cgroup|format|name|volume|network|net|workdir|memory|cpus|hostname|entrypoint)|-[eugpcfbvwm])$/;
+
+function flagsBeforeId(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (!a.startsWith("-") || a === "--") break;
+    out.push(a);
+    if (VALUE_FLAGS.test(a)) i++;
+  }
+  return out;
+}
 
 function firstPositional(args: string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {
