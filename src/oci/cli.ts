@@ -163,9 +163,9 @@ export async function ociMain(argv: string[]): Promise<number> {
     }
     const defs = VERBS[verb];
     if (!defs) throw new ConfigError(`unknown command ${JSON.stringify(verb)} (runc syntax)`);
-    // exec ID COMMAND...: the flags end at the id; what follows is the command's
+    // exec ID COMMAND... and ps ID [ps options]: the flags end at the id; what follows is not ours
     if (verb === "exec") return await execVerb(parse(rest, defs, true));
-    const p = parse(rest, defs, false);
+    const p = verb === "ps" ? psArgs(rest, defs) : parse(rest, defs, false);
     return await runVerb(verb, p);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
@@ -200,6 +200,22 @@ async function execVerb(p: Parsed & { rest: string[] }): Promise<number> {
     noNewPrivs: f["no-new-privs"] === true,
     preserveFds: preserve,
   });
+}
+
+function psArgs(argv: string[], defs: Defs): Parsed {
+  const p = parse(argv, defs, true);
+  return { flags: p.flags, args: p.rest };
+}
+
+/** As runc: the host's `ps` (-ef unless options follow the id), only the container's lines. */
+function psTable(pids: number[], options: string[]): string {
+  const r = Bun.spawnSync(["ps", ...(options.length ? options : ["-ef"])], { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new ConfigError(`ps ${options.join(" ")} failed: ${r.stderr.toString().trim().split("\n")[0]}`);
+  const [head = "", ...rows] = r.stdout.toString().trimEnd().split("\n");
+  const col = head.trim().split(/\s+/).indexOf("PID");
+  if (col < 0) throw new ConfigError(`ps ${options.join(" ")}: its output has no PID column`);
+  const want = new Set(pids.map(String));
+  return [head, ...rows.filter((l) => want.has(l.trim().split(/\s+/)[col] ?? ""))].join("\n");
 }
 
 function needId(p: Parsed, verb: string): string {
@@ -247,7 +263,8 @@ async function runVerb(verb: string, p: Parsed): Promise<number> {
       return 0;
     case "ps": {
       const pids = ociPids(needId(p, verb));
-      console.log(s("format") === "json" ? JSON.stringify(pids) : ["PID", ...pids.map(String)].join("\n"));
+      if (s("format") === "json") console.log(JSON.stringify(pids));
+      else console.log(psTable(pids, p.args.slice(1)));
       return 0;
     }
     case "pause":

@@ -18,7 +18,7 @@ import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
-import { C } from "../native/program.ts";
+import { C, type Op } from "../native/program.ts";
 import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
 import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
@@ -254,6 +254,20 @@ export async function seccompFilterOf(spec: ContainerSpec): Promise<Uint8Array> 
     if (e instanceof SeccompError) throw new ConfigError(`config.json: linux.seccomp: ${e.message}`);
     throw e;
   }
+}
+
+/** The AppArmor profile the command is exec'd into (as runc: written before the user and capabilities change). */
+export function apparmorStep(profile: string): Op {
+  return { code: C.WRITE, fields: ["/proc/self/attr/apparmor/exec", `exec ${profile}`], what: `apply the AppArmor profile ${profile}` };
+}
+
+/** Inserts op right after the terminal/stdio steps, where identitySteps begins. */
+export function beforeIdentity(c: Op[], op: Op): void {
+  let at = -1;
+  c.forEach((o, i) => {
+    if (o.code === C.TTY || o.code === C.STDIO || o.code === C.SETSID) at = i;
+  });
+  c.splice(at + 1, 0, op);
 }
 
 /** systemd socket activation: LISTEN_FDS fds (from 3) pass to the container, after --preserve-fds as runc. */

@@ -23,7 +23,7 @@ import { CAP_NAMES } from "../security/capabilities.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
 import type { Process } from "../spec/spec.ts";
 import { ConfigError, loadBundle, parseProcess, RLIMITS } from "./config.ts";
-import { seccompFilterOf, writePidFile } from "./create.ts";
+import { apparmorStep, seccompFilterOf, writePidFile } from "./create.ts";
 import { sendFdTo, setRlimit } from "./native.ts";
 import { mustRecord, statusOf } from "./state.ts";
 
@@ -136,8 +136,8 @@ export async function ociExec(f: ExecFlags): Promise<number> {
     }
     if (proc.user.umask !== undefined) c.push({ code: C.UMASK, fields: [proc.user.umask], what: "set the umask" });
     const filter = bundle.spec.linux.seccomp ? await seccompFilterOf(bundle.spec) : undefined;
+    if (apparmor) c.push(apparmorStep(apparmor));
     identitySteps(c, proc, filter, !f.detach);
-    if (apparmor) c.push({ code: C.WRITE, fields: ["/proc/self/attr/apparmor/exec", `exec ${apparmor}`], what: `apply the AppArmor profile ${apparmor}` });
     // no wait (fd -1), but fds 3..3+N-1 kept
     if (f.preserveFds) c.push({ code: C.WAITSTART, fields: [-1, f.preserveFds], what: "keep the preserved fds" });
     c.push({ code: C.EXEC, fields: [0, -1, proc.args[0] ?? "", proc.args, proc.env], what: `exec ${JSON.stringify(proc.args[0])}` });

@@ -101,6 +101,28 @@ describe("create, start, state, kill, delete", () => {
     expect(cgroupDirsOf("sig3")).toEqual([]);
   });
 
+  test("ps lists the container's processes (json, and the host's ps filtered); kill --all signals them all", async () => {
+    const { oci } = harness();
+    const b = makeBundle(ctx, "many", (c) => {
+      c.process.args = ["sh", "-c", "sleep 101 & sleep 102 & wait"];
+    });
+    expect((await oci(["run", "-d", "--bundle", b, "many"])).code).toBe(0);
+    let pids: number[] = [];
+    await waitUntil(async () => (pids = JSON.parse((await oci(["ps", "--format", "json", "many"])).stdout)).length === 3, 5000);
+    const table = (await oci(["ps", "many", "-o", "pid,args"])).stdout.trim().split("\n");
+    expect(table[0]?.trim()).toBe("PID COMMAND");
+    expect(
+      table
+        .slice(1)
+        .map((l) => l.trim().split(/\s+/).slice(1).join(" "))
+        .sort(),
+    ).toEqual(["sh -c sleep 101 & sleep 102 & wait", "sleep 101", "sleep 102"]);
+    expect((await oci(["kill", "--all", "many", "KILL"])).code).toBe(0);
+    await waitUntil(async () => JSON.parse((await oci(["state", "many"])).stdout).status === "stopped", 5000);
+    for (const pid of pids) await waitUntil(() => !existsSync(`/proc/${pid}/cmdline`) || readFileSync(`/proc/${pid}/cmdline`, "utf8") === "", 5000);
+    expect((await oci(["delete", "many"])).code).toBe(0);
+  });
+
   test("pause and resume freeze the container's cgroup", async () => {
     const { oci } = harness();
     const b = makeBundle(ctx, "frz", (c) => {
