@@ -33,9 +33,15 @@ async function runHook(h: Hook, state: object): Promise<void> {
   } catch (e) {
     throw new Error((e as Error).message);
   }
+  // A hook need not read its stdin: one that exits first makes the write fail
+  // with EPIPE, which says nothing about the hook (Go's exec, hence runc, ignores it too).
   const stdin = proc.stdin as import("bun").FileSink;
-  stdin.write(JSON.stringify(state));
-  await stdin.end();
+  try {
+    stdin.write(JSON.stringify(state));
+    await stdin.end();
+  } catch {
+    // the hook's status below is what counts
+  }
   let timedOut = false;
   const timer = h.timeout
     ? setTimeout(() => {

@@ -183,6 +183,20 @@ describe("fds and terminals", () => {
     expect(text).not.toContain(" 4 5");
   });
 
+  test("LISTEN_FDS (socket activation) passes fds too, and the command gets LISTEN_FDS and LISTEN_PID=1", async () => {
+    const { dir } = harness();
+    const b = makeBundle(ctx, "lfds", (c) => {
+      c.process.args = ["sh", "-c", 'echo "$LISTEN_FDS $LISTEN_PID" >&3; echo four >&4'];
+    });
+    const f3 = join(dir, "l3.txt");
+    const f4 = join(dir, "l4.txt");
+    const cmd = `exec 3>${f3} 4>${f4}; LISTEN_FDS=1 ${NSBOX} --root ${h.root} run --preserve-fds 1 --bundle ${b} lfds`;
+    const p = Bun.spawn(["sh", "-c", cmd], { stdout: "pipe", stderr: "pipe" });
+    expect(await p.exited).toBe(0);
+    expect(readFileSync(f3, "utf8")).toBe("1 1\n");
+    expect(readFileSync(f4, "utf8")).toBe("four\n");
+  });
+
   test("--console-socket receives the pty master (SCM_RIGHTS); the process has a terminal of the given size", async () => {
     const { oci, dir } = harness();
     const sock = join(dir, "console.sock");
