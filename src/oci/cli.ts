@@ -13,6 +13,7 @@ import { appendFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
 import { NsboxError } from "../errors.ts";
 import { log } from "../log.ts";
+import { mark } from "../trace.ts";
 import { ConfigError, SPEC_VERSION } from "./config.ts";
 import { ociCreate } from "./create.ts";
 import { ociExec } from "./exec.ts";
@@ -143,6 +144,7 @@ function logLine(level: string, msg: string) {
 }
 
 export async function ociMain(argv: string[]): Promise<number> {
+  mark("oci");
   try {
     const g = parse(argv, GLOBAL, true);
     logFile = g.flags.log as string | undefined;

@@ -23,6 +23,7 @@ import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from ".
 import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
+import { mark } from "../trace.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS } from "./config.ts";
 import { runHooks } from "./hooks.ts";
 import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
@@ -71,7 +72,9 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     mkfifo(fifoPath(id), 0o622);
     // writable by whatever user the process becomes (mkfifo's mode went through our umask)
     chmodSync(fifoPath(id), 0o622);
+    mark("state dir");
     cg = makeCgroup(spec, id, bundle);
+    mark("cgroup");
     record.cgroup = cg.record;
     record.freezer = makeFreezer(cg, id);
     writeRecord(record);
@@ -86,6 +89,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     const keepFds = o.preserveFds + extra;
     if (extra) s2 = { ...s2, process: { ...s2.process, env: [...s2.process.env, `LISTEN_FDS=${extra}`, "LISTEN_PID=1"] } };
     compileHelper();
+    mark("helper ready");
     const plan: ChildPlan = {
       spec: s2,
       lowerDir: s2.root.path,
@@ -109,6 +113,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     }
     if (o.foreground) becomeSubreaper();
     const sp = spawnProcess(w, c);
+    mark("spawned");
     fds.push(sp.syncFd, sp.statusFd);
     pid = readChildPid(sp);
     waitPid(sp.wpid);
@@ -125,6 +130,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       await runHooks(bundle.hooks, "createRuntime", st);
       await runHooks(bundle.hooks, "createContainer", st);
     });
+    mark("created");
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
     if (master !== undefined) {
