@@ -455,6 +455,8 @@ function parseDevices(v: unknown): Device[] {
       major: int(o.major, `linux.devices[${i}].major`, 0, 4095),
       minor: int(o.minor, `linux.devices[${i}].minor`, 0, 2 ** 20 - 1),
       fileMode: optInt(o.fileMode, `linux.devices[${i}].fileMode`, 0, 0o7777) ?? 0o666,
+      uid: optInt(o.uid, `linux.devices[${i}].uid`, 0, 2 ** 32 - 2),
+      gid: optInt(o.gid, `linux.devices[${i}].gid`, 0, 2 ** 32 - 2),
     };
     const at = out.findIndex((x) => x.path === path);
     if (at >= 0) out[at] = dev;

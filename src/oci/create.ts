@@ -10,7 +10,7 @@
  * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, lchownSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups } from "../cgroup/index.ts";
 import { handshake, openJoinFds, withCgroupMounts } from "../container/create.ts";
@@ -131,6 +131,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       await runHooks(bundle.hooks, "createContainer", st);
     });
     mark("created");
+    ownDevices(s2, pid);
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
     if (master !== undefined) {
@@ -236,6 +237,22 @@ function makeFreezer(cg: ContainerCgroup, id: string): string | undefined {
   const dir = join(mount, host.v1Own.get("freezer") ?? "/", `nsbox-${cgroupName(id)}`);
   mkdirSync(dir);
   return dir;
+}
+
+/**
+ * linux.devices[].uid/gid: the nodes C made belong to root; give them their
+ * owners through /proc/PID/root (lchown: a link is never followed).
+ */
+function ownDevices(spec: ContainerSpec, pid: number) {
+  if (!spec.mounts.some((m) => m.destination === "/dev") || spec.linux.namespaces.some((n) => n.type === "user")) return;
+  for (const d of spec.linux.devices) {
+    if (d.uid === undefined && d.gid === undefined) continue;
+    try {
+      lchownSync(`/proc/${pid}/root${d.path}`, d.uid ?? 0, d.gid ?? 0);
+    } catch (e) {
+      throw new ConfigError(`cannot give the device ${d.path} to ${d.uid ?? 0}:${d.gid ?? 0}: ${sysMessage(e)}`);
+    }
+  }
 }
 
 /** From outside, while the process waits for GO: its resource limits and OOM score. */

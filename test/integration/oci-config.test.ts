@@ -77,6 +77,15 @@ describe("the container's system", () => {
     expect(readFileSync(join(data, "rw", "h"), "utf8")).toBe("y\n");
   });
 
+  test("linux.devices: nodes with their type, numbers, mode and owner; the default ones", async () => {
+    const out = await seen("devs", "stat -c '%n %F %t:%T %a %u:%g' /dev/fuse0 /dev/null /dev/zero; ls /dev/tty /dev/urandom /dev/full /dev/random", (c) => {
+      c.linux.devices = [{ path: "/dev/fuse0", type: "c", major: 10, minor: 229, fileMode: 0o640, uid: 7, gid: 8 }];
+    });
+    expect(out).toBe(
+      "/dev/fuse0 character special file a:e5 640 7:8\n/dev/null character special file 1:3 666 0:0\n/dev/zero character special file 1:5 666 0:0\n/dev/full\n/dev/random\n/dev/tty\n/dev/urandom\n",
+    );
+  });
+
   test("seccomp: a syscall denied with the errno asked for", async () => {
     const out = await seen("scmp", "mkdir /tmp/d 2>&1 || true; echo done", (c) => {
       c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });
