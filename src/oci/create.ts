@@ -18,9 +18,10 @@ import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
-import { C, type Op } from "../native/program.ts";
+import { C, MK, type Op } from "../native/program.ts";
 import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
 import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
+import { MS } from "../spec/mountopts.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
@@ -103,14 +104,17 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       oci: { waitFd, keepFds },
     };
     const { w, c } = buildPrograms(plan);
-    if (bundle.apparmor) {
-      const at = c.findIndex((op) => op.code === C.WAITSTART);
-      c.splice(at, 0, {
-        code: C.WRITE,
-        fields: ["/proc/self/attr/apparmor/exec", `exec ${bundle.apparmor}`],
-        what: `apply the AppArmor profile ${bundle.apparmor}`,
-      });
-    }
+    if (bundle.apparmor) beforeIdentity(c, apparmorStep(bundle.apparmor));
+    // As runc: with a terminal, /dev/console is that terminal (a bind of the pts now on fd 0).
+    const tty = c.findIndex((op) => op.code === C.TTY);
+    if (tty >= 0 && s2.mounts.some((m) => m.destination === "/dev"))
+      c.splice(
+        tty + 1,
+        0,
+        // pivot_root left no root to resolve in: open the new one
+        { code: C.ROOT, fields: ["/"], what: "open the root" },
+        { code: C.MOUNT, fields: ["/proc/self/fd/0", "/dev/console", "", MS.BIND, "", MK.FILE, 1], what: "bind the terminal on /dev/console" },
+      );
     if (o.foreground) becomeSubreaper();
     const sp = spawnProcess(w, c);
     mark("spawned");

@@ -203,7 +203,7 @@ describe("fds and terminals", () => {
     const b = makeBundle(ctx, "tty", (c) => {
       c.process.terminal = true;
       c.process.consoleSize = { height: 33, width: 101 };
-      c.process.args = ["sh", "-c", "tty; stty size"];
+      c.process.args = ["sh", "-c", "tty; stty size; stat -c %t:%T /dev/console; stat -L -c %t:%T /proc/self/fd/0"];
     });
     const recv = Bun.spawn(["python3", "-c", CONSOLE_RECEIVER, sock], { stdout: "pipe", stderr: "pipe" });
     await waitUntil(() => existsSync(sock), 10000);
@@ -212,7 +212,7 @@ describe("fds and terminals", () => {
     expect((await oci(["start", "tty"])).code).toBe(0);
     expect(await recv.exited).toBe(0);
     const text = (await new Response(recv.stdout).text()).replaceAll("\r", "");
-    expect(text).toBe("/dev/pts/0\n33 101\n");
+    expect(text).toBe("/dev/pts/0\n33 101\n88:0\n88:0\n");
     await waitUntil(async () => JSON.parse((await oci(["state", "tty"])).stdout).status === "stopped", 10000);
     expect((await oci(["delete", "tty"])).code).toBe(0);
   });
