@@ -10,9 +10,9 @@
  * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, lchownSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups } from "../cgroup/index.ts";
+import { chmodSync, existsSync, lchownSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { handshake, openJoinFds, withCgroupMounts } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
@@ -77,7 +77,9 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     cg = makeCgroup(spec, id, bundle);
     mark("cgroup");
     record.cgroup = cg.record;
-    record.freezer = makeFreezer(cg, id);
+    const fr = makeFreezer(cg);
+    record.freezer = fr?.dir;
+    record.freezerCreated = fr?.created;
     writeRecord(record);
     let s2 = spec;
     const hadCgroupMount = spec.mounts.some(isCgroupMount);
@@ -171,9 +173,10 @@ const isCgroupMount = (m: { type?: string }) => m.type === "cgroup" || m.type ==
 /**
  * linux.cgroupsPath: a cgroupfs path, or systemd's "slice:prefix:name" which,
  * with no systemd to ask, becomes slice/prefix-name.scope as runc lays it out.
- * nsbox makes its container cgroup (nsbox-ID) inside that path.
+ * The container's cgroup is exactly that path (relative ones from the root of
+ * the hierarchy, as runc's cgroupfs driver).
  */
-export function cgroupParent(path: string | undefined): string | undefined {
+export function cgroupPath(path: string | undefined): string | undefined {
   if (!path) return undefined;
   const parts = path.split(":");
   if (parts.length === 3 && !path.startsWith("/")) {
@@ -195,20 +198,40 @@ function expandSlice(slice: string): string {
 }
 
 /**
- * The container's cgroup is nsbox-oci-ROOT-ID (ROOT: a digest of --root):
- * ids are the client's, and two runtime roots (or test files) may both use "web".
+ * Without a cgroupsPath the container's cgroup is nsbox-oci-TAG-ID beside
+ * nsbox's other containers (TAG: a digest of --root): ids are the client's,
+ * and two runtime roots (or test files) may both use "web".
  */
 export function cgroupName(id: string): string {
   const tag = new Bun.CryptoHasher("sha256").update(ociRoot()).digest("hex").slice(0, 8);
-  return `oci-${tag}-${id}`;
+  return `nsbox-oci-${tag}-${id}`;
+}
+
+/** Where the container's cgroup goes: { parent (undefined: nsbox's default), leaf }. */
+function placement(spec: ContainerSpec, id: string): { parent?: string; leaf: string } {
+  const full = cgroupPath(spec.linux.cgroupsPath);
+  if (!full) return { leaf: cgroupName(id) };
+  let clean: string;
+  try {
+    clean = parseCgroupParent(full);
+  } catch (e) {
+    throw new ConfigError(
+      `config.json: linux.cgroupsPath ${JSON.stringify(spec.linux.cgroupsPath)}: ${(e as Error).message.replace(/^--cgroup-parent "[^"]*" /, "")}`,
+    );
+  }
+  if (clean === "/") throw new ConfigError("config.json: linux.cgroupsPath must name a cgroup below the root");
+  return { parent: dirname(clean), leaf: basename(clean) };
 }
 
 function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerCgroup {
+  const { parent, leaf } = placement(spec, id);
   let cg: ContainerCgroup;
   try {
-    cg = createCgroup(cgroupName(id), spec.linux.resources, cgroupParent(spec.linux.cgroupsPath));
+    cg = createCgroup(id, spec.linux.resources, parent, leaf);
   } catch (e) {
     if (e instanceof CgroupError) throw new ConfigError(e.message);
+    if ((e as NodeJS.ErrnoException).code === "EEXIST")
+      throw new ConfigError(`the cgroup of container ${id} (${leaf}) already exists: delete the container that uses it, or choose another linux.cgroupsPath`);
     throw new ConfigError(`cannot create the cgroup of container ${id}: ${sysMessage(e)}`);
   }
   if (bundle.unified) {
@@ -231,16 +254,21 @@ function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerC
 
 /**
  * On cgroup v1 nsbox's cgroups do not include the freezer; pause and resume
- * need one: nsbox-ID in the freezer hierarchy, beside nsbox's own.
+ * need one, placed as the memory one is (same parent path and name).
  */
-function makeFreezer(cg: ContainerCgroup, id: string): string | undefined {
+function makeFreezer(cg: ContainerCgroup): { dir: string; created: string[] } | undefined {
   if (cg.record.version !== 1 || cg.record.paths.freezer) return undefined;
   const host = detectCgroups();
   const mount = host.v1Mounts.get("freezer");
-  if (!mount) return undefined;
-  const dir = join(mount, host.v1Own.get("freezer") ?? "/", `nsbox-${cgroupName(id)}`);
-  mkdirSync(dir);
-  return dir;
+  const ref = cg.record.paths.memory ?? cg.record.paths.pids;
+  const refMount = cg.record.paths.memory ? host.v1Mounts.get("memory") : host.v1Mounts.get("pids");
+  if (!mount || !ref || !refMount) return undefined;
+  const dir = join(mount, ref.slice(refMount.length));
+  // the levels made here go with the container (deepest last); existing ones stay
+  const levels: string[] = [];
+  for (let d = dir; d.startsWith(`${mount}/`) && !existsSync(d); d = dirname(d)) levels.unshift(d);
+  mkdirSync(dir, { recursive: true });
+  return { dir, created: levels };
 }
 
 /**

@@ -37,6 +37,8 @@ export interface OciRecord {
   cgroup?: CgroupRecord;
   /** cgroup v1: the freezer cgroup nsbox made (its other cgroups have none) */
   freezer?: string;
+  /** the freezer levels nsbox made for it (removed with it, deepest first) */
+  freezerCreated?: string[];
   /** the freezer state nsbox set (pause/resume) */
   paused?: boolean;
   owner?: string;
@@ -101,13 +103,18 @@ export function listRecords(): OciRecord[] {
 /** The v1 freezer cgroup, once its processes are gone (a few tries: the kernel lets go of them late). */
 export function removeFreezer(r: OciRecord): void {
   if (!r.freezer) return;
-  for (let i = 0; i < 200; i++) {
-    try {
-      rmdirSync(r.freezer);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  const dirs = [r.freezer, ...[...(r.freezerCreated ?? [])].reverse().filter((d) => d !== r.freezer)];
+  for (const [n, d] of dirs.entries()) {
+    // the leaf: a few tries, the kernel lets go of its processes late; the levels above: once
+    for (let i = 0; i < (n === 0 ? 200 : 1); i++) {
+      try {
+        rmdirSync(d);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") break;
+        if (n > 0) return; // busy: another container is below
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
     }
   }
 }

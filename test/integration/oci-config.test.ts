@@ -6,7 +6,7 @@
  * the cgroup limits. Each runs `run --bundle` and reads what the process saw.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { useNsbox } from "../helpers/nsbox.ts";
 import { type Config, makeBundle, ociHarness } from "../helpers/oci.ts";
@@ -127,6 +127,20 @@ describe("resources", () => {
       },
     );
     expect(out).toBe(`${64 * 1024 * 1024}\n77\n`);
+  });
+
+  test("linux.cgroupsPath is the container's cgroup exactly; the levels nsbox made go with it", async () => {
+    // below this test's own memory cgroup (the host's other hierarchies have it at /)
+    const own = readFileSync("/proc/self/cgroup", "utf8").match(/^\d+:memory:(.*)$/m)?.[1] ?? "/";
+    const level = `${own === "/" ? "" : own}/ocicfg-${process.pid}`;
+    const path = `${level}/ctr`;
+    const out = await seen("cgpath", `grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory${path}/memory.limit_in_bytes`, (c) => {
+      c.linux.cgroupsPath = path;
+      c.linux.resources.memory = { limit: 48 * 1024 * 1024 };
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "cgroup");
+    });
+    expect(out).toMatch(new RegExp(`^\\d+:memory:${path}\n${48 * 1024 * 1024}\n$`));
+    for (const c of ["memory", "pids", "freezer"]) expect(existsSync(`/sys/fs/cgroup/${c}${level}`)).toBe(false);
   });
 
   test("update changes the limits of a running container; events --stats reports them", async () => {

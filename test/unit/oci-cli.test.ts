@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { ConfigError, parseConfig } from "../../src/oci/config.ts";
-import { cgroupParent } from "../../src/oci/create.ts";
+import { cgroupPath } from "../../src/oci/create.ts";
 import { isOciCommandLine } from "../../src/oci/dispatch.ts";
 import { signalNumber } from "../../src/oci/lifecycle.ts";
 
@@ -43,12 +43,12 @@ describe("dispatch", () => {
 
 describe("cgroupsPath", () => {
   test("systemd's slice:prefix:name maps onto cgroupfs as runc does without systemd", () => {
-    expect(cgroupParent("machine.slice:libpod:abc")).toBe("/machine.slice/libpod-abc.scope");
-    expect(cgroupParent("system-foo.slice:cri:x")).toBe("/system.slice/system-foo.slice/cri-x.scope");
-    expect(cgroupParent(":runc:x")).toBe("/system.slice/runc-x.scope");
-    expect(cgroupParent("/a/b")).toBe("/a/b");
-    expect(cgroupParent("a/b")).toBe("/a/b");
-    expect(cgroupParent(undefined)).toBeUndefined();
+    expect(cgroupPath("machine.slice:libpod:abc")).toBe("/machine.slice/libpod-abc.scope");
+    expect(cgroupPath("system-foo.slice:cri:x")).toBe("/system.slice/system-foo.slice/cri-x.scope");
+    expect(cgroupPath(":runc:x")).toBe("/system.slice/runc-x.scope");
+    expect(cgroupPath("/a/b")).toBe("/a/b");
+    expect(cgroupPath("a/b")).toBe("/a/b");
+    expect(cgroupPath(undefined)).toBeUndefined();
   });
 });
 
