@@ -279,7 +279,7 @@ function makeCgroup(spec: ContainerSpec, id: string): ContainerCgroup {
 }
 
 /** /sys/fs/cgroup inside: the container's own cgroup, read-only, right after /sys. */
-export function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
+function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
   const privateNs = spec.linux.namespaces.some((n) => n.type === "cgroup");
   const extra = cgroupMountsFor(cg.record, privateNs);
   const at = spec.mounts.findIndex((m) => m.destination === "/sys");
@@ -288,7 +288,7 @@ export function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): Cont
 }
 
 /** uid_map and gid_map of a new user namespace, written from outside (we are root). */
-export function writeIdMaps(spec: ContainerSpec, pid: number) {
+function writeIdMaps(spec: ContainerSpec, pid: number) {
   const fmt = (maps: IdMapping[] | undefined) => (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
   if (!spec.linux.namespaces.some((n) => n.type === "user" && !n.path)) return;
   try {
@@ -300,7 +300,7 @@ export function writeIdMaps(spec: ContainerSpec, pid: number) {
 }
 
 /** The rootfs as the container's user namespace should see it (owned by its root). */
-export function idmappedRootfs(lowerDir: string, pid: number): number {
+function idmappedRootfs(lowerDir: string, pid: number): number {
   const userns = openSync(`/proc/${pid}/ns/user`, "r");
   try {
     const fd = idmappedTree(lowerDir, userns);

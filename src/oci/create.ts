@@ -12,8 +12,8 @@
  */
 import { chmodSync, existsSync, lchownSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { CgroupError, type ContainerCgroup, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
-import { handshake, openJoinFds, withCgroupMounts } from "../container/create.ts";
+import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
+import { handshake, openJoinFds } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { compileHelper } from "../native/helper.ts";
@@ -84,7 +84,7 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     let s2 = spec;
     const hadCgroupMount = spec.mounts.some(isCgroupMount);
     s2 = { ...spec, mounts: spec.mounts.filter((m) => !isCgroupMount(m)) };
-    if (hadCgroupMount) s2 = withCgroupMounts(s2, cg);
+    if (hadCgroupMount) s2 = withOwnCgroupMounts(s2, cg);
     const joinFds = openJoinFds(s2, fds);
     const waitFd = openSync(fifoPath(id), O_PATH);
     fds.push(waitFd);
@@ -169,6 +169,20 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
 }
 
 const isCgroupMount = (m: { type?: string }) => m.type === "cgroup" || m.type === "cgroup2";
+
+/**
+ * The config's cgroup mount, as runc makes it: on v1 a tmpfs with the
+ * container's own cgroup of each hierarchy bound in (with or without a cgroup
+ * namespace), so /sys/fs/cgroup/memory/memory.limit_in_bytes is its limit; on
+ * v2 a cgroup2 mount in its cgroup namespace, or the host's tree without one.
+ */
+function withOwnCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
+  const privateNs = cg.record.version === 1 || spec.linux.namespaces.some((n) => n.type === "cgroup");
+  const extra = cgroupMountsFor(cg.record, privateNs);
+  const at = spec.mounts.findIndex((m) => m.destination === "/sys");
+  const mounts = at < 0 ? [...spec.mounts, ...extra] : [...spec.mounts.slice(0, at + 1), ...extra, ...spec.mounts.slice(at + 1)];
+  return { ...spec, mounts };
+}
 
 /**
  * linux.cgroupsPath: a cgroupfs path, or systemd's "slice:prefix:name" which,

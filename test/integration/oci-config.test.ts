@@ -134,7 +134,7 @@ describe("resources", () => {
     const own = readFileSync("/proc/self/cgroup", "utf8").match(/^\d+:memory:(.*)$/m)?.[1] ?? "/";
     const level = `${own === "/" ? "" : own}/ocicfg-${process.pid}`;
     const path = `${level}/ctr`;
-    const out = await seen("cgpath", `grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory${path}/memory.limit_in_bytes`, (c) => {
+    const out = await seen("cgpath", "grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes", (c) => {
       c.linux.cgroupsPath = path;
       c.linux.resources.memory = { limit: 48 * 1024 * 1024 };
       c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "cgroup");
