@@ -352,6 +352,8 @@ export interface BundleOptions {
   readonly?: boolean;
   resources?: Resources;
   cgroupsPath: string;
+  /** an OCI linux.seccomp object (e.g. nsbox's resolved default profile); none when absent, as `<rt> spec` gives */
+  seccomp?: object;
 }
 
 type OciConfig = {
@@ -361,6 +363,7 @@ type OciConfig = {
     cgroupsPath?: string;
     resources?: Record<string, unknown>;
     namespaces: { type: string; path?: string }[];
+    seccomp?: object;
   };
 };
 
@@ -384,6 +387,7 @@ export function makeBundle(ctx: BenchContext, rt: Runtime, o: BundleOptions): st
   c.linux.cgroupsPath = o.cgroupsPath;
   if (!c.linux.namespaces.some((n) => n.type === "cgroup")) c.linux.namespaces.push({ type: "cgroup" });
   if (o.resources) c.linux.resources = { ...(c.linux.resources ?? {}), ...ociResources(o.resources) };
+  if (o.seccomp) c.linux.seccomp = o.seccomp;
   writeFileSync(file, `${JSON.stringify(c, null, 2)}\n`);
   return dir;
 }
@@ -436,6 +440,8 @@ export interface Stats {
   median: number;
   mean: number;
   stddev: number;
+  /** hyperfine only: mean user+system CPU time per run (ms), which load from elsewhere on the host stretches far less than wall time */
+  cpu?: number;
 }
 
 export function stats(xs: number[]): Stats {
@@ -445,7 +451,7 @@ export function stats(xs: number[]): Stats {
 }
 
 interface HyperfineJson {
-  results: { times: number[] }[];
+  results: { times: number[]; user: number; system: number }[];
 }
 
 /** Rounds per measurement: contenders alternate, so a burst of load from elsewhere on the host hits all of them alike. */
@@ -465,6 +471,7 @@ function rotate<T>(xs: T[], k: number): T[] {
 export function hyperfine(ctx: BenchContext, cmds: { name: string; argv: Arg[] }[], runs = ctx.opts.runs): Map<string, Stats> {
   const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(runs / 2))); // hyperfine needs at least 2 runs
   const times = new Map<string, number[]>(cmds.map((c) => [c.name, []]));
+  const cpuMs = new Map<string, number>(cmds.map((c) => [c.name, 0])); // summed over runs
   for (let round = 0; round < rounds; round++) {
     const order = rotate(cmds, round);
     const n = Math.floor(runs / rounds) + (round < runs % rounds ? 1 : 0);
@@ -475,9 +482,13 @@ export function hyperfine(ctx: BenchContext, cmds: { name: string; argv: Arg[] }
     if (r.code !== 0) throw new BenchError(`hyperfine failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
     const data = JSON.parse(readFileSync(json, "utf8")) as HyperfineJson;
     rmSync(json, { force: true });
-    for (const [i, c] of order.entries()) times.get(c.name)?.push(...(data.results[i]?.times ?? []).map((t) => t * 1000));
+    for (const [i, c] of order.entries()) {
+      const res = data.results[i];
+      times.get(c.name)?.push(...(res?.times ?? []).map((t) => t * 1000));
+      if (res) cpuMs.set(c.name, (cpuMs.get(c.name) ?? 0) + (res.user + res.system) * 1000 * res.times.length);
+    }
   }
-  return new Map([...times].map(([name, xs]) => [name, stats(xs)]));
+  return new Map([...times].map(([name, xs]) => [name, { ...stats(xs), cpu: (cpuMs.get(name) ?? 0) / xs.length }]));
 }
 
 /**

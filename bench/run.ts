@@ -37,6 +37,9 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "exec", file: "./exec.ts" },
   { name: "idle", file: "./idle.ts" },
   { name: "net", file: "./net.ts" },
+  { name: "security", file: "./security.ts" },
+  { name: "images", file: "./images.ts" },
+  { name: "image-store", file: "./image-store.ts" },
   // placeholders for sections still being written elsewhere, e.g.:
   // { name: "tar", file: "./tar.ts" },
 ];

@@ -156,21 +156,30 @@ static void c_close_extra(void) {
 
 /* argv and envp as pointer arrays. Their room is mapped for the program's size
  * (a string takes at least 8 bytes of it), so the only limit on their count is
- * the kernel's own (E2BIG from execve), as for any shell. */
+ * the kernel's own (E2BIG from execve), as for any shell. The command's argv
+ * starts at argv + 4: the slots before it take the shim's own arguments.
+ *
+ * The command is never exec'd from here directly: this process still runs
+ * nsbox's binary, and a command that is `#!/proc/self/exe` (or that path itself)
+ * would run nsbox's binary in the container, where a watcher could open it for
+ * writing once it is dumpable again (CVE-2019-5736). Instead the sealed memfd
+ * shim (initfd) is exec'd first, as nsbox-exec (or nsbox-init), and it execs the
+ * command: /proc/self/exe is then the shim, which nobody can change. The shim
+ * reports a failed execve on the sync socket, which stays open for it. */
 static void c_exec(struct cur *c) {
-    static char path[4096];
+    static char path[4096], fdtext[24], optext[24];
     long room = (long)(c->end - c->p) / 8 + 8;
-    long mem = nsb_syscall6(SYS_mmap, 0, room * 2 * (long)sizeof(char *), 3 /* PROT_READ|PROT_WRITE */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
-    const char **argv = (const char **)mem, **envp = argv + room;
+    long mem = nsb_syscall6(SYS_mmap, 0, (room + 4) * 2 * (long)sizeof(char *), 3 /* PROT_READ|PROT_WRITE */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+    const char **argv = (const char **)mem, **envp = argv + room + 4;
     u32 flags = rd_u32(c);
     i32 initfd = (i32)rd_u32(c);
     const char *name = rd_str(c);
     long r;
     if (mem < 0 && mem > -4096) c_fail(mem);
-    if (rd_strv(c, argv + 2, (int)room - 2) < 0 || rd_strv(c, envp, (int)room) < 0 || c->bad) c_fail(-E2BIG);
+    if (rd_strv(c, argv + 4, (int)room) < 0 || rd_strv(c, envp, (int)room) < 0 || c->bad) c_fail(-E2BIG);
     if (flags & EXEC_FD) {
         c_cloexec_from(3);
-        r = sys_execveat(initfd, "", (char *const *)(argv + 2), (char *const *)envp, AT_EMPTY_PATH);
+        r = sys_execveat(initfd, "", (char *const *)(argv + 4), (char *const *)envp, AT_EMPTY_PATH);
         c_send(MSG_ERROR, (i32)-r);
         sys_exit(126);
     }
@@ -179,14 +188,22 @@ static void c_exec(struct cur *c) {
         c_send(MSG_ERROR, (i32)-r);
         sys_exit(r == -ENOENT ? 127 : 126);
     }
+    if (initfd < 0) c_fail(-EBADF);
+    /* OCI create: wait for `start` here, the command found and nothing left to fail but its exec */
     if (c_waitfd >= 0) c_waitstart();
     c_close_extra();
     if (flags & EXEC_INIT) {
-        argv[0] = "nsbox-init";
-        argv[1] = path;
-        r = sys_execveat(initfd, "", (char *const *)argv, (char *const *)envp, AT_EMPTY_PATH);
+        argv[2] = "nsbox-init";
+        argv[3] = path;
+        r = sys_execveat(initfd, "", (char *const *)(argv + 2), (char *const *)envp, AT_EMPTY_PATH);
     } else {
-        r = sys_execve(path, (char *const *)(argv + 2), (char *const *)envp);
+        argv[0] = "nsbox-exec";
+        argv[1] = nsb_itoa(c_sync, fdtext);
+        argv[2] = nsb_itoa(c_op, optext);
+        argv[3] = path;
+        sys_fcntl(c_sync, F_SETFD, 0);
+        r = sys_execveat(initfd, "", (char *const *)argv, (char *const *)envp, AT_EMPTY_PATH);
+        sys_fcntl(c_sync, F_SETFD, FD_CLOEXEC);
     }
     c_send(MSG_ERROR, (i32)-r);
     sys_exit(r == -ENOENT ? 127 : 126);

@@ -80,8 +80,8 @@ static void run_c(const u8 *prog, int len) {
         }
         case C_MKNOD: {
             const char *p = rd_str(&c);
-            u32 mode = rd_u32(&c), ma = rd_u32(&c), mi = rd_u32(&c);
-            CHECK(c_mknod(p, mode, ma, mi));
+            u32 mode = rd_u32(&c), ma = rd_u32(&c), mi = rd_u32(&c), uid = rd_u32(&c), gid = rd_u32(&c);
+            CHECK(c_mknod(p, mode, ma, mi, uid, gid));
             break;
         }
         case C_SYMLINK: {
@@ -210,6 +210,10 @@ static void run_w(const u8 *w, int wlen, const u8 *cp, int clen, int sync, int s
     c.bad = 0;
     nsb_reset_signals();
     sys_rt_sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Non-dumpable before C exists (C inherits it): a process of the container (a
+     * pod member sharing the pid namespace sees C from its clone) may never open
+     * C's /proc/PID/exe, nsbox's own binary, nor its memory (CVE-2019-5736). */
+    sys_prctl(PR_SET_DUMPABLE, 0, 0);
     while (c.p < c.end) {
         const u8 *start = c.p;
         u32 op = rd_u32(&c), size = rd_u32(&c);

@@ -141,7 +141,7 @@ static long c_mount(const char *src, const char *dst, const char *fstype, u32 fl
     return r;
 }
 
-static long c_mknod(const char *path, u32 mode, u32 major, u32 minor) {
+static long c_mknod(const char *path, u32 mode, u32 major, u32 minor, u32 uid, u32 gid) {
     char buf[4096];
     const char *last;
     long dfd = c_parent_in_root(path, buf, &last), r;
@@ -150,6 +150,8 @@ static long c_mknod(const char *path, u32 mode, u32 major, u32 minor) {
     r = SC4(SYS_mknodat, dfd, last, mode, dev);
     /* mknod applies the umask; the spec's mode is what the node must have. */
     if (r == 0) r = SC4(SYS_fchmodat, dfd, last, mode & 07777, 0);
+    /* the host node's owner (a --device such as /dev/kvm, group kvm) */
+    if (r == 0 && (uid || gid)) r = SC5(SYS_fchownat, dfd, last, uid, gid, AT_SYMLINK_NOFOLLOW);
     sys_close((int)dfd);
     return r == -EEXIST ? 0 : r;
 }

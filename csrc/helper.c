@@ -41,7 +41,7 @@ enum {
     C_SETID = 24,      /* uid gid ngroups(-1: leave) groups[] */
     C_MOUNT = 25,      /* src dst fstype flags data mk inroot */
     C_ROOT = 26,       /* path: the new root, for resolving in-root paths */
-    C_MKNOD = 27,      /* path mode major minor */
+    C_MKNOD = 27,      /* path mode major minor uid gid */
     C_SYMLINK = 28,    /* target path */
     C_PIVOT = 29,      /* pivot_root into the root, detach the old one */
     C_HOSTNAME = 30,   /* name */

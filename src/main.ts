@@ -9,12 +9,16 @@ import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { cleanup, cleanupCommand, cleanupFlags } from "./cli/cleanup.ts";
 import { exec, execCommand, execFlags } from "./cli/exec.ts";
+import { exportCommand, exportContainer, exportFlags } from "./cli/export.ts";
+import { image, imageCommand, imageFlags, images, imagesCommand, imagesFlags, rmi, rmiCommand, rmiFlags } from "./cli/image.ts";
 import { inspect, inspectCommand, inspectFlags } from "./cli/inspect.ts";
+import { login, loginCommand, loginFlags, logout, logoutCommand, logoutFlags } from "./cli/login.ts";
 import { logs, logsCommand, logsFlags } from "./cli/logs.ts";
 import { network, networkCommand, networkFlags } from "./cli/network.ts";
 import { ns, nsCommand, nsFlags } from "./cli/ns.ts";
 import { pod, podCommand, podFlags } from "./cli/pod.ts";
 import { ps, psCommand, psFlags } from "./cli/ps.ts";
+import { pull, pullCommand, pullFlags } from "./cli/pull.ts";
 import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
 import { run, runCommand, runFlags } from "./cli/run.ts";
 import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
@@ -53,6 +57,13 @@ const commands: Record<string, Entry> = {
   network: { cmd: networkCommand, flags: networkFlags, main: network },
   rootfs: { cmd: rootfsCommand, flags: rootfsFlags, main: rootfs },
   cleanup: { cmd: cleanupCommand, flags: cleanupFlags, main: cleanup },
+  image: { cmd: imageCommand, flags: imageFlags, main: image },
+  images: { cmd: imagesCommand, flags: imagesFlags, main: images },
+  rmi: { cmd: rmiCommand, flags: rmiFlags, main: rmi },
+  export: { cmd: exportCommand, flags: exportFlags, main: exportContainer },
+  pull: { cmd: pullCommand, flags: pullFlags, main: pull },
+  login: { cmd: loginCommand, flags: loginFlags, main: login },
+  logout: { cmd: logoutCommand, flags: logoutFlags, main: logout },
 };
 
 const mainCommand = {

@@ -7,10 +7,9 @@
  * crun do. The attachment holds the program: its fd is closed at once, and
  * removing the cgroup detaches and frees it.
  */
-import { ptr } from "bun:ffi";
 import { closeSync, constants, openSync } from "node:fs";
 import { constants as os } from "node:os";
-import { call, F } from "../native/helper.ts";
+import { addressOf, call, F } from "../native/helper.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import { deviceFilterProgram } from "../security/devices-bpf.ts";
 import { CgroupError } from "./cgroup.ts";
@@ -34,12 +33,12 @@ function load(insns: Uint8Array, license: Uint8Array, log?: Uint8Array): number 
   const v = new DataView(attr.buffer);
   v.setUint32(0, BPF_PROG_TYPE_CGROUP_DEVICE, true); // prog_type
   v.setUint32(4, insns.length / 8, true); // insn_cnt
-  v.setBigUint64(8, BigInt(ptr(insns)), true); // insns
-  v.setBigUint64(16, BigInt(ptr(license)), true); // license
+  v.setBigUint64(8, addressOf(insns), true); // insns
+  v.setBigUint64(16, addressOf(license), true); // license
   if (log) {
     v.setUint32(24, 1, true); // log_level
     v.setUint32(28, log.length, true); // log_size
-    v.setBigUint64(32, BigInt(ptr(log)), true); // log_buf
+    v.setBigUint64(32, addressOf(log), true); // log_buf
   }
   const fd = call(F.BPF, BPF_PROG_LOAD, attr, ATTR_SIZE);
   // the arrays the kernel read through pointers stay referenced until here

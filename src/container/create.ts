@@ -154,7 +154,8 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       joinFds,
       stdio,
       winsize: tty ? hostWinsize() : undefined,
-      shimFd: spec.nsbox.init || opts.detached || spec.nsbox.infra ? shimFd() : undefined,
+      // every container process execs its command through the sealed shim (see c_exec)
+      shimFd: shimFd(),
       monitor,
       seccompFilter: spec.linux.seccomp ? await filterFor(spec.linux.seccomp) : undefined,
     };

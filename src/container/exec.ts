@@ -12,6 +12,7 @@ import { openCgroup, warmCgroupMoves } from "../cgroup/index.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
+import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
@@ -114,7 +115,8 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       { terminal: o.tty, user: o.user, args: o.args, env: o.env, cwd: o.cwd, capabilities: o.capabilities, noNewPrivileges: o.noNewPrivileges },
       o.seccomp ? await filterFor(o.seccomp) : undefined,
     );
-    c.push({ code: C.EXEC, fields: [0, -1, o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
+    // through the sealed shim, never from nsbox's own binary (see c_exec in csrc/child_identity.c)
+    c.push({ code: C.EXEC, fields: [0, shimFd(), o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
 
     becomeSubreaper();
     const s = spawnProcess(w, c);

@@ -113,13 +113,15 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     w.push({ code: W.EXEC, fields: [p.shimFd, p.monitor.keepFds, p.monitor.argv, p.monitor.env], what: "start the monitor" });
   } else w.push({ code: W.EXIT, fields: [], what: "hand the container to nsbox" });
 
-  // Not dumpable until execve: no process of the container may open our
-  // /proc/PID/exe (nsbox's own binary) or our memory meanwhile (CVE-2019-5736).
-  // In a new user namespace only after the mounts: a non-dumpable process's
-  // /proc/self belongs to the host's root, which its own root cannot use (binds
-  // go through /proc/self/fd), as runc's nsexec also finds.
+  // C is born non-dumpable (W made itself so before the clone): nothing in the
+  // container may open its /proc/PID/exe (nsbox's own binary) or its memory
+  // before execve (CVE-2019-5736). In a new user namespace it must be dumpable
+  // while it mounts: a non-dumpable process's /proc/self belongs to the host's
+  // root, which its own root cannot use (binds go through /proc/self/fd), as
+  // runc's nsexec also finds. Its pid namespace is its own then, so no other
+  // process of the container exists yet to look.
   const hide: Op = { code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" };
-  if (!creates(spec, "user")) c.push(hide);
+  if (creates(spec, "user")) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
   // Joining: the user namespace first (it decides what we may join next).
   const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "mount"];
   for (const t of joinOrder) {
@@ -202,6 +204,13 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
     c.push({ code: C.ATTACH, fields: [p.idmappedLowerDir], what: `attach the idmapped rootfs on ${p.idmappedLowerDir}` });
     lower = p.idmappedLowerDir;
   }
+  const image = spec.nsbox.image;
+  if (spec.nsbox.overlay && image) {
+    // An image's layers by their short links in the store's l/, relative to it:
+    // 64 and more layers still fit in the page mount(2) copies (as podman does).
+    c.push({ code: C.CHDIR, fields: [image.linkDir], what: `change to the image store's ${image.linkDir}` });
+    lower = image.lowers.join(":");
+  }
   if (spec.nsbox.overlay) {
     const data = `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}${userns ? ",userxattr" : ""}`;
     c.push({ code: C.MOUNT, fields: ["overlay", p.mergedDir, "overlay", 0, data, MK.NONE, 0], what: `mount the overlay root on ${p.mergedDir}` });
@@ -256,7 +265,7 @@ function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
       c.push({ code: C.MOUNT, fields: [d.path, d.path, "", MS.BIND, "", MK.FILE, 1], what: `bind the host's ${d.path}` });
     } else {
       const mode = (d.type === "b" ? 0o060000 : 0o020000) | d.fileMode;
-      c.push({ code: C.MKNOD, fields: [d.path, mode, d.major, d.minor], what: `create the device ${d.path}` });
+      c.push({ code: C.MKNOD, fields: [d.path, mode, d.major, d.minor, d.uid ?? 0, d.gid ?? 0], what: `create the device ${d.path}` });
     }
   }
   for (const [target, link] of DEV_LINKS) c.push({ code: C.SYMLINK, fields: [target, link], what: `link ${link} to ${target}` });

@@ -95,3 +95,8 @@ export function call(fn: number, ...args: Arg[]): number {
   }
   return h.nsb_call(fn, argv);
 }
+
+/** The address of a typed array's memory, for structures that hold pointers (bpf_attr); keep the array alive meanwhile. */
+export function addressOf(a: NodeJS.TypedArray): bigint {
+  return BigInt(ptr(a));
+}

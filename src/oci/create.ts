@@ -10,7 +10,7 @@
  * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, existsSync, lchownSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { handshake, openJoinFds } from "../container/create.ts";
@@ -19,6 +19,7 @@ import { sysMessage } from "../errors.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, MK, type Op } from "../native/program.ts";
+import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
 import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
 import { MS } from "../spec/mountopts.ts";
@@ -101,6 +102,8 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       mergedDir: s2.root.path,
       joinFds,
       stdio: [-1, -1, -1],
+      // every command is exec'd through the sealed shim (CVE-2019-5736, see c_exec)
+      shimFd: shimFd(),
       winsize: s2.process.consoleSize ? { rows: s2.process.consoleSize.height, cols: s2.process.consoleSize.width } : undefined,
       seccompFilter: s2.linux.seccomp ? await seccompFilterOf(s2) : undefined,
       oci: { waitFd, keepFds },
@@ -137,7 +140,6 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
       await runHooks(bundle.hooks, "createContainer", st);
     });
     mark("created");
-    ownDevices(s2, pid);
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
     if (master !== undefined) {
@@ -283,22 +285,6 @@ function makeFreezer(cg: ContainerCgroup): { dir: string; created: string[] } | 
   for (let d = dir; d.startsWith(`${mount}/`) && !existsSync(d); d = dirname(d)) levels.unshift(d);
   mkdirSync(dir, { recursive: true });
   return { dir, created: levels };
-}
-
-/**
- * linux.devices[].uid/gid: the nodes C made belong to root; give them their
- * owners through /proc/PID/root (lchown: a link is never followed).
- */
-function ownDevices(spec: ContainerSpec, pid: number) {
-  if (!spec.mounts.some((m) => m.destination === "/dev") || spec.linux.namespaces.some((n) => n.type === "user")) return;
-  for (const d of spec.linux.devices) {
-    if (d.uid === undefined && d.gid === undefined) continue;
-    try {
-      lchownSync(`/proc/${pid}/root${d.path}`, d.uid ?? 0, d.gid ?? 0);
-    } catch (e) {
-      throw new ConfigError(`cannot give the device ${d.path} to ${d.uid ?? 0}:${d.gid ?? 0}: ${sysMessage(e)}`);
-    }
-  }
 }
 
 /** From outside, while the process waits for GO: its resource limits and OOM score. */

@@ -18,6 +18,7 @@ import { CLONE, identitySteps } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
+import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
@@ -140,7 +141,7 @@ export async function ociExec(f: ExecFlags): Promise<number> {
     identitySteps(c, proc, filter, !f.detach);
     // no wait (fd -1), but fds 3..3+N-1 kept
     if (f.preserveFds) c.push({ code: C.WAITSTART, fields: [-1, f.preserveFds], what: "keep the preserved fds" });
-    c.push({ code: C.EXEC, fields: [0, -1, proc.args[0] ?? "", proc.args, proc.env], what: `exec ${JSON.stringify(proc.args[0])}` });
+    c.push({ code: C.EXEC, fields: [0, shimFd(), proc.args[0] ?? "", proc.args, proc.env], what: `exec ${JSON.stringify(proc.args[0])}` });
 
     if (!f.detach) becomeSubreaper();
     const s = spawnProcess(w, c);

@@ -7,7 +7,7 @@ import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { log } from "../log.ts";
 import type { ContainerSpec, Device } from "../spec/spec.ts";
-import { deviceRules, parseDeviceFlag } from "./devices.ts";
+import { deviceRules, parseDeviceFlag, splitDev } from "./devices.ts";
 import { SecurityError } from "./errors.ts";
 import { securityFromFlags } from "./policy.ts";
 
@@ -80,12 +80,10 @@ function hostDevices(): Device[] {
       }
       if (st.isDirectory() && depth < 3) walk(path, depth + 1);
       else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const rdev = Number(st.rdev);
         out.push({
           path,
           type: st.isBlockDevice() ? "b" : "c",
-          major: Math.floor(rdev / 256) & 0xfff,
-          minor: (rdev & 0xff) | ((rdev >> 12) & ~0xff),
+          ...splitDev(Number(st.rdev)),
           fileMode: st.mode & 0o7777,
           uid: st.uid,
           gid: st.gid,

@@ -5,6 +5,7 @@
  * nsbox-only settings (how to run, not what to run) live under `nsbox`.
  */
 
+import type { ImageUse } from "../image/use.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
@@ -117,6 +118,12 @@ export interface NsboxOptions {
   privileged?: boolean;
   /** where linux.seccomp came from: "default", or the --security-opt seccomp= file */
   seccompProfile?: string;
+  /** the image the root comes from: its layers are the overlay's lower directories (image/use.ts) */
+  image?: ImageUse;
+  /** the first words of process.args that are the entrypoint (the image's or --entrypoint), for inspect's Config */
+  entrypoint?: string[];
+  /** the image's StopSignal (docker's), for stop */
+  stopSignal?: string;
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
   infra?: { podName: string; share: string[] };
 }

@@ -360,7 +360,7 @@ export function useCgroupSuite(name: string): CgroupSuite {
  * cgroup that holds processes cannot delegate controllers). Undefined when the
  * v1 hierarchies put the test in unrelated places (no single path fits them all).
  */
-export function testCgroupParent(controllers = ["memory", "cpuacct", "pids"]): string | undefined {
+export function testCgroupParent(controllers = ["memory", "cpuacct", "pids", "devices"]): string | undefined {
   const leaf = `nsbox-test-${randomSuffix()}`;
   if (V2) return `/${leaf}`;
   const owns = controllers.filter((c) => HOST.v1Mounts.has(c)).map((c) => HOST.v1Own.get(c) ?? "/");
@@ -371,7 +371,7 @@ export function testCgroupParent(controllers = ["memory", "cpuacct", "pids"]): s
 }
 
 /** The directories a cgroup path is made of in every hierarchy nsbox uses (for v1: per controller). */
-export function cgroupDirsOf(path: string, controllers = ["memory", "cpuacct", "pids"]): string[] {
+export function cgroupDirsOf(path: string, controllers = ["memory", "cpuacct", "pids", "devices"]): string[] {
   if (V2) return [join(HOST.v2Mount as string, path)];
   return [...new Set(controllers.filter((c) => HOST.v1Mounts.has(c)).map((c) => join(HOST.v1Mounts.get(c) as string, path)))];
 }

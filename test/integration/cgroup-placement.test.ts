@@ -2,7 +2,8 @@
  * Where a container's cgroup goes, and starting nsbox from a populated cgroup.
  *
  *   v1/hybrid  <nsbox's own cgroup in each controller>/nsbox-<id>, in memory,
- *              cpuacct and pids always, cpu/cpuset when a limit needs them
+ *              cpuacct and pids always, devices for the device rules (all but
+ *              --privileged), cpu/cpuset when a limit needs them
  *   v2         <parent of nsbox's own cgroup>/nsbox.slice/nsbox-<id> (or
  *              /nsbox-<id> when nsbox runs in the root cgroup): a v2 cgroup that
  *              holds processes (nsbox's own) cannot delegate controllers to a child
@@ -37,7 +38,7 @@ describe(`placement on this ${HOST.mode} host`, () => {
           expect(enabled).toEqual(expect.arrayContaining(["memory", "pids", "cpu", "cpuset"]));
         } else {
           const want: Record<string, string> = {};
-          for (const ctrl of ["memory", "cpuacct", "pids", "cpu", "cpuset"]) {
+          for (const ctrl of ["memory", "cpuacct", "pids", "devices", "cpu", "cpuset"]) {
             const mount = HOST.v1Mounts.get(ctrl);
             if (mount) want[ctrl] = join(mount, HOST.v1Own.get(ctrl) ?? "/", leaf);
           }
@@ -57,7 +58,7 @@ describe(`placement on this ${HOST.mode} host`, () => {
     const paths = c.Cgroup?.Paths ?? {};
     try {
       if (V2) expect(Object.keys(paths)).toEqual(["unified"]);
-      else expect(Object.keys(paths).sort()).toEqual(["cpuacct", "memory", "pids"].filter((x) => HOST.v1Mounts.has(x)));
+      else expect(Object.keys(paths).sort()).toEqual(["cpuacct", "devices", "memory", "pids"].filter((x) => HOST.v1Mounts.has(x)));
       const st = await s.stats(name);
       expect({ pids: st.pids, memoryLimit: st.memoryLimit, pidsLimit: st.pidsLimit }).toEqual({ pids: 1, memoryLimit: null, pidsLimit: null });
     } finally {
