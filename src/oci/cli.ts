@@ -11,7 +11,7 @@
  */
 import { appendFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
-import { NsboxError } from "../errors.ts";
+import { EXIT, NsboxError } from "../errors.ts";
 import { log } from "../log.ts";
 import { mark } from "../trace.ts";
 import { ConfigError, SPEC_VERSION } from "./config.ts";
@@ -170,11 +170,10 @@ export async function ociMain(argv: string[]): Promise<number> {
     const p = verb === "ps" ? psArgs(rest, defs) : parse(rest, defs, false);
     return await runVerb(verb, p);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
+    const msg = clientWords(e);
     logLine("error", msg);
     log.error(msg);
-    if (e instanceof ConfigError) return 1;
-    return e instanceof NsboxError ? 1 : 1;
+    return 1; // runc's code for every failure; the message says which
   }
 }
 
@@ -218,6 +217,19 @@ function psTable(pids: number[], options: string[]): string {
   if (col < 0) throw new ConfigError(`ps ${options.join(" ")}: its output has no PID column`);
   const want = new Set(pids.map(String));
   return [head, ...rows.filter((l) => want.has(l.trim().split(/\s+/)[col] ?? ""))].join("\n");
+}
+
+/**
+ * Clients sort a runtime's errors by runc's words (podman: "no such file or
+ * directory" -> exit 127, "permission denied" -> 126): a command that could not
+ * be exec'd says them too.
+ */
+function clientWords(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (!(e instanceof NsboxError)) return msg;
+  if (e.exitCode === EXIT.NOT_FOUND && !/no such file or directory/i.test(msg)) return `${msg} (executable file not found: no such file or directory)`;
+  if (e.exitCode === EXIT.CANNOT_EXEC && !/permission denied|operation not permitted/i.test(msg)) return `${msg} (permission denied)`;
+  return msg;
 }
 
 function needId(p: Parsed, verb: string): string {

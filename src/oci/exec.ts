@@ -170,8 +170,7 @@ export async function ociExec(f: ExecFlags): Promise<number> {
             closeFd(m.fd);
           }
         } else if (m.type === "error") {
-          const e = childError(c[m.op], m.errno, proc.args[0] ?? "", c.slice(0, m.op));
-          throw new ConfigError(e.message);
+          throw childError(c[m.op], m.errno, proc.args[0] ?? "", c.slice(0, m.op));
         } else break;
       }
     } catch (e) {
