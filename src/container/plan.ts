@@ -196,7 +196,14 @@ const isCgroupMount = (m: Mount) => m.type === "cgroup2" || m.type === "cgroup";
  */
 function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   const { spec } = p;
-  c.push({ code: C.MOUNT, fields: ["", "/", "", MS.REC | MS.PRIVATE, "", MK.NONE, 0], what: "make mount propagation private" });
+  // OCI rootfsPropagation (r)slave: the container's mounts stay slaves of the host's, as runc's default
+  const prop = spec.linux.rootfsPropagation ?? "";
+  const slave = prop === "slave" || prop === "rslave";
+  c.push({
+    code: C.MOUNT,
+    fields: ["", "/", "", MS.REC | (slave ? MS.SLAVE : MS.PRIVATE), "", MK.NONE, 0],
+    what: `make mount propagation ${slave ? "slave" : "private"}`,
+  });
   let lower = p.lowerDir;
   if (p.idmappedLowerDir) {
     // Files owned by host root would show up as "nobody" in the user namespace,
@@ -230,6 +237,9 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   );
   if (spec.process.cwd !== "/") c.push({ code: C.MKDIR, fields: [spec.process.cwd, 0o755], what: `create the working directory ${spec.process.cwd}` });
   c.push({ code: C.PIVOT, fields: [], what: "pivot_root into the rootfs" });
+  // OCI rootfsPropagation shared/unbindable: the container's root itself, once it is the root
+  const after: Record<string, number> = { shared: MS.SHARED, rshared: MS.SHARED | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC };
+  if (after[prop]) c.push({ code: C.MOUNT, fields: ["", "/", "", after[prop], "", MK.NONE, 0], what: `make the root ${prop}` });
   return lateRo;
 }
 

@@ -164,9 +164,9 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   refuse(linux, "netDevices", "linux.");
   refuse(linux, "timeOffsets", "linux.", "needs a time namespace, which nsbox does not create yet");
   if (linux.mountLabel) selinux("linux.mountLabel");
-  const prop = linux.rootfsPropagation;
-  if (prop !== undefined && prop !== "" && prop !== "private" && prop !== "rprivate")
-    bad("linux.rootfsPropagation", `${JSON.stringify(prop)} is not supported: nsbox makes the container's mounts private ("rprivate")`);
+  const prop = linux.rootfsPropagation === undefined || linux.rootfsPropagation === null ? undefined : str(linux.rootfsPropagation, "linux.rootfsPropagation");
+  if (prop !== undefined && !["", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"].includes(prop))
+    bad("linux.rootfsPropagation", `${JSON.stringify(prop)} must be one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable`);
 
   const { resources, unified } = parseResources(linux.resources);
   const devices = parseDevices(linux.devices);
@@ -191,6 +191,7 @@ export function parseConfig(c: Obj, dir: string): Bundle {
       readonlyPaths: strs(linux.readonlyPaths, "linux.readonlyPaths"),
       sysctl: parseSysctl(linux.sysctl),
       personality: parsePersonality(linux.personality),
+      rootfsPropagation: prop || undefined,
     },
     nsbox: {
       rootfsArg: rootAbs,

@@ -92,6 +92,8 @@ export interface ContainerSpec {
     seccomp?: LinuxSeccomp;
     /** OCI linux.sysctl: written under the container's /proc/sys before the paths are masked */
     sysctl?: Record<string, string>;
+    /** OCI linux.rootfsPropagation: (r)private (the default), (r)slave, (r)shared, (r)unbindable */
+    rootfsPropagation?: string;
     /** OCI linux.personality, as the persona number for personality(2) */
     personality?: number;
   };

@@ -86,6 +86,14 @@ describe("the container's system", () => {
     );
   });
 
+  test("rootfsPropagation: private by default, shared and unbindable on request", async () => {
+    const rootLine = "awk '$5 == \"/\"' /proc/self/mountinfo";
+    const tags = (out: string) => (out.split(" - ")[0] ?? "").split(" ").slice(6).join(" ");
+    expect(tags(await seen("propdef", rootLine))).toBe("");
+    expect(tags(await seen("propsh", rootLine, (c) => (c.linux.rootfsPropagation = "rshared")))).toMatch(/^shared:\d+$/);
+    expect(tags(await seen("propub", rootLine, (c) => (c.linux.rootfsPropagation = "unbindable")))).toBe("unbindable");
+  });
+
   test("seccomp: a syscall denied with the errno asked for", async () => {
     const out = await seen("scmp", "mkdir /tmp/d 2>&1 || true; echo done", (c) => {
       c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });

@@ -116,7 +116,7 @@ describe("bad bundles", () => {
       ],
       ["hugetlb", (c) => (c.linux.resources.hugepageLimits = [{ pageSize: "2MB", limit: 1 }]), "linux.resources.hugepageLimits is not supported"],
       ["swappiness", (c) => (c.linux.resources.memory = { swappiness: 10 }), "linux.resources.memory.swappiness is not supported"],
-      ["prop", (c) => (c.linux.rootfsPropagation = "shared"), 'linux.rootfsPropagation "shared" is not supported'],
+      ["prop", (c) => (c.linux.rootfsPropagation = "sideways"), 'linux.rootfsPropagation "sideways" must be one of'],
       ["sched", (c) => (c.process.scheduler = { policy: "SCHED_FIFO" }), "process.scheduler is not supported"],
     ];
     for (const [id, edit, want] of cases) {
