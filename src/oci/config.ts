@@ -14,7 +14,6 @@ import { log } from "../log.ts";
 import { CAP_NAMES, type Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
-import { nativeArch } from "../security/seccomp-policy.ts";
 import { defaultDevices } from "../spec/defaults.ts";
 import { MS, mountFlags } from "../spec/mountopts.ts";
 import type { ContainerSpec, Device, Mount, Namespace, NamespaceType, Resources } from "../spec/spec.ts";
@@ -385,7 +384,7 @@ function parseIdMaps(v: unknown, what: string) {
 }
 
 /** Mount options nsbox gives to mount(2) for a bind mount; anything else would be dropped by the kernel. */
-const BIND_OPTS = new Set([
+export const BIND_MOUNT_OPTIONS = [
   "ro",
   "rw",
   "nosuid",
@@ -416,7 +415,8 @@ const BIND_OPTS = new Set([
   "async",
   "dirsync",
   "defaults",
-]);
+];
+const BIND_OPTS = new Set(BIND_MOUNT_OPTIONS);
 
 function parseMount(v: unknown, i: number, dir: string): Mount {
   const at = `mounts[${i}]`;
@@ -590,7 +590,6 @@ function parseSeccompShape(v: unknown): NonNullable<ContainerSpec["linux"]["secc
   if (typeof s.defaultAction !== "string") bad("linux.seccomp.defaultAction", "is missing");
   if (s.listenerPath) bad("linux.seccomp.listenerPath", "(a seccomp agent) is not supported by nsbox");
   for (const f of strs(s.flags, "linux.seccomp.flags")) bad("linux.seccomp.flags", `${JSON.stringify(f)} is not supported by nsbox`);
-  void nativeArch;
   return s as unknown as NonNullable<ContainerSpec["linux"]["seccomp"]>;
 }
 

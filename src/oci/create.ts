@@ -63,7 +63,6 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     annotations: bundle.annotations,
     created: new Date().toISOString(),
     hooks: bundle.hooks,
-    owner: "",
   };
   let cg: ContainerCgroup | undefined;
   let pid = 0;

@@ -11,7 +11,6 @@ import { alive } from "../state/proc.ts";
 import { ConfigError } from "./config.ts";
 import { runHooks } from "./hooks.ts";
 import {
-  ctrDir,
   fifoPath,
   listRecords,
   mustRecord,
@@ -178,5 +177,3 @@ export function ociPids(id: string): number[] {
   if (r.cgroup) return openCgroup(r.cgroup).pids();
   return alive(procOf(r)) ? [r.pid] : [];
 }
-
-export { ctrDir };

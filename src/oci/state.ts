@@ -41,7 +41,6 @@ export interface OciRecord {
   freezerCreated?: string[];
   /** the freezer state nsbox set (pause/resume) */
   paused?: boolean;
-  owner?: string;
 }
 
 export type OciStatus = "creating" | "created" | "running" | "paused" | "stopped";

@@ -7,8 +7,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { CAP_NAMES } from "../security/capabilities.ts";
-import { MS } from "../spec/mountopts.ts";
-import { ConfigError, HOOK_KINDS, SPEC_VERSION } from "./config.ts";
+import { BIND_MOUNT_OPTIONS, ConfigError, HOOK_KINDS, SPEC_VERSION } from "./config.ts";
 
 const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
@@ -76,40 +75,7 @@ export function featuresJson(): object {
     ociVersionMin: "1.0.0",
     ociVersionMax: SPEC_VERSION,
     hooks: [...HOOK_KINDS],
-    mountOptions: Object.keys(MS).length
-      ? [
-          "bind",
-          "rbind",
-          "ro",
-          "rw",
-          "nosuid",
-          "suid",
-          "nodev",
-          "dev",
-          "noexec",
-          "exec",
-          "private",
-          "rprivate",
-          "slave",
-          "rslave",
-          "shared",
-          "rshared",
-          "unbindable",
-          "runbindable",
-          "relatime",
-          "norelatime",
-          "strictatime",
-          "nostrictatime",
-          "noatime",
-          "atime",
-          "nodiratime",
-          "diratime",
-          "sync",
-          "async",
-          "dirsync",
-          "defaults",
-        ]
-      : [],
+    mountOptions: [...BIND_MOUNT_OPTIONS],
     linux: {
       namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
       capabilities: [...CAP_NAMES],
