@@ -78,7 +78,9 @@ export function signalNumber(text: string | undefined): number {
 export async function ociKill(id: string, sig: number, all: boolean): Promise<void> {
   const r = mustRecord(id);
   const status = statusOf(r);
-  if (status === "stopped") throw new ConfigError(`container ${id} is not running`);
+  // "container not running" is what containerd's shim and podman look for (runc's words)
+  // (--all of a stopped one signals what is left in its cgroup, as runc: containerd's clean-up does that)
+  if (status === "stopped" && !all) throw new ConfigError(`cannot signal container ${id}: container not running`);
   if (all && r.cgroup) {
     for (const pid of openCgroup(r.cgroup).pids()) {
       try {

@@ -90,6 +90,9 @@ describe("create, start, state, kill, delete", () => {
     await waitUntil(async () => JSON.parse((await oci(["state", "sig"])).stdout).status === "stopped", 10000);
     const bad = await oci(["kill", "sig", "NOPE"]);
     expect(bad.code).toBe(1);
+    // a stopped container: runc's words, which containerd's shim and podman look for
+    const stopped = await oci(["kill", "sig", "TERM"]);
+    expect([stopped.code, stopped.stderr]).toEqual([1, "nsbox: cannot signal container sig: container not running\n"]);
     expect((await oci(["delete", "sig"])).code).toBe(0);
 
     expect((await oci(["create", "--bundle", b, "sig2"])).code).toBe(0);
