@@ -43,14 +43,13 @@ export interface CreateOptions {
   foreground?: boolean;
 }
 
-export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
+export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; master?: number; consoleSize?: boolean }> {
   const id = checkId(o.id);
   const bundle = loadBundle(o.bundle);
   const { spec } = bundle;
-  if (spec.process.terminal && !o.consoleSocket)
-    throw new ConfigError(
-      "process.terminal is true but no --console-socket was given: the terminal would have nowhere to go (nsbox's OCI run does not relay a terminal itself)",
-    );
+  // (run in the foreground relays the terminal itself)
+  if (spec.process.terminal && !o.consoleSocket && !o.foreground)
+    throw new ConfigError("process.terminal is true but no --console-socket was given: the terminal would have nowhere to go");
   if (!spec.process.terminal && o.consoleSocket) throw new ConfigError("--console-socket was given but process.terminal is false in config.json");
   if (!claimDir(id)) throw new ConfigError(`container ${JSON.stringify(id)} already exists: choose another id, or delete it (delete --force ${id})`);
   const record: OciRecord = {
@@ -141,16 +140,16 @@ export async function ociCreate(o: CreateOptions): Promise<OciRecord> {
     mark("created");
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
-    if (master !== undefined) {
+    if (master !== undefined && o.consoleSocket) {
       try {
-        sendFdTo(o.consoleSocket as string, master);
+        sendFdTo(o.consoleSocket, master);
       } finally {
         closeFd(master);
       }
     }
     writeRecord(record);
     if (o.pidFile) writePidFile(o.pidFile, pid);
-    return record;
+    return { record, master: o.consoleSocket ? undefined : master, consoleSize: !!spec.process.consoleSize };
   } catch (e) {
     if (pid > 0) {
       try {

@@ -157,6 +157,21 @@ describe("run", () => {
     expect((await oci(["state", "fg"])).code).toBe(1);
   });
 
+  test("in the foreground with a terminal: nsbox relays it (no --console-socket), at the caller's size", async () => {
+    const b = makeBundle(ctx, "fgtty", (c) => {
+      c.process.terminal = true;
+      c.process.args = ["sh", "-c", "tty; stty size; exit 9"];
+    });
+    // script(1) gives nsbox a terminal of its own
+    const cmd = `stty cols 77 rows 22; ${NSBOX} --root ${h.root} run --bundle ${b} fgtty; echo "rc=$?"`;
+    // (stdin an open pipe: at end-of-file script would type its EOF character into the terminal)
+    const p = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    expect(await p.exited).toBe(0);
+    const out = (await new Response(p.stdout).text()).replaceAll("\r", "");
+    expect(out).toBe("/dev/pts/0\n22 77\nrc=9\n");
+    expect(existsSync(join(h.root, "fgtty"))).toBe(false);
+  });
+
   test("run -d returns at once with the container running", async () => {
     const { oci } = harness();
     const b = makeBundle(ctx, "det", (c) => {
