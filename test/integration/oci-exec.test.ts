@@ -51,7 +51,8 @@ describe("exec", () => {
     await waitUntil(() => existsSync(`/proc/${pid}/root/tmp/out`), 5000);
     expect(readFileSync(`/proc/${pid}/root/tmp/out`, "utf8")).toBe("bar\n");
     // the exec'd process is not nsbox's: nsbox has exited, the process lives on
-    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).toBe("sleep\u00001000\u0000");
+    // (once the shell's exec is through: during it cmdline reads empty)
+    await waitUntil(() => readFileSync(`/proc/${pid}/cmdline`, "utf8") === "sleep\u00001000\u0000", 5000);
     expect((await h.oci(["delete", "-f", "ex2"])).code).toBe(0);
     await waitUntil(() => !existsSync(`/proc/${pid}/cmdline`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z"), 5000);
   });
