@@ -135,6 +135,7 @@ static void c_waitstart(void) {
     size_t len = nsb_strlen(p);
     long fd;
     u8 b = 0;
+    struct k_sigaction ign, old;
     nsb_append(p, sizeof p, &len, nsb_itoa(c_waitfd, num));
     CHECK(fd = sys_openat(AT_FDCWD, p, O_PATH | O_CLOEXEC, 0));
     sys_close((int)fd);
@@ -142,7 +143,15 @@ static void c_waitstart(void) {
     sys_close(c_sync);
     c_sync = -1;
     fd = sys_openat(AT_FDCWD, p, O_WRONLY | O_CLOEXEC, 0); /* blocks until `start` */
-    if (fd < 0 || sys_write((int)fd, &b, 1) != 1) sys_exit(125);
+    if (fd < 0) sys_exit(125);
+    /* The open returning is the start; the byte only tells `start` so. If that
+     * nsbox is gone already, the write fails: with SIGPIPE ignored for it, not
+     * the container (the disposition goes back before execve). */
+    memset(&ign, 0, sizeof ign);
+    ign.handler = (void *)1;
+    sys_rt_sigaction(SIGPIPE, &ign, &old);
+    sys_write((int)fd, &b, 1);
+    sys_rt_sigaction(SIGPIPE, &old, NULL);
     sys_close((int)fd);
     sys_close(c_waitfd);
 }

@@ -35,6 +35,10 @@ export async function ociStart(id: string): Promise<void> {
     await runHooks(r.hooks, "startContainer", stateJson(r, "created"));
     // Non-blocking: if the process died meanwhile, nobody would ever write.
     const fd = openSync(fifoPath(id), constants.O_RDONLY | constants.O_NONBLOCK);
+    // From this open on the process goes (its open for writing returns, its byte
+    // needs no reader): the fifo goes now, so that state says running even if
+    // this nsbox is killed before it reads the byte.
+    unlinkSync(fifoPath(id));
     try {
       const b = Buffer.alloc(1);
       let got = 0;
@@ -53,7 +57,6 @@ export async function ociStart(id: string): Promise<void> {
     } finally {
       closeSync(fd);
     }
-    unlinkSync(fifoPath(id));
   });
   await runHooks(r.hooks, "poststart", stateJson(r, "running"));
 }
