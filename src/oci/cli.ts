@@ -132,6 +132,18 @@ function parse(argv: string[], defs: Defs, stopAtPositional: boolean): Parsed & 
 let logFile: string | undefined;
 let logJson = false;
 
+/** consola's types as logrus's level names. */
+const LEVEL: Record<string, string> = {
+  fatal: "fatal",
+  error: "error",
+  warn: "warning",
+  log: "info",
+  info: "info",
+  success: "info",
+  debug: "debug",
+  trace: "debug",
+};
+
 function logLine(level: string, msg: string) {
   if (!logFile) return;
   const time = new Date().toISOString();
@@ -152,6 +164,8 @@ export async function ociMain(argv: string[]): Promise<number> {
     if (g.flags["log-format"] && g.flags["log-format"] !== "json" && g.flags["log-format"] !== "text")
       throw new ConfigError(`--log-format ${g.flags["log-format"]}: use text or json`);
     if (g.flags.debug) log.level = 4;
+    // every message nsbox prints (warnings, --debug's) goes to --log too, as runc's logrus
+    if (logFile) log.addReporter({ log: (o) => logLine(LEVEL[o.type] ?? "info", o.args.map((x) => (x instanceof Error ? x.message : String(x))).join(" ")) });
     setOciRoot((g.flags.root as string | undefined) ?? DEFAULT_OCI_ROOT);
     if (g.flags.version) {
       console.log(`nsbox version ${pkg.version}\nspec: ${SPEC_VERSION}`);
@@ -171,7 +185,6 @@ export async function ociMain(argv: string[]): Promise<number> {
     return await runVerb(verb, p);
   } catch (e) {
     const msg = clientWords(e);
-    logLine("error", msg);
     log.error(msg);
     return 1; // runc's code for every failure; the message says which
   }
