@@ -28,6 +28,7 @@ export const CLONE: Record<NamespaceType, number> = {
   user: 0x10000000,
   pid: 0x20000000,
   network: 0x40000000,
+  time: 0x00000080,
 };
 
 const SIGKILL = 9;
@@ -123,7 +124,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   const hide: Op = { code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" };
   if (creates(spec, "user")) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
   // Joining: the user namespace first (it decides what we may join next).
-  const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "mount"];
+  const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"];
   for (const t of joinOrder) {
     const fd = p.joinFds[t];
     if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE[t]], what: `join the ${t} namespace` });
@@ -151,6 +152,18 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   if (!p.oci) c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the container to nsbox" });
   // The cgroup namespace comes after the cgroup join, so that its root is the container's cgroup.
   if (creates(spec, "cgroup")) c.push({ code: C.UNSHARE, fields: [CLONE.cgroup], what: "create the cgroup namespace" });
+  // A time namespace applies from the execve on (time_for_children); its
+  // offsets must be written before any process is in it.
+  if (creates(spec, "time")) {
+    c.push({ code: C.UNSHARE, fields: [CLONE.time], what: "create the time namespace" });
+    const o = spec.linux.timeOffsets;
+    const text = o
+      ? Object.entries(o)
+          .map(([clock, v]) => `${clock} ${v.secs} ${v.nanosecs}\n`)
+          .join("")
+      : "";
+    if (text) c.push({ code: C.WRITE, fields: ["/proc/self/timens_offsets", text], what: "set the time namespace's clock offsets" });
+  }
   if (mountNs) {
     if (cgroupMounts.length) c.push({ code: C.ROOT, fields: ["/"], what: "open the root" });
     const late = pushMounts(spec, cgroupMounts, c, userns);

@@ -84,6 +84,7 @@ const NS_TYPES: Record<string, NamespaceType> = {
   uts: "uts",
   user: "user",
   cgroup: "cgroup",
+  time: "time",
 };
 
 /** The runtime-spec versions nsbox follows: 1.0.x to 1.2.x. */
@@ -161,7 +162,6 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   refuse(linux, "intelRdt", "linux.");
   refuse(linux, "memoryPolicy", "linux.");
   refuse(linux, "netDevices", "linux.");
-  refuse(linux, "timeOffsets", "linux.", "needs a time namespace, which nsbox does not create yet");
   if (linux.mountLabel) selinux("linux.mountLabel");
   const prop = linux.rootfsPropagation === undefined || linux.rootfsPropagation === null ? undefined : str(linux.rootfsPropagation, "linux.rootfsPropagation");
   if (prop !== undefined && !["", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"].includes(prop))
@@ -191,6 +191,7 @@ export function parseConfig(c: Obj, dir: string): Bundle {
       sysctl: parseSysctl(linux.sysctl),
       personality: parsePersonality(linux.personality),
       rootfsPropagation: prop || undefined,
+      timeOffsets: parseTimeOffsets(linux.timeOffsets, namespaces),
     },
     nsbox: {
       rootfsArg: rootAbs,
@@ -359,9 +360,8 @@ function parseNamespaces(v: unknown): Namespace[] {
   for (const [i, n] of v.entries()) {
     const o = obj(n, `linux.namespaces[${i}]`);
     const t = str(o.type, `linux.namespaces[${i}].type`);
-    if (t === "time") bad(`linux.namespaces[${i}]`, "asks for a time namespace, which nsbox does not create yet");
     const type = NS_TYPES[t];
-    if (!type) bad(`linux.namespaces[${i}].type`, `${JSON.stringify(t)} is not a namespace type (pid, network, mount, ipc, uts, user, cgroup)`);
+    if (!type) bad(`linux.namespaces[${i}].type`, `${JSON.stringify(t)} is not a namespace type (pid, network, mount, ipc, uts, user, cgroup, time)`);
     if (out.some((x) => x.type === type)) bad("linux.namespaces", `lists the ${t} namespace twice`);
     const path = o.path === undefined || o.path === "" ? undefined : str(o.path, `linux.namespaces[${i}].path`);
     if (path && !existsSync(path)) bad(`linux.namespaces[${i}].path`, `${path} does not exist`);
@@ -488,6 +488,24 @@ function parseSysctl(v: unknown): Record<string, string> | undefined {
     str(val, `linux.sysctl.${k}`);
   }
   return o as Record<string, string>;
+}
+
+/** linux.timeOffsets: monotonic and boottime offsets of a new time namespace. */
+function parseTimeOffsets(v: unknown, namespaces: Namespace[]) {
+  if (v === undefined || v === null) return undefined;
+  const o = obj(v, "linux.timeOffsets");
+  if (!Object.keys(o).length) return undefined;
+  if (!namespaces.some((n) => n.type === "time" && !n.path)) bad("linux.timeOffsets", "needs a new time namespace (linux.namespaces)");
+  const out: Record<string, { secs: number; nanosecs: number }> = {};
+  for (const [clock, x] of Object.entries(o)) {
+    if (clock !== "monotonic" && clock !== "boottime") bad(`linux.timeOffsets.${clock}`, "is not a clock nsbox can offset (monotonic, boottime)");
+    const t = obj(x, `linux.timeOffsets.${clock}`);
+    out[clock] = {
+      secs: int(t.secs ?? 0, `linux.timeOffsets.${clock}.secs`),
+      nanosecs: int(t.nanosecs ?? 0, `linux.timeOffsets.${clock}.nanosecs`, 0, 999999999),
+    };
+  }
+  return out;
 }
 
 function parsePersonality(v: unknown): number | undefined {

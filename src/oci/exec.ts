@@ -45,8 +45,16 @@ export interface ExecFlags {
   preserveFds: number;
 }
 
-const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "mnt"] as const;
-const CLONE_OF: Record<string, number> = { user: CLONE.user, ipc: CLONE.ipc, uts: CLONE.uts, net: CLONE.network, cgroup: CLONE.cgroup, mnt: CLONE.mount };
+const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "time", "mnt"] as const;
+const CLONE_OF: Record<string, number> = {
+  user: CLONE.user,
+  ipc: CLONE.ipc,
+  uts: CLONE.uts,
+  net: CLONE.network,
+  cgroup: CLONE.cgroup,
+  time: CLONE.time,
+  mnt: CLONE.mount,
+};
 const SIGKILL = 9;
 const PR_SET_DUMPABLE = 4;
 const FORWARD = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;

@@ -77,7 +77,7 @@ export function featuresJson(): object {
     hooks: [...HOOK_KINDS],
     mountOptions: [...BIND_MOUNT_OPTIONS],
     linux: {
-      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+      namespaces: ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
       capabilities: [...CAP_NAMES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: {

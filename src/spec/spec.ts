@@ -11,7 +11,7 @@ import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import type { LinuxSeccomp } from "../security/seccomp-policy.ts";
 
-export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup";
+export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup" | "time";
 
 export interface Namespace {
   type: NamespaceType;
@@ -92,6 +92,8 @@ export interface ContainerSpec {
     seccomp?: LinuxSeccomp;
     /** OCI linux.sysctl: written under the container's /proc/sys before the paths are masked */
     sysctl?: Record<string, string>;
+    /** OCI linux.timeOffsets of a new time namespace: clock (monotonic, boottime) -> offset */
+    timeOffsets?: Record<string, { secs: number; nanosecs: number }>;
     /** OCI linux.rootfsPropagation: (r)private (the default), (r)slave, (r)shared, (r)unbindable */
     rootfsPropagation?: string;
     /** OCI linux.personality, as the persona number for personality(2) */

@@ -103,6 +103,18 @@ describe("the container's system", () => {
     expect(out).toEndWith("done\n");
   });
 
+  test("a time namespace with its clock offsets (timeOffsets)", async () => {
+    const hostUptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    const out = await seen("timens", "cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time", (c) => {
+      c.linux.namespaces.push({ type: "time" });
+      c.linux.timeOffsets = { boottime: { secs: 1000000, nanosecs: 0 }, monotonic: { secs: 500, nanosecs: 0 } };
+    });
+    const [uptime, ns] = out.trim().split("\n");
+    expect(Number(uptime)).toBeGreaterThanOrEqual(hostUptime + 1000000);
+    expect(Number(uptime)).toBeLessThan(hostUptime + 1000000 + 600);
+    expect(ns).not.toBe(readlinkSync("/proc/self/ns/time"));
+  });
+
   test("a user namespace with uid/gid maps", async () => {
     const out = await seen("userns", "cat /proc/self/uid_map; id -u", (c) => {
       c.linux.namespaces.push({ type: "user" });

@@ -103,7 +103,7 @@ describe("bad bundles", () => {
   test("fields nsbox cannot honour are refused by name, never ignored", async () => {
     const cases: [string, (c: ReturnType<typeof JSON.parse>) => void, string][] = [
       ["rdt", (c) => (c.linux.intelRdt = { closID: "x" }), "config.json: linux.intelRdt is not supported by nsbox"],
-      ["timens", (c) => c.linux.namespaces.push({ type: "time" }), "asks for a time namespace"],
+      ["timens", (c) => (c.linux.timeOffsets = { boottime: { secs: 1 } }), "linux.timeOffsets needs a new time namespace"],
       [
         "idmap",
         (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind"], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }] }),
