@@ -135,9 +135,10 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
       const st = stateJson(record, "creating");
       await runHooks(bundle.hooks, "prestart", st);
       await runHooks(bundle.hooks, "createRuntime", st);
-      await runHooks(bundle.hooks, "createContainer", st);
     });
     mark("created");
+    // its filesystem set up, its command not yet run (see hooks.ts for where)
+    if (procId(pid)) await runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"));
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
     if (master !== undefined && o.consoleSocket) {

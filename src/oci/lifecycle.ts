@@ -32,7 +32,17 @@ export async function ociStart(id: string): Promise<void> {
   await withLock(id, async () => {
     const status = statusOf(r);
     if (status !== "created") throw new ConfigError(`cannot start container ${id}: it is ${status}, not created`);
-    await runHooks(r.hooks, "startContainer", stateJson(r, "created"));
+    try {
+      await runHooks(r.hooks, "startContainer", stateJson(r, "created"), { pid: r.pid });
+    } catch (e) {
+      // the spec: a failed startContainer hook stops the container
+      try {
+        process.kill(r.pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+      throw e;
+    }
     // Non-blocking: if the process died meanwhile, nobody would ever write.
     const fd = openSync(fifoPath(id), constants.O_RDONLY | constants.O_NONBLOCK);
     // From this open on the process goes (its open for writing returns, its byte

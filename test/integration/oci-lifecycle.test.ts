@@ -7,6 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { NSBOX, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 import { cgroupDirsOf, makeBundle, ociHarness } from "../helpers/oci.ts";
@@ -248,30 +249,49 @@ describe("fds and terminals", () => {
 });
 
 describe("hooks", () => {
-  test("run in the spec's order, each with the state on stdin", async () => {
+  test("run in the spec's order, each with the state on stdin, startContainer in the container", async () => {
     const { oci, dir } = harness();
-    const log = join(dir, "hooks.log");
-    writeFileSync(log, "");
-    const hook = (name: string) => ({ path: "/bin/sh", args: ["sh", "-c", `read -r s; echo "${name} $s" >> ${log}`], timeout: 10 });
+    const hostDir = join(dir, "hooks");
+    mkdirSync(hostDir);
+    writeFileSync(join(hostDir, "log"), "");
+    const inContainer = ["startContainer"];
+    // each hook writes its kind, the mount namespace it ran in, and its stdin; in
+    // the container the log is at /hooks/log (a bind of the host's dir)
+    const hook = (name: string) => {
+      const log = inContainer.includes(name) ? "/hooks/log" : join(hostDir, "log");
+      return { path: "/bin/sh", args: ["sh", "-c", `read -r s; echo "${name} $(hostname) $s" >> ${log}`], timeout: 10 };
+    };
     const b = makeBundle(ctx, "hooks", (c) => {
-      c.process.args = ["true"];
+      c.process.args = ["sleep", "2"];
+      c.mounts.push({ destination: "/hooks", type: "bind", source: hostDir, options: ["rbind", "rw"] });
       c.hooks = Object.fromEntries(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"].map((k) => [k, [hook(k)]]));
     });
-    expect((await oci(["create", "--bundle", b, "hooks"])).code).toBe(0);
+    const created = await oci(["create", "--bundle", b, "hooks"]);
+    expect([created.code, created.stderr]).toEqual([0, ""]);
+    const pid = JSON.parse((await oci(["state", "hooks"])).stdout).pid;
     expect((await oci(["start", "hooks"])).code).toBe(0);
     await waitUntil(async () => JSON.parse((await oci(["state", "hooks"])).stdout).status === "stopped", 10000);
     expect((await oci(["delete", "hooks"])).code).toBe(0);
-    const entries = readFileSync(log, "utf8")
+    const entries = readFileSync(join(hostDir, "log"), "utf8")
       .trim()
       .split("\n")
       .map((l) => {
-        const sp = l.indexOf(" ");
-        return { kind: l.slice(0, sp), state: JSON.parse(l.slice(sp + 1)) };
+        const [kind = "", host = "", ...rest] = l.split(" ");
+        return { kind, host, state: JSON.parse(rest.join(" ")) };
       });
     expect(entries.map((e) => e.kind)).toEqual(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]);
     expect(entries.map((e) => e.state.status)).toEqual(["creating", "creating", "creating", "created", "running", "stopped"]);
+    // the hostname tells the uts namespace; the log's path (/hooks) the mount namespace
+    expect(entries.map((e) => (e.host === "runc" ? "container" : e.host === hostname() ? "runtime" : e.host))).toEqual([
+      "runtime",
+      "runtime",
+      "runtime",
+      "container",
+      "runtime",
+      "runtime",
+    ]);
     for (const e of entries) expect(e.state).toMatchObject({ id: "hooks", bundle: b, ociVersion: "1.2.0" });
-    expect(entries[0]?.state.pid).toBeGreaterThan(0);
+    expect(entries[0]?.state.pid).toBe(pid);
   });
 
   test("a failing createRuntime hook fails create, and nothing is left", async () => {
@@ -284,6 +304,18 @@ describe("hooks", () => {
     expect(r.stderr).toBe("nsbox: createRuntime hook 0 (/bin/sh) failed: exit status 5: no way\n");
     expect(existsSync(join(h.root, "badhook"))).toBe(false);
     expect(cgroupDirsOf("badhook")).toEqual([]);
+  });
+
+  test("a failing startContainer hook fails start and stops the container", async () => {
+    const { oci } = harness();
+    const b = makeBundle(ctx, "badstart", (c) => {
+      c.hooks = { startContainer: [{ path: "/bin/sh", args: ["sh", "-c", "exit 3"] }] };
+    });
+    expect((await oci(["create", "--bundle", b, "badstart"])).code).toBe(0);
+    const r = await oci(["start", "badstart"]);
+    expect([r.code, r.stderr]).toEqual([1, "nsbox: startContainer hook 0 (/bin/sh) failed: exit status 3\n"]);
+    await waitUntil(async () => JSON.parse((await oci(["state", "badstart"])).stdout).status === "stopped", 5000);
+    expect((await oci(["delete", "badstart"])).code).toBe(0);
   });
 
   test("a hook past its timeout is killed and fails create", async () => {
