@@ -184,6 +184,12 @@ static void run_c(const u8 *prog, int len) {
         case C_UMASK:
             SC1(SYS_umask, rd_u32(&c));
             break;
+        case C_KEYRING: {
+            const char *name = rd_str(&c);
+            long r = SC2(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, *name ? name : 0);
+            if (r != -ENOSYS) CHECK(r);
+            break;
+        }
         case C_PERSONALITY:
             CHECK(SC1(SYS_personality, rd_u32(&c)));
             break;

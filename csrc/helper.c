@@ -64,6 +64,7 @@ enum {
     C_WRITE = 47,      /* path text: write a file (a sysctl under /proc/sys, after pivot_root) */
     C_UMASK = 48,      /* mask */
     C_PERSONALITY = 49, /* persona */
+    C_KEYRING = 50,    /* name ("": anonymous): join a new session keyring, as runc (ENOSYS: none to join) */
 };
 
 /* Messages on the sync socket. */

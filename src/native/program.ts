@@ -42,6 +42,7 @@ export const C = {
   WRITE: 47,
   UMASK: 48,
   PERSONALITY: 49,
+  KEYRING: 50,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */

@@ -260,7 +260,14 @@ async function runVerb(verb: string, p: Parsed): Promise<number> {
       const preserve = Number(s("preserve-fds") ?? 0);
       if (!Number.isInteger(preserve) || preserve < 0 || preserve > 1000)
         throw new ConfigError(`--preserve-fds ${s("preserve-fds")}: give a number of fds (0-1000)`);
-      const o = { id: needId(p, verb), bundle: s("bundle") ?? ".", pidFile: s("pid-file"), consoleSocket: s("console-socket"), preserveFds: preserve };
+      const o = {
+        id: needId(p, verb),
+        bundle: s("bundle") ?? ".",
+        pidFile: s("pid-file"),
+        consoleSocket: s("console-socket"),
+        preserveFds: preserve,
+        newKeyring: f["no-new-keyring"] !== true,
+      };
       if (verb === "create") {
         await ociCreate(o);
         return 0;

@@ -39,6 +39,8 @@ export interface CreateOptions {
   pidFile?: string;
   consoleSocket?: string;
   preserveFds: number;
+  /** a session keyring of its own (runc's default; --no-new-keyring: the caller's) */
+  newKeyring?: boolean;
   /** run in the foreground: nsbox stays the process's parent (subreaper) to wait for it */
   foreground?: boolean;
 }
@@ -108,6 +110,9 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     };
     const { w, c } = buildPrograms(plan);
     if (bundle.apparmor) beforeIdentity(c, apparmorStep(bundle.apparmor));
+    // As runc: the container does not share the caller's session keyring (keys of the host's root)
+    // (anonymous, so that two containers of one id never share one)
+    if (o.newKeyring) beforeIdentity(c, { code: C.KEYRING, fields: [""], what: "join a new session keyring" });
     // As runc: with a terminal, /dev/console is that terminal (a bind of the pts now on fd 0).
     const tty = c.findIndex((op) => op.code === C.TTY);
     if (tty >= 0 && s2.mounts.some((m) => m.destination === "/dev"))
