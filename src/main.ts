@@ -25,7 +25,7 @@ import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
-import { isOciCommandLine } from "./oci/dispatch.ts";
+import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
@@ -91,7 +91,8 @@ export async function main(argv: string[], invokedAs = basename(process.argv0 ??
     if (g.flags.debug) consola.level = 4;
     setRoots({ root: str(g.flags.root), state: str(g.flags.state) });
     if (g.flags.version) {
-      console.log(`nsbox ${pkg.version}`);
+      // the runtime-spec line as runc's --version has it (clients show it)
+      console.log(`nsbox ${pkg.version}\nspec: ${SPEC_VERSION}`);
       return 0;
     }
     const name = split < 0 ? undefined : argv[split];

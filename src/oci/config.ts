@@ -17,6 +17,7 @@ import { parseJsonExact } from "../security/seccomp/json.ts";
 import { defaultDevices } from "../spec/defaults.ts";
 import { MS, mountFlags } from "../spec/mountopts.ts";
 import type { ContainerSpec, Device, Mount, Namespace, NamespaceType, Resources } from "../spec/spec.ts";
+import { SPEC_VERSION } from "./dispatch.ts";
 
 export interface Hook {
   path: string;
@@ -88,7 +89,8 @@ const NS_TYPES: Record<string, NamespaceType> = {
 };
 
 /** The runtime-spec versions nsbox follows: 1.0.x to 1.2.x. */
-export const SPEC_VERSION = "1.2.0";
+export { SPEC_VERSION };
+
 const SUPPORTED_VERSION = /^1\.[012]\.\d+(-[0-9A-Za-z.+-]+)?$/;
 
 export function loadBundle(bundleArg: string): Bundle {

@@ -14,6 +14,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
+/** The runtime-spec version nsbox follows (1.0.x to this one), for --version and features. */
+export const SPEC_VERSION = "1.2.0";
+
 /** The runtime's state root when --root is not given (runc's is /run/runc). */
 export const DEFAULT_OCI_ROOT = "/run/nsbox-runc";
 
