@@ -125,6 +125,14 @@ describe("bad bundles", () => {
     }
   });
 
+  test("a console socket nobody listens on: the process made meanwhile goes too", async () => {
+    const b = makeBundle(ctx, "nosock", (c) => {
+      c.process.terminal = true;
+    });
+    const sock = join(h.dir, "nobody.sock");
+    expect(await refused(b, "nosock", ["--console-socket", sock])).toBe(`cannot connect to the console socket ${sock}: no such file or directory`);
+  });
+
   test("a command that does not exist fails create, not start", async () => {
     const b = makeBundle(ctx, "nocmd", (c) => {
       c.process.args = ["/no/such/program"];
