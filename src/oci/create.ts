@@ -6,8 +6,8 @@
  * (conmon, containerd's shim) or to init, and outlives nsbox.
  *
  * Order, as runc: state dir -> cgroup -> process -> READY: id maps, cgroup
- * join, rlimits, oom_score_adj, prestart/createRuntime/createContainer hooks ->
- * GO -> CREATED: terminal to --console-socket, state.json, --pid-file.
+ * join, rlimits, oom_score_adj, prestart/createRuntime hooks -> GO -> CREATED:
+ * createContainer hooks, terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
 import { chmodSync, existsSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
