@@ -5,7 +5,7 @@
  * the namespaces outlive the container's processes (as `ip netns add` does);
  * `nsbox ns unbind DIR` undoes it.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { allViews } from "../container/lifecycle.ts";
@@ -66,7 +66,10 @@ export async function ns(argv: string[]): Promise<number> {
   const list = namespacesOf(pid);
   const bindDir = str(p.flags.bind);
   if (bindDir !== undefined) {
+    // resolve("") is the current directory: an empty variable must not bind there
+    if (bindDir.trim() === "") fail("--bind needs a directory, e.g.: nsbox ns web --bind /run/web-ns");
     const dir = resolve(bindDir);
+    if (existsSync(dir) && !statSync(dir).isDirectory()) fail(`--bind ${dir}: not a directory (give a new or empty directory)`);
     if (existsSync(dir) && readdirSync(dir).length) fail(`--bind ${dir}: the directory must be new or empty`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, ".nsbox-ns"), `${v.id}\n`);

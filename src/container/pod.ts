@@ -5,9 +5,10 @@
  * none. Its id is the pod's id; its name is "<pod>-infra"; pods have names of
  * their own, in <state>/pods/<name> -> id.
  */
-import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, unlinkSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../errors.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import { processCaps } from "../security/capabilities.ts";
 import { seccompFor } from "../security/seccomp-policy.ts";
@@ -42,11 +43,44 @@ export interface PodOptions {
   cgroupsPath?: string;
 }
 
+/**
+ * A pod's name is linked before its infra container exists, and allPods() takes
+ * a link without a container for what a killed pod rm left. Creators hold a
+ * shared flock on the pods directory meanwhile; allPods() tidies only when it
+ * gets the lock exclusively (a killed creator's lock goes with it).
+ */
+function lockPodNames(op: number): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(podNames(), "r");
+  } catch {
+    return undefined;
+  }
+  if (flock(fd, op)) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
+function unlockPodNames(fd: number | undefined): void {
+  if (fd === undefined) return;
+  flock(fd, LOCK_UN);
+  closeSync(fd);
+}
+
 export async function createPod(o: PodOptions): Promise<string> {
   await reconcile();
   const id = newId();
   const name = o.name ?? `pod-${shortId(id)}`;
   mkdirSync(podNames(), { recursive: true, mode: 0o711 });
+  const lock = lockPodNames(LOCK_SH);
+  try {
+    return await createPodLocked(o, id, name);
+  } finally {
+    unlockPodNames(lock);
+  }
+}
+
+async function createPodLocked(o: PodOptions, id: string, name: string): Promise<string> {
   try {
     symlinkSync(id, join(podNames(), name));
   } catch {
@@ -101,6 +135,7 @@ export interface PodView {
 export function allPods(): PodView[] {
   const views = allViews();
   const out: PodView[] = [];
+  let tidy: number | undefined | null = null; // null: not tried yet
   let names: string[] = [];
   try {
     names = readdirSync(podNames());
@@ -116,11 +151,14 @@ export function allPods(): PodView[] {
     }
     const infra = views.find((v) => v.id === id);
     if (!infra) {
-      unlinkSync(join(podNames(), name)); // a pod removed halfway: finish the job
+      // a pod removed halfway: finish the job, unless a pod is being created (see lockPodNames)
+      if (tidy === null) tidy = lockPodNames(LOCK_EX | LOCK_NB);
+      if (tidy !== undefined) rmSync(join(podNames(), name), { force: true });
       continue;
     }
     out.push({ id, name, infra, members: views.filter((v) => v.config.pod === id) });
   }
+  if (tidy !== null) unlockPodNames(tidy);
   return out;
 }
 
@@ -156,6 +194,7 @@ export async function removePod(pod: PodView, force: boolean): Promise<void> {
     );
   for (const m of pod.members) await removeContainer(m.id, force);
   await removeContainer(pod.infra.id, force, { withPod: true });
-  const link = join(podNames(), pod.name);
-  if (existsSync(link)) unlinkSync(link);
+  // The link's target is the bare id, not a path: existsSync would follow it,
+  // find nothing and keep the name taken until another pod command looked.
+  rmSync(join(podNames(), pod.name), { force: true });
 }

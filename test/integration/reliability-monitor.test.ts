@@ -51,11 +51,11 @@ describe("the container ends at once with its monitor", () => {
     expect(await waitUntil(() => size(beat) > 0, 5000)).toBe(true);
     const a = await inspectOne(ctx, id);
     process.kill(a.State.MonitorPid, "SIGKILL");
-    const t0 = performance.now();
-    // PID 1 dies (a zombie the host's init will reap, or gone) within a moment
-    expect(await waitUntil(() => !pidAlive(a.State.Pid), 2000)).toBe(true);
-    const died = performance.now() - t0;
-    expect(died).toBeLessThan(300);
+    // PID 1 dies (a zombie the host's init will reap, or gone): the kernel sends the
+    // death signal as the monitor exits, so only scheduling delays it. Without the
+    // signal (it was cleared by the user switch) it never dies: the bound is loose
+    // on purpose, a loaded machine took 385 ms where a quiet one takes a few.
+    expect(await waitUntil(() => !pidAlive(a.State.Pid), 3000)).toBe(true);
     // and nothing of the container writes any more
     const s1 = size(beat);
     await Bun.sleep(300);

@@ -201,11 +201,13 @@ describe("CVE-2019-5736: the container cannot reach the nsbox binary through /pr
       copyFileSync(lib, join(rootfs, lib));
     }
     writeFileSync(join(rootfs, "probes/evil-sh"), "#!/proc/self/exe\n", { mode: 0o755 });
-    return { bin, sum: sha256File(bin), rootfs, watch: [E, "exe-watch", "14", `${st.dev}:${st.ino}`] };
+    return { bin, sum: sha256File(bin), rootfs, watch: [E, "exe-watch", "100", `${st.dev}:${st.ino}`] };
   }
 
   /** Waits for the watcher (container id) to finish (dist/nsbox waits: the copy must stay idle) and checks what it got. */
   async function expectNoWrite(id: string, bin: string, sum: string, minSeen: number): Promise<void> {
+    // the watcher goes on until told (or 100 s): its watch must cover every process started
+    expect((await ctx.nsbox(["exec", id, "touch", "/tmp/exe-watch-stop"], { bin })).code).toBe(0);
     await ok(ctx, ["wait", id]);
     const out = (await ok(ctx, ["logs", id])).stdout;
     const m = /seen=(\d+) exe_opened=(\d+) write_ok=(\d+)/.exec(out);
@@ -232,7 +234,7 @@ describe("CVE-2019-5736: the container cannot reach the nsbox binary through /pr
     } finally {
       await ctx.nsbox(["rm", "-f", id]);
     }
-  }, 120000);
+  }, 300000);
 
   test("in a pod sharing its pid namespace, a member watching never opens nsbox for writing while other members start (run --pod, 10 times)", async () => {
     const { bin, sum, rootfs, watch } = setUp("pod");
@@ -247,7 +249,7 @@ describe("CVE-2019-5736: the container cannot reach the nsbox binary through /pr
     } finally {
       await ctx.nsbox(["pod", "rm", "-f", pod]);
     }
-  }, 120000);
+  }, 300000);
 });
 
 describe("CVE-2024-21626: no fd of the host reaches the container", () => {

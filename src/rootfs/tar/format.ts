@@ -3,6 +3,7 @@
  * checksums, pax records and GNU long names.
  */
 import { show, TarError } from "./policy.ts";
+import type { Sparse } from "./sparse.ts";
 
 export const BLOCK = 512;
 
@@ -25,6 +26,8 @@ export interface Entry {
   devminor: number;
   /** extended attributes from pax records, name (UTF-8) and value */
   xattrs?: Xattr[];
+  /** a sparse file: its real size and where its data goes (size is the data stored) */
+  sparse?: Sparse;
 }
 
 export type Xattr = [name: string, value: Buffer];
@@ -128,7 +131,11 @@ export function parsePax(data: Buffer, into: Map<string, string>, where: () => s
     const record = data.toString("latin1", space + 1, i + len - 1);
     const eq = record.indexOf("=");
     if (eq <= 0) throw new TarError(`malformed pax header ${where()}`);
-    into.set(record.slice(0, eq), record.slice(eq + 1));
+    const key = record.slice(0, eq);
+    const value = record.slice(eq + 1);
+    // Sparse format 0.0 repeats these two once per segment: keep them all, in order.
+    const previous = key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes" ? into.get(key) : undefined;
+    into.set(key, previous === undefined ? value : `${previous},${value}`);
     i += len;
   }
 }

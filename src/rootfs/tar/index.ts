@@ -1,20 +1,28 @@
 /**
- * A streaming, safe tar extractor for rootfs tarballs (.tar, .tar.gz, .tar.zst).
+ * A streaming, safe tar extractor for rootfs tarballs and OCI image layers
+ * (plain, gzip or zstd).
  *
- * The tree it builds is meant to be the one GNU tar's `tar -xpf` builds as root:
- * same paths, contents, modes (setuid/setgid/sticky included), numeric owners,
- * hardlinks, symlink targets (absolute ones stay absolute), device nodes, FIFOs
- * and mtimes, directories included.
+ * The tree it builds is meant to be the one GNU tar's
+ * `tar -xp --xattrs --xattrs-include='*'` builds as root: same paths, contents,
+ * modes (setuid/setgid/sticky included), numeric owners, hardlinks, symlink
+ * targets (absolute ones stay absolute), device nodes, FIFOs, mtimes,
+ * directories included, extended attributes (file capabilities above all) and
+ * sparse files with their holes. For image layers, OCI whiteouts can become
+ * overlayfs's (whiteout.ts).
+ *
+ * Files: source.ts (file, gzip, zstd; format sniffing; progress), reader.ts (the
+ * push parser) over format.ts (headers, pax records) and sparse.ts (sparse
+ * maps), writer.ts (entries to disk) with policy.ts (names), whiteout.ts and
+ * xattrs.ts.
  *
  * How it works: a Source yields the decompressed archive in chunks (the file read
- * in 256 KiB blocks; gzip through node:zlib, whose streams inflate off the JS
- * thread; zstd through a `zstd -dc` child process, or node:zlib without one; see
- * openSource for the measurements). A TarReader parses it as a push state
- * machine, so a header or a file's data may be split across chunks anywhere, and
- * hands file data straight to the Extractor, which writes it with synchronous fs
- * calls (far fewer promise hops than async ones) without ever holding a whole
- * file. Memory depends on the number of entries (one small record per path) and
- * the directory depth, not on the size of the archive or of its files.
+ * in 256 KiB blocks, gzip and zstd through node:zlib, whose streams inflate off
+ * the JS thread). A TarReader parses it as a push state machine, so a header or
+ * a file's data may be split across chunks anywhere, and hands file data
+ * straight to the Extractor, which writes it with synchronous fs calls (far
+ * fewer promise hops than async ones) without ever holding a whole file. Memory
+ * depends on the number of entries (one small record per path) and the
+ * directory depth, not on the size of the archive or of its files.
  *
  * Safety: `dest` starts empty and only this code writes into it, so the Extractor
  * knows the type of every path in it. An entry is refused (TarError, extraction
@@ -25,7 +33,12 @@
  * when the archive replaces it, so no write ever goes through a symlink; link(2)
  * does not follow symlinks either (a hardlink to a symlink links the symlink, as
  * GNU tar does); and directories get their final metadata through
- * O_DIRECTORY|O_NOFOLLOW descriptors.
+ * O_DIRECTORY|O_NOFOLLOW descriptors. Sparse data is written by offset into the
+ * file just opened, at offsets its map was checked to keep inside the file. A
+ * whiteout's name goes through the same checks as any entry's before its
+ * device is made; the xattrs overlayfs reads (trusted.overlay.*, user.overlay.*)
+ * are never taken from the archive, so a layer cannot forge whiteouts, opaque
+ * directories or redirects.
  */
 import { readdirSync } from "node:fs";
 import { TarReader } from "./reader.ts";
@@ -75,6 +88,7 @@ export async function extractTar(tarball: string, dest: string, opts: ExtractOpt
       reader.finish();
     }
     extractor.finish();
+    source.completed();
   } finally {
     extractor.close();
     source.close();

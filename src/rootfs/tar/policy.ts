@@ -29,6 +29,8 @@ export function refuse(name: string, why: string): never {
  */
 export function normalize(raw: string, entry: string, what = "it"): string {
   if (raw.includes("\0")) refuse(entry, `${what} contains a NUL byte`);
+  // the archive's root entry (umoci writes one): the target itself, as "./" is
+  if (raw === "/" && what === "it") return "";
   if (raw.startsWith("/")) refuse(entry, what === "it" ? "it is an absolute path" : `${what} ${show(raw)} is an absolute path`);
   // Fast path for the common clean name: nothing starts with "." after a slash.
   if (raw.charCodeAt(0) !== 0x2e && !raw.includes("/.") && !raw.includes("//") && !raw.endsWith("/")) return raw;

@@ -35,12 +35,15 @@ import {
   ustarName,
 } from "./format.ts";
 import { normalize, refuse, show, TarError } from "./policy.ts";
+import { checkSparse, DataMapParser, gnuExtensionSparse, gnuHeaderSparse, paxSparse, type Sparse } from "./sparse.ts";
 import type { Extractor } from "./writer.ts";
 
 /** What the bytes of the current member's body are for. */
 const BODY_SKIP = 0;
 const BODY_FILE = 1;
 const BODY_META = 2;
+/** the sparse map at the start of a pax 1.0 sparse file's data */
+const BODY_SPARSE_MAP = 3;
 
 export class TarReader {
   /** true once the end-of-archive block has been read */
@@ -63,6 +66,17 @@ export class TarReader {
   private readonly globalPax = new Map<string, string>();
   private longName: string | undefined;
   private longLink: string | undefined;
+  /** an old GNU sparse entry waiting for its extension blocks */
+  private sparseExtended: Entry | null = null;
+  /** the entry being decoded is pax 1.0 sparse: its map comes first in its data */
+  private mapPending = false;
+  private readonly noPax = new Map<string, string>();
+  /** a pax 1.0 sparse entry whose map is being read from its data */
+  private mapEntry: Entry | null = null;
+  private mapBuf: Buffer | null = null;
+  private mapParser: DataMapParser | null = null;
+  private mapFill = 0;
+  private mapSize = 0;
 
   constructor(private readonly out: Extractor) {}
 
@@ -73,7 +87,9 @@ export class TarReader {
     let off = 0;
     while (off < len) {
       if (this.remaining > 0) {
-        const n = Math.min(this.remaining, len - off);
+        let n = Math.min(this.remaining, len - off);
+        // a sparse map ends on a block boundary: look at it block by block
+        if (this.body === BODY_SPARSE_MAP) n = Math.min(n, BLOCK - (this.mapFill % BLOCK));
         this.consumeBody(chunk, off, n);
         off += n;
         this.remaining -= n;
@@ -103,6 +119,7 @@ export class TarReader {
   /** At the end of the input: throws if it stopped inside a member. */
   finish(): void {
     if (this.ended) return;
+    if (this.sparseExtended) throw new TarError(`the archive is truncated: it ends inside the sparse map of ${show(this.lastName)}`);
     if (this.remaining > 0 || this.headerFill > 0)
       throw new TarError(`the archive is truncated: it ends inside ${this.remaining > 0 ? `entry ${show(this.lastName)}` : "a header"}`);
   }
@@ -117,6 +134,14 @@ export class TarReader {
   /** Handles one header block; true at the end-of-archive marker. */
   private onHeader(h: Buffer, offset: number): boolean {
     this.offset = offset;
+    const extended = this.sparseExtended;
+    if (extended) {
+      // an old GNU sparse extension block, not a header
+      if (gnuExtensionSparse(h, extended.sparse as Sparse, extended.raw)) return false;
+      this.sparseExtended = null;
+      this.startEntry(extended, T_GNU_SPARSE);
+      return false;
+    }
     const check = checkHeader(h);
     if (check === "end") return true;
     if (check === "bad")
@@ -129,6 +154,30 @@ export class TarReader {
     }
     const entry = this.decode(h, type, size);
     this.lastName = entry.raw;
+    if (type === T_GNU_SPARSE && h[482] !== 0) {
+      this.sparseExtended = entry;
+      return false;
+    }
+    this.startEntry(entry, type);
+    return false;
+  }
+
+  /** Hands the entry to the extractor and sets up for its data; `type` is the header's. */
+  private startEntry(entry: Entry, type: number): void {
+    if (this.mapPending) {
+      this.mapPending = false;
+      this.mapEntry = entry;
+      this.mapBuf = Buffer.alloc(BLOCK * 2);
+      this.mapParser = new DataMapParser(entry.raw);
+      this.mapFill = 0;
+      this.mapSize = entry.size;
+      this.body = BODY_SPARSE_MAP;
+      this.remaining = entry.size;
+      this.padding = (BLOCK - (entry.size % BLOCK)) % BLOCK;
+      if (entry.size === 0) this.endBody();
+      return;
+    }
+    if (entry.sparse) checkSparse(entry.sparse, entry.size, entry.raw);
     // GNU tar skips volume labels and members with an empty name.
     const skip = type === T_GNU_VOLHDR || entry.raw === "";
     const wantsData = !skip && this.out.begin(entry);
@@ -139,7 +188,30 @@ export class TarReader {
     this.remaining = dataSize;
     this.padding = (BLOCK - (dataSize % BLOCK)) % BLOCK;
     if (dataSize === 0) this.endBody();
-    return false;
+  }
+
+  /** Collects a pax 1.0 sparse map, block by block; once whole, the entry starts. */
+  private consumeMap(chunk: Buffer, off: number, n: number): void {
+    const e = this.mapEntry as Entry;
+    let buf = this.mapBuf as Buffer;
+    if (this.mapFill + n > buf.length) {
+      const bigger = Buffer.alloc(buf.length * 2);
+      buf.copy(bigger, 0, 0, this.mapFill);
+      this.mapBuf = buf = bigger;
+    }
+    chunk.copy(buf, this.mapFill, off, off + n);
+    this.mapFill += n;
+    if (this.mapFill % BLOCK !== 0) return;
+    const map = (this.mapParser as DataMapParser).parse(buf.subarray(0, this.mapFill));
+    if (!map) return;
+    const sparse = e.sparse as Sparse;
+    sparse.map = map;
+    e.size = this.mapSize - this.mapFill;
+    this.mapEntry = null;
+    this.mapBuf = null;
+    this.mapParser = null;
+    checkSparse(sparse, e.size, e.raw);
+    this.body = e.raw !== "" && this.out.begin(e) ? BODY_FILE : BODY_SKIP;
   }
 
   private startMeta(type: number, size: number): void {
@@ -155,6 +227,7 @@ export class TarReader {
 
   private consumeBody(chunk: Buffer, off: number, n: number): void {
     if (this.body === BODY_FILE) this.out.write(chunk, off, n);
+    else if (this.body === BODY_SPARSE_MAP) this.consumeMap(chunk, off, n);
     else if (this.body === BODY_META && this.meta) {
       chunk.copy(this.meta, this.metaFill, off, off + n);
       this.metaFill += n;
@@ -164,6 +237,7 @@ export class TarReader {
   private endBody(): void {
     if (this.body === BODY_FILE) this.out.endFile();
     else if (this.body === BODY_META && this.meta) this.endMeta(this.meta);
+    else if (this.body === BODY_SPARSE_MAP) refuse(this.mapEntry?.raw ?? "", "its sparse map runs past the end of its data");
     this.body = BODY_SKIP;
     this.meta = null;
   }
@@ -196,8 +270,17 @@ export class TarReader {
     name = paxValue("path", pax, global) ?? name;
     linkname = paxValue("linkpath", pax, global) ?? linkname;
     const entry = (): string => `entry ${show(name)}`;
-    if (type === T_GNU_SPARSE || hasSparse(pax) || hasSparse(global))
-      refuse(paxValue("GNU.sparse.name", pax, global) ?? name, "sparse files are not supported");
+    let sparse: Sparse | undefined;
+    if (hasSparse(global)) refuse(name, "sparse records in a global pax header are not supported");
+    if (hasSparse(pax)) {
+      // the real name: a 0.1 or 1.0 header's own is "./GNUSparseFile.PID/NAME"
+      name = paxValue("GNU.sparse.name", pax, global) ?? name;
+      const found = paxSparse((key) => paxValue(key, pax, this.noPax), name);
+      if (found && (type === T_FILE || type === T_OLDFILE || type === T_CONTIG)) {
+        sparse = found.sparse;
+        this.mapPending = found.inData;
+      }
+    } else if (type === T_GNU_SPARSE) sparse = gnuHeaderSparse(h, name).sparse;
     if (type === T_GNU_MULTIVOL) refuse(name, "it continues from another volume of a multi-volume archive");
     if (type === T_GNU_NAMES) refuse(name, "obsolete GNU rename records are not supported");
     const px = (key: string): string | undefined => paxValue(key, pax, global);
@@ -220,6 +303,7 @@ export class TarReader {
       devmajor: type === T_CHR || type === T_BLK ? number(h, 329, 8, "devmajor", entry) : 0,
       devminor: type === T_CHR || type === T_BLK ? number(h, 337, 8, "devminor", entry) : 0,
       xattrs: pax.size > 0 ? paxXattrs(pax, name) : undefined,
+      sparse,
     };
   }
 }

@@ -16,7 +16,15 @@ export interface Source {
   done(): Promise<void>;
   /** Stops reading (early end, or an error) and releases everything. */
   close(): void;
+  /**
+   * After a successful extraction: reports the whole file as read, since the
+   * reader stops at the end-of-archive blocks and may leave padding unread.
+   */
+  completed(): void;
 }
+
+/** A Source before openSource adds what is common to all. */
+type Reading = Omit<Source, "completed">;
 
 export type Format = "tar" | "gzip" | "zstd";
 
@@ -48,6 +56,11 @@ class Meter {
   }
   end(): void {
     if (this.onProgress && this.total !== this.reported) this.report();
+  }
+  /** The input is done with: `size` read in all (when larger than what was counted). */
+  complete(size: number): void {
+    this.total = Math.max(this.total, size);
+    this.end();
   }
   private report(): void {
     this.reported = this.total;
@@ -81,7 +94,7 @@ async function* readChunks(fd: number, head: Buffer, reuse: boolean, meter: Mete
   }
 }
 
-function fileSource(fd: number, head: Buffer, meter: Meter): Source {
+function fileSource(fd: number, head: Buffer, meter: Meter): Reading {
   return { chunks: readChunks(fd, head, true, meter), done: async () => {}, close: () => closeSync(fd) };
 }
 
@@ -90,7 +103,7 @@ function fileSource(fd: number, head: Buffer, meter: Meter): Source {
  * reads the pipe ahead of us, but by a bounded amount. The child reads the file
  * itself, so progress is only reported at the end.
  */
-function toolSource(fd: number, tool: string, format: Format, meter: Meter): Source {
+function toolSource(fd: number, tool: string, format: Format, meter: Meter): Reading {
   const size = fstatSync(fd).size;
   const proc = Bun.spawn([tool, "-dc"], { stdin: fd, stdout: "pipe", stderr: "pipe" });
   closeSync(fd);
@@ -117,7 +130,7 @@ function toolSource(fd: number, tool: string, format: Format, meter: Meter): Sou
  * flight. zstd input is walked by a ZstdFrameCheck, since the decoder itself
  * does not notice a truncated stream.
  */
-function zlibSource(fd: number, head: Buffer, format: Format, meter: Meter): Source {
+function zlibSource(fd: number, head: Buffer, format: Format, meter: Meter): Reading {
   const check = format === "zstd" ? new ZstdFrameCheck() : undefined;
   const input = Readable.from(readChunks(fd, head, false, meter, check), { objectMode: false });
   const output = format === "gzip" ? createGunzip({ chunkSize: 1 << 18 }) : createZstdDecompress({ chunkSize: 1 << 18 });
@@ -170,15 +183,18 @@ export function openSource(tarball: string, format: Format | "auto" = "auto", on
   const fd = openSync(tarball, "r");
   const meter = new Meter(onProgress);
   try {
+    const st = fstatSync(fd);
+    const size = st.isFile() ? st.size : 0;
+    const completed = (): void => meter.complete(size);
     const { head, replay } = format === "auto" ? readHead(fd) : { head: Buffer.alloc(0), replay: Buffer.alloc(0) };
     const kind = format === "auto" ? sniff(head, tarball) : format;
-    if (kind === "tar") return fileSource(fd, replay, meter);
+    if (kind === "tar") return { ...fileSource(fd, replay, meter), completed };
     if (kind === "zstd" && !zlibHasZstd) {
       const tool = replay.length === 0 ? Bun.which("zstd", { PATH: process.env.PATH ?? "" }) : null;
       if (!tool) throw new TarError(`${show(tarball)} is compressed with zstd, which this runtime cannot decompress: install zstd(1)`);
-      return toolSource(fd, tool, kind, meter);
+      return { ...toolSource(fd, tool, kind, meter), completed };
     }
-    return zlibSource(fd, replay, kind, meter);
+    return { ...zlibSource(fd, replay, kind, meter), completed };
   } catch (err) {
     closeSync(fd);
     throw err;

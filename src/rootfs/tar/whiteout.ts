@@ -10,6 +10,7 @@ import { refuse } from "./policy.ts";
 
 export const WH_PREFIX = ".wh.";
 export const WH_OPAQUE = ".wh..wh..opq";
+const WH_META = ".wh..wh.";
 export const OPAQUE_XATTR = "trusted.overlay.opaque";
 
 /** What an entry is under the overlay whiteout rules. */
@@ -30,11 +31,15 @@ export function classifyWhiteout(path: string, raw: string): Whiteout {
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "" : path.slice(0, slash);
   const base = path.slice(slash + 1);
-  // A whiteout is never a directory in the layer: nothing can be below one.
-  if (dir.startsWith(WH_PREFIX) || dir.includes(`/${WH_PREFIX}`)) refuse(raw, "a parent of it is a whiteout (.wh.*)");
+  if (dir.startsWith(WH_PREFIX) || dir.includes(`/${WH_PREFIX}`)) {
+    // Inside aufs's metadata directories (.wh..wh.plnk/...): skipped with them.
+    if (dir.startsWith(WH_META) || dir.includes(`/${WH_META}`)) return { kind: "skip" };
+    // A whiteout is never a directory in the layer: nothing can be below one.
+    refuse(raw, "a parent of it is a whiteout (.wh.*)");
+  }
   if (!base.startsWith(WH_PREFIX)) return { kind: "none" };
   if (base === WH_OPAQUE) return { kind: "opaque", dir };
-  if (base.startsWith(`${WH_PREFIX}${WH_PREFIX}`)) return { kind: "skip" };
+  if (base.startsWith(WH_META)) return { kind: "skip" };
   const name = base.slice(WH_PREFIX.length);
   if (name === "" || name === "." || name === "..") refuse(raw, `it is a whiteout of ${JSON.stringify(name)}, which names no file`);
   return { kind: "whiteout", path: dir === "" ? name : `${dir}/${name}` };

@@ -10,6 +10,7 @@ import {
   constants,
   fchmodSync,
   fchownSync,
+  ftruncateSync,
   futimesSync,
   lchownSync,
   linkSync,
@@ -25,6 +26,7 @@ import { makedev, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../native/mknod.ts
 import { fsetxattr } from "../../native/xattr.ts";
 import { type Entry, T_BLK, T_CHR, T_DIR, T_FIFO, T_GNU_DUMPDIR, T_LINK, T_SYMLINK, type Xattr } from "./format.ts";
 import { isAncestor, leavesDir, normalize, refuse, show, TarError } from "./policy.ts";
+import type { Sparse } from "./sparse.ts";
 import { classifyWhiteout, OPAQUE_XATTR } from "./whiteout.ts";
 import { setXattrs } from "./xattrs.ts";
 
@@ -74,6 +76,9 @@ export class Extractor {
   private readonly now = Date.now() / 1000;
   private fd = -1;
   private file: Entry | null = null;
+  /** in a sparse file: the map pair being written (its index) and the bytes of it done */
+  private segment = 0;
+  private segDone = 0;
   private destPrefix: Buffer | undefined;
 
   constructor(
@@ -119,9 +124,32 @@ export class Extractor {
   write(chunk: Buffer, off: number, n: number): void {
     let done = 0;
     try {
-      while (done < n) done += writeSync(this.fd, chunk, off + done, n - done);
+      if (this.file?.sparse) this.writeSparse(this.file.sparse.map, chunk, off, n);
+      else while (done < n) done += writeSync(this.fd, chunk, off + done, n - done);
     } catch (err) {
       throw this.failed(this.file, err);
+    }
+  }
+
+  /**
+   * A sparse file's data goes to its segments' offsets in turn; the file was
+   * sized by ftruncate, so what is never written stays a hole. The reader has
+   * checked that the segments hold exactly the data and lie inside the file.
+   */
+  private writeSparse(map: number[], chunk: Buffer, off: number, n: number): void {
+    while (n > 0) {
+      const segOff = map[this.segment] as number;
+      const segLen = map[this.segment + 1] as number;
+      if (this.segDone === segLen) {
+        this.segment += 2;
+        this.segDone = 0;
+        continue;
+      }
+      const take = Math.min(n, segLen - this.segDone);
+      const written = writeSync(this.fd, chunk, off, take, segOff + this.segDone);
+      this.segDone += written;
+      off += written;
+      n -= written;
     }
   }
 
@@ -182,6 +210,11 @@ export class Extractor {
     }
     this.file = e;
     this.kinds.set(e.path, K_FILE);
+    if (e.sparse) {
+      this.attempt(e, () => ftruncateSync(this.fd, (e.sparse as Sparse).realSize));
+      this.segment = 0;
+      this.segDone = 0;
+    }
     if (e.size > 0) return true;
     this.endFile();
     return false;
