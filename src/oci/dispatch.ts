@@ -5,7 +5,8 @@
  *  - runc's global flags before the verb: --log, --log-format, --systemd-cgroup,
  *    --criu (podman and containerd's shim always pass --log);
  *  - a verb nsbox's own CLI lacks (create, start, state, delete, list, spec...);
- *  - `run` or `exec` with --bundle/-b, --process/-p or --console-socket;
+ *  - `run` with --bundle/-b or --console-socket, `exec` with --process/-p or
+ *    --console-socket (before the id: after it they are the command's);
  *  - `kill`, `ps` or `exec` of an id that is an OCI container in the runtime
  *    root (--root's, else /run/nsbox-runc): runtime-tools and podman call
  *    `RUNTIME kill ID SIGNAL` with no other sign.
@@ -34,7 +35,9 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
   if (verb && OCI_ONLY_VERBS.includes(verb)) return true;
   const after = verbAt < 0 ? [] : argv.slice(verbAt + 1);
   // runc's flags come before the id (urfave/cli stops at the first word): what follows is the command's
-  if ((verb === "run" || verb === "exec") && flagsBeforeId(after).some((a) => /^(--bundle|-b|--process|-p|--console-socket)(=|$)/.test(a))) return true;
+  // (run's -p is nsbox's --publish; only exec's -p is runc's --process)
+  const runcOnly = verb === "run" ? /^(--bundle|-b|--console-socket)(=|$)/ : /^(--process|-p|--console-socket)(=|$)/;
+  if ((verb === "run" || verb === "exec") && flagsBeforeId(after).some((a) => runcOnly.test(a))) return true;
   if (verb === "kill" || verb === "ps" || verb === "exec") {
     const id = firstPositional(after);
     const rootAt = before.findIndex((a) => a === "--root" || a.startsWith("--root="));

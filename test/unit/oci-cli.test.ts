@@ -33,6 +33,9 @@ describe("dispatch", () => {
     expect(oci(["run", "-it", "--rm", "alpine", "sh"])).toBe(false);
     expect(oci(["--root", "/data", "run", "/rootfs", "true"])).toBe(false);
     expect(oci(["exec", "abc", "ls", "--process"])).toBe(false);
+    expect(oci(["run", "-p", "8080:80", "-d", "/rootfs", "httpd"])).toBe(false);
+    expect(oci(["run", "--publish=1:2", "-v", "/a:/b", "/rootfs", "sh"])).toBe(false);
+    expect(oci(["exec", "-e", "A=1", "-it", "abc", "sh"])).toBe(false);
     expect(oci(["run", "-e", "A=1", "/rootfs", "sh", "-c", "x --bundle y"])).toBe(false);
     expect(oci(["ps", "-a"])).toBe(false);
     expect(oci(["kill", "no-such-oci-container-here"])).toBe(false);
