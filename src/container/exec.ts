@@ -120,7 +120,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       c,
       { terminal: o.tty, user: o.user, args: o.args, env: o.env, cwd: o.cwd, capabilities: o.capabilities, noNewPrivileges: o.noNewPrivileges },
       o.seccomp ? await filterFor(o.seccomp) : undefined,
-      setgroupsDenied(init.pid),
+      { keepGroups: setgroupsDenied(init.pid) },
     );
     // through the sealed shim, never from nsbox's own binary (see c_exec in csrc/child_identity.c)
     c.push({ code: C.EXEC, fields: [0, shimFd(), o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
