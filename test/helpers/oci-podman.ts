@@ -38,7 +38,7 @@ export const RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=20000:20000",
 
 export class Podman {
   readonly dir = mkdtempSync(join(tmpdir(), "nsbox-ocitest-podman-"));
-  readonly sandbox = new Sandbox({ privateShm: true });
+  readonly sandbox = new Sandbox({ tmpfs: ["/dev/shm"] });
 
   constructor(readonly runtime: string) {
     for (const d of ["storage", "run", "tmp", "networks"]) mkdirSync(join(this.dir, d));

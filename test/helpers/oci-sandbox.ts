@@ -110,8 +110,12 @@ export class Sandbox {
   /** the holder process of a long-lived sandbox (start()) */
   private holder?: ReturnType<typeof Bun.spawn>;
 
-  /** privateShm: a tmpfs of its own at /dev/shm (podman's lock file /dev/shm/libpod_lock is global otherwise) */
-  constructor(private readonly opts: { privateShm?: boolean } = {}) {
+  /**
+   * tmpfs: existing dirs that get an empty tmpfs of their own inside, e.g.
+   * /dev/shm (podman's lock file /dev/shm/libpod_lock is global otherwise) or
+   * /run (containerd's shims put their sockets and runc state under /run/containerd).
+   */
+  constructor(private readonly opts: { tmpfs?: string[] } = {}) {
     if (!this.hierarchies.length) throw new Error("no cgroup hierarchy is mounted under /sys/fs/cgroup");
     this.dirs = this.hierarchies.map((h) => join(h.point, h.own, this.leaf));
     for (const [i, h] of this.hierarchies.entries()) {
@@ -152,7 +156,7 @@ export class Sandbox {
       "umount -R -l /sys/fs/cgroup",
       v2 ? "" : "mount -t tmpfs -o mode=755,nosuid,nodev,noexec tmpfs /sys/fs/cgroup",
       mounts,
-      this.opts.privateShm ? "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm" : "",
+      ...(this.opts.tmpfs ?? []).map((d) => `mount -t tmpfs -o mode=${d === "/dev/shm" ? "1777" : "755"},nosuid,nodev tmpfs ${shq(d)}`),
       'exec "$@"',
     ]
       .filter(Boolean)
