@@ -71,7 +71,11 @@ export class Containerd {
   }
 
   async ctr(args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<Out> {
-    const proc = Bun.spawn(this.ctrArgv(args), { stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin), stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(this.ctrArgv(args), {
+      stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60000);
     const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
     await proc.exited;
@@ -91,7 +95,9 @@ export class Containerd {
     mkdirSync(arch);
     const tar = Bun.spawnSync(["tar", "-C", rootfs, "-cf", join(arch, "layer.tar"), "."], { stderr: "pipe" });
     if (tar.exitCode !== 0) throw new Error(`tar of ${rootfs} failed: ${tar.stderr.toString()}`);
-    const layerSum = createHash("sha256").update(readFileSync(join(arch, "layer.tar"))).digest("hex");
+    const layerSum = createHash("sha256")
+      .update(readFileSync(join(arch, "layer.tar")))
+      .digest("hex");
     const config = JSON.stringify({
       architecture: process.arch === "arm64" ? "arm64" : "amd64",
       os: "linux",

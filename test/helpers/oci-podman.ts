@@ -8,7 +8,7 @@
  * explicit ulimits (podman's default RLIMIT_NOFILE/NPROC are above what root
  * may set here: its bounding set lacks CAP_SYS_RESOURCE).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Sandbox } from "./oci-sandbox.ts";
@@ -80,7 +80,11 @@ export class Podman {
   }
 
   async run(args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<Out> {
-    const proc = Bun.spawn(this.argv(args), { stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin), stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(this.argv(args), {
+      stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 60000);
     const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
     await proc.exited;
@@ -132,8 +136,11 @@ export function busyboxRootfs(nsbox: string): { dir: string; cleanup: () => void
   if (Bun.spawnSync(["test", "-x", join(shared, "bin/busybox")]).exitCode === 0) return { dir: shared, cleanup: () => {} };
   const tmp = mkdtempSync(join(tmpdir(), "nsbox-ocitest-rootfs-"));
   const dir = join(tmp, "rootfs");
-  const r = Bun.spawnSync([nsbox, "rootfs", "busybox", dir], { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`nsbox rootfs busybox failed: ${r.stderr.toString()}`);
+  const r = existsSync(nsbox) ? Bun.spawnSync([nsbox, "rootfs", "busybox", dir], { stdout: "pipe", stderr: "pipe" }) : undefined;
+  if (r?.exitCode !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(r ? `${nsbox} rootfs busybox failed: ${r.stderr.toString().trim()}` : `${nsbox} is missing: run make build`);
+  }
   return { dir, cleanup: () => rmSync(tmp, { recursive: true, force: true }) };
 }
 

@@ -127,7 +127,10 @@ export class Sandbox {
       }
       if (h.fstype === "cgroup2") {
         // let the sandbox's runtimes use the controllers below it
-        const ctrls = readFileSync(join(h.point, h.own, "cgroup.subtree_control"), "utf8").trim().split(/\s+/).filter(Boolean);
+        const ctrls = readFileSync(join(h.point, h.own, "cgroup.subtree_control"), "utf8")
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
         const sub = join(dir, "cgroup.subtree_control");
         for (const c of ctrls) {
           try {

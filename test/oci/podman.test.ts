@@ -16,7 +16,9 @@ if (missing.length) console.log(`podman tests skipped: ${missing.join(", ")} not
 function cgroupFile(pid: number, controller: string, file: string): string {
   const lines = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n");
   const v1 = lines.map((l) => l.split(":")).find((f) => f[1]?.split(",").includes(controller));
-  const path = v1 ? join("/sys/fs/cgroup", controller, v1.slice(2).join(":"), file) : join("/sys/fs/cgroup", (lines.find((l) => l.startsWith("0::")) ?? "0::/").slice(3), file);
+  const path = v1
+    ? join("/sys/fs/cgroup", controller, v1.slice(2).join(":"), file)
+    : join("/sys/fs/cgroup", (lines.find((l) => l.startsWith("0::")) ?? "0::/").slice(3), file);
   return readFileSync(path, "utf8").trim();
 }
 
@@ -58,7 +60,10 @@ for (const rt of testRuntimes()) {
       const done = join(tmp, "done");
       const tmux = (...a: string[]) => Bun.spawnSync(["tmux", "-S", sock, ...a], { stdout: "pipe", stderr: "pipe" });
       try {
-        const cmd = `${p.argv(["run", "-it", "--rm", ...RUN_FLAGS, IMAGE, "sh"]).map(shq).join(" ")}; echo $? > ${done}`;
+        const cmd = `${p
+          .argv(["run", "-it", "--rm", ...RUN_FLAGS, IMAGE, "sh"])
+          .map(shq)
+          .join(" ")}; echo $? > ${done}`;
         expect(tmux("new-session", "-d", "-x", "100", "-y", "30", cmd).exitCode).toBe(0);
         const screen = () => tmux("capture-pane", "-p").stdout.toString();
         const prompt = await waitFor(() => /[#$]\s*$/m.test(screen()), 30000);
@@ -77,7 +82,19 @@ for (const rt of testRuntimes()) {
 
     test("run -d, exec, logs, stop, rm", async () => {
       const name = `ocitest-d-${rt.name}`;
-      const id = (await p.ok(["run", "-d", "--name", name, ...RUN_FLAGS, IMAGE, "sh", "-c", "echo started; trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.2; done"])).trim();
+      const id = (
+        await p.ok([
+          "run",
+          "-d",
+          "--name",
+          name,
+          ...RUN_FLAGS,
+          IMAGE,
+          "sh",
+          "-c",
+          "echo started; trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.2; done",
+        ])
+      ).trim();
       expect(id).toMatch(/^[0-9a-f]{64}$/);
       expect(await waitFor(async () => (await p.run(["logs", name])).stdout.includes("started"))).toBe(true);
       expect((await p.ok(["inspect", "--format", "{{.State.Status}}", name])).trim()).toBe("running");
@@ -103,7 +120,13 @@ for (const rt of testRuntimes()) {
         expect(cgroupFile(pid, "memory", v1 ? "memory.limit_in_bytes" : "memory.max")).toBe(String(64 * 1024 * 1024));
         expect(cgroupFile(pid, "pids", "pids.max")).toBe("50");
         // and it holds: the 50th process cannot be made
-        const fork = await p.run(["exec", name, "sh", "-c", "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; echo made $(jobs -p | wc -l)"]);
+        const fork = await p.run([
+          "exec",
+          name,
+          "sh",
+          "-c",
+          "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; echo made $(jobs -p | wc -l)",
+        ]);
         expect(fork.stdout).not.toMatch(/made 60/);
       } finally {
         await p.run(["rm", "-f", "-t", "0", name]);
@@ -112,12 +135,55 @@ for (const rt of testRuntimes()) {
 
     test("pod create: two containers share localhost", async () => {
       const pod = `ocitest-pod-${rt.name}`;
-      await p.ok(["pod", "create", "--name", pod, "--network", "none", "--infra-image", IMAGE, "--infra-command", "sleep 1000000", "--cgroup-parent", "/ocitest"]);
+      await p.ok([
+        "pod",
+        "create",
+        "--name",
+        pod,
+        "--network",
+        "none",
+        "--infra-image",
+        IMAGE,
+        "--infra-command",
+        "sleep 1000000",
+        "--cgroup-parent",
+        "/ocitest",
+      ]);
       try {
-        await p.ok(["run", "-d", "--pod", pod, "--name", `${pod}-web`, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", IMAGE, "sh", "-c", "mkdir -p /www && echo shared localhost > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"]);
+        await p.ok([
+          "run",
+          "-d",
+          "--pod",
+          pod,
+          "--name",
+          `${pod}-web`,
+          "--ulimit",
+          "nofile=20000:20000",
+          "--ulimit",
+          "nproc=32768:32768",
+          IMAGE,
+          "sh",
+          "-c",
+          "mkdir -p /www && echo shared localhost > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www",
+        ]);
         let got = "";
         const ok = await waitFor(async () => {
-          const r = await p.run(["run", "--rm", "--pod", pod, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", IMAGE, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
+          const r = await p.run([
+            "run",
+            "--rm",
+            "--pod",
+            pod,
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=32768:32768",
+            IMAGE,
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://127.0.0.1:8080/",
+          ]);
           got = r.stdout + r.stderr;
           return r.code === 0;
         }, 20000);

@@ -160,7 +160,8 @@ async function runProgram(program: string, bin: string, timeoutSec: number): Pro
   const r: ProgramResult = { ...tap, program, ms };
   if (timedOut) r.error = `timed out after ${timeoutSec} s`;
   else if (tap.ok + tap.notOk === 0) r.error = `no TAP (exit ${proc.exitCode}): ${err.trim().split("\n").slice(-3).join(" / ").slice(0, 300)}`;
-  else if (tap.planned !== undefined && tap.ok + tap.notOk < tap.planned) r.error = `stopped after ${tap.ok + tap.notOk} of ${tap.planned} (exit ${proc.exitCode}): ${err.trim().split("\n").slice(-2).join(" / ").slice(0, 300)}`;
+  else if (tap.planned !== undefined && tap.ok + tap.notOk < tap.planned)
+    r.error = `stopped after ${tap.ok + tap.notOk} of ${tap.planned} (exit ${proc.exitCode}): ${err.trim().split("\n").slice(-2).join(" / ").slice(0, 300)}`;
   if (r.error) {
     r.notOk++;
     r.failures.push({ line: "(the program)", reason: r.error });
@@ -187,7 +188,8 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) skip("needs root (containers, mounts, cgroups)");
   const git = findMirror();
-  if (!git) skip("no runtime-tools mirror (set RUNTIME_TOOLS_GIT to a git dir of github.com/opencontainers/runtime-tools; nothing is fetched from the network)");
+  if (!git)
+    skip("no runtime-tools mirror (set RUNTIME_TOOLS_GIT to a git dir of github.com/opencontainers/runtime-tools; nothing is fetched from the network)");
   let programs = build(git);
   if (a.only.length) programs = programs.filter((p) => a.only.includes(p));
   const suites: SuiteResult[] = [];
@@ -215,7 +217,9 @@ async function main(): Promise<void> {
       seconds: (Date.now() - started) / 1000,
     };
     suites.push(s);
-    console.log(`runtime-tools: ${name} (${version}): ${s.ok} ok (${s.skipped} of them skips), ${s.notOk} not ok, ${programs.length} programs in ${s.seconds.toFixed(0)} s`);
+    console.log(
+      `runtime-tools: ${name} (${version}): ${s.ok} ok (${s.skipped} of them skips), ${s.notOk} not ok, ${programs.length} programs in ${s.seconds.toFixed(0)} s`,
+    );
   }
   const md = markdown(suites);
   if (a.markdown) writeFileSync(a.markdown, md);
