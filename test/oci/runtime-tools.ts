@@ -133,6 +133,9 @@ async function runProgram(program: string, bin: string, timeoutSec: number): Pro
   const tmp = join(work, "tmp");
   mkdirSync(state);
   mkdirSync(tmp);
+  // mkdtemp's 0700 would keep a user namespace's root (linux_uid_mappings) out of the bundle
+  chmodSync(work, 0o755);
+  chmodSync(tmp, 0o755);
   const wrapper = join(work, "runtime");
   writeFileSync(wrapper, `#!/bin/sh\nexec ${shq(bin)} --root ${shq(state)} "$@"\n`);
   chmodSync(wrapper, 0o755);
