@@ -51,8 +51,8 @@ export class Podman {
     return join(this.dir, "containers.conf");
   }
 
-  /** podman and its global flags */
-  base(): string[] {
+  /** podman and its global flags (runtime: another runtime for this command) */
+  base(runtime = this.runtime): string[] {
     return [
       "podman",
       "--root",
@@ -70,13 +70,13 @@ export class Podman {
       "--events-backend",
       "none",
       "--runtime",
-      this.runtime,
+      runtime,
     ];
   }
 
   /** The argv of one podman command inside the sandbox (for tmux, hyperfine). */
-  argv(args: string[]): string[] {
-    return this.sandbox.enter(["env", `CONTAINERS_CONF=${this.conf}`, ...this.base(), ...args]);
+  argv(args: string[], runtime = this.runtime): string[] {
+    return this.sandbox.enter(["env", `CONTAINERS_CONF=${this.conf}`, ...this.base(runtime), ...args]);
   }
 
   async run(args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<Out> {

@@ -161,10 +161,19 @@ async function runProgram(program: string, bin: string, timeoutSec: number): Pro
   rmSync(work, { recursive: true, force: true });
   const tap = parseTap(out);
   const r: ProgramResult = { ...tap, program, ms };
+  const lastErr = (n: number) => err.trim().split("\n").slice(-n).join(" / ").slice(0, 300);
   if (timedOut) r.error = `timed out after ${timeoutSec} s`;
-  else if (tap.ok + tap.notOk === 0) r.error = `no TAP (exit ${proc.exitCode}): ${err.trim().split("\n").slice(-3).join(" / ").slice(0, 300)}`;
+  else if (tap.ok + tap.notOk === 0 && tap.planned === 0) {
+    // prestart_fail, poststop... print no test lines: an empty plan passes, a YAML diagnostic is their failure
+    if (/^\s+---/m.test(out))
+      r.error = `${out
+        .replace(/^TAP version \d+$|^1\.\.0$/gm, "")
+        .replace(/\s+/g, " ")
+        .trim()
+        .slice(0, 300)} ${lastErr(2)}`.trim();
+  } else if (tap.ok + tap.notOk === 0) r.error = `no TAP (exit ${proc.exitCode}): ${lastErr(3)}`;
   else if (tap.planned !== undefined && tap.ok + tap.notOk < tap.planned)
-    r.error = `stopped after ${tap.ok + tap.notOk} of ${tap.planned} (exit ${proc.exitCode}): ${err.trim().split("\n").slice(-2).join(" / ").slice(0, 300)}`;
+    r.error = `stopped after ${tap.ok + tap.notOk} of ${tap.planned} (exit ${proc.exitCode}): ${lastErr(2)}`;
   if (r.error) {
     r.notOk++;
     r.failures.push({ line: "(the program)", reason: r.error });
