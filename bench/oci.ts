@@ -68,14 +68,13 @@ function bundleRuns(ctx: BenchContext): { row: Row; spread: string } {
 async function podmanRuns(ctx: BenchContext): Promise<{ row?: Row; note: string }> {
   const missing = ["podman", "conmon"].filter((t) => !Bun.which(t));
   if (missing.length) return { note: `podman: not measured (${missing.join(" and ")} not installed: .ci/setup --bench)` };
-  const runtimes: Record<Oci, string> = { nsbox: ctx.opts.nsbox, crun: Bun.which("crun") ?? "crun", runc: Bun.which("runc") ?? "runc" };
-  // one podman store for the three: only --runtime differs between the commands
-  const p = new Podman(runtimes.nsbox);
+  // one podman store for the three: only --runtime differs between the commands (nsbox: by the name containers.conf gives it)
+  const p = new Podman("nsbox", ctx.opts.nsbox);
   let failure: unknown;
   let result: { row?: Row; note: string } | undefined;
   try {
     await p.setup(ctx.rootfs);
-    const argv = (c: Oci): string[] => p.argv(["run", "--rm", ...RUN_FLAGS, IMAGE, ...ARGS], runtimes[c]);
+    const argv = (c: Oci): string[] => p.argv(["run", "--rm", ...RUN_FLAGS, IMAGE, ...ARGS], c);
     for (const c of OCI) {
       const r = exec(argv(c));
       if (r.code !== 0) throw new BenchError(`podman --runtime ${c} run --rm failed (exit ${r.code}): ${r.stderr.trim()}`);

@@ -40,10 +40,29 @@ export class Podman {
   readonly dir = mkdtempSync(join(tmpdir(), "nsbox-ocitest-podman-"));
   readonly sandbox = new Sandbox({ tmpfs: ["/dev/shm"] });
 
-  constructor(readonly runtime: string) {
+  /**
+   * runtime: a name podman knows (crun, runc) or "nsbox", which the private
+   * containers.conf maps to the nsbox binary, as the README tells users to.
+   */
+  constructor(
+    readonly runtime: string,
+    nsbox = nsboxPath(),
+  ) {
     for (const d of ["storage", "run", "tmp", "networks"]) mkdirSync(join(this.dir, d));
-    // the ulimits also for what the tests cannot pass --ulimit to (a pod's infra container)
-    writeFileSync(this.conf, '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n');
+    writeFileSync(
+      this.conf,
+      [
+        "[containers]",
+        // the ulimits also for what the tests cannot pass --ulimit to (a pod's infra container)
+        'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
+        "[engine]",
+        // podman then passes --log-format=json and shows the runtime's own error message
+        'runtime_supports_json = ["crun", "runc", "nsbox"]',
+        "[engine.runtimes]",
+        `nsbox = [${JSON.stringify(nsbox)}]`,
+        "",
+      ].join("\n"),
+    );
   }
 
   /** a containers.conf of its own (CONTAINERS_CONF) */

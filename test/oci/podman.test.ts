@@ -28,7 +28,7 @@ for (const rt of testRuntimes()) {
     let rootfs: { dir: string; cleanup: () => void };
 
     beforeAll(async () => {
-      p = new Podman(rt.path);
+      p = new Podman(rt.name);
       rootfs = busyboxRootfs(nsboxPath());
       await p.setup(rootfs.dir);
     });
@@ -97,7 +97,7 @@ for (const rt of testRuntimes()) {
       ).trim();
       expect(id).toMatch(/^[0-9a-f]{64}$/);
       expect(await waitFor(async () => (await p.run(["logs", name])).stdout.includes("started"))).toBe(true);
-      expect((await p.ok(["inspect", "--format", "{{.State.Status}}", name])).trim()).toBe("running");
+      expect((await p.ok(["inspect", "--format", "{{.State.Status}} {{.OCIRuntime}}", name])).trim()).toBe(`running ${rt.name}`);
       expect(await p.ok(["exec", name, "sh", "-c", "echo in $(hostname); cat /proc/1/cmdline | tr '\\0' ' '"])).toMatch(/^in \w+\nsh -c echo started/);
       expect((await p.run(["exec", name, "sh", "-c", "exit 5"])).code).toBe(5);
       expect((await p.ok(["exec", "-i", name, "cat"], { stdin: "through stdin\n" })).trim()).toBe("through stdin");
