@@ -160,6 +160,9 @@ async function runProgram(program: string, bin: string, timeoutSec: number): Pro
   const left = await sandbox.destroy();
   rmSync(work, { recursive: true, force: true });
   const tap = parseTap(out);
+  // a failure without a YAML reason: the program's stderr (the runtime's message it relays) says why
+  const why = err.trim().split("\n").slice(-2).join(" / ").slice(0, 300);
+  for (const f of tap.failures) if (!f.reason && why) f.reason = `stderr: ${why}`;
   const r: ProgramResult = { ...tap, program, ms };
   const lastErr = (n: number) => err.trim().split("\n").slice(-n).join(" / ").slice(0, 300);
   if (timedOut) r.error = `timed out after ${timeoutSec} s`;
