@@ -2,7 +2,7 @@
  * The OCI runtime-tools validation suite against crun, runc and nsbox:
  *
  *   bun test/oci/runtime-tools.ts [--runtimes crun,runc,nsbox] [--nsbox PATH]
- *       [--only NAME,...] [--timeout SEC] [--markdown FILE]
+ *       [--only NAME,...] [--timeout SEC] [--budget SEC] [--parallel] [--markdown FILE]
  *
  * runtime-tools is not in this repository and is never fetched from the
  * network here: its source is taken from a local git mirror (RUNTIME_TOOLS_GIT,
@@ -17,6 +17,8 @@
  * all removed afterwards. The runtime is a two-line wrapper that adds
  * `--root STATE` (RUNTIME must be one executable path).
  *
+ * The runtimes take turns program by program; with --budget, no program starts
+ * after that many seconds (the build not counted) and an incomplete run fails.
  * Prints ok / not ok per runtime and every failure of nsbox with its reason;
  * exits 1 when nsbox passes fewer than crun (the target of issue 12) or when
  * something was left behind.
@@ -36,11 +38,22 @@ interface Args {
   nsbox: string;
   only: string[];
   timeoutSec: number;
+  /** stop starting programs after this many seconds (0: none), so that make test-oci stays bounded */
+  budgetSec: number;
+  /** the runtimes run the same program at the same time (each in its own sandbox): the suite takes the slowest's time, not the sum */
+  parallel: boolean;
   markdown?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runtimes: ["crun", "runc", "nsbox"], nsbox: process.env.NSBOX ?? join(REPO, "dist/nsbox"), only: [], timeoutSec: 60 };
+  const a: Args = {
+    runtimes: ["crun", "runc", "nsbox"],
+    nsbox: process.env.NSBOX ?? join(REPO, "dist/nsbox"),
+    only: [],
+    timeoutSec: 60,
+    budgetSec: 0,
+    parallel: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     const v = () => {
@@ -52,6 +65,8 @@ function parseArgs(argv: string[]): Args {
     else if (f === "--nsbox") a.nsbox = resolve(v());
     else if (f === "--only") a.only = v().split(",").filter(Boolean);
     else if (f === "--timeout") a.timeoutSec = Number(v());
+    else if (f === "--budget") a.budgetSec = Number(v());
+    else if (f === "--parallel") a.parallel = true;
     else if (f === "--markdown") a.markdown = resolve(v());
     else die(`unknown argument ${f} (see the comment at the top of test/oci/runtime-tools.ts)`);
   }
@@ -208,34 +223,45 @@ async function main(): Promise<void> {
   let programs = build(git);
   if (a.only.length) programs = programs.filter((p) => a.only.includes(p));
   const suites: SuiteResult[] = [];
+  // the runtimes take turns program by program: load from elsewhere on the host, and a
+  // budget that runs out, hit them alike
+  const rts: { name: string; bin: string; version: string; results: ProgramResult[]; ms: number }[] = [];
   for (const name of a.runtimes) {
     const bin = runtimeBinary(name, a);
-    if (!bin) {
-      console.log(`runtime-tools: ${name}: not installed, not run`);
-      continue;
-    }
-    const version = run([bin, "--version"]).out.split("\n")[0]?.trim() ?? "";
-    const started = Date.now();
-    const results: ProgramResult[] = [];
-    for (const p of programs) {
-      const r = await runProgram(p, bin, a.timeoutSec);
-      results.push(r);
-      if (process.env.VERBOSE) console.log(`  ${name} ${p}: ${r.ok} ok, ${r.notOk} not ok (${r.ms} ms)${r.error ? ` ${r.error}` : ""}`);
-    }
+    if (!bin) console.log(`runtime-tools: ${name}: not installed, not run`);
+    else rts.push({ name, bin, version: run([bin, "--version"]).out.split("\n")[0]?.trim() ?? "", results: [], ms: 0 });
+  }
+  const started = Date.now();
+  let done = 0;
+  for (const p of programs) {
+    if (a.budgetSec && Date.now() - started > a.budgetSec * 1000) break;
+    const one = async (rt: (typeof rts)[number]) => {
+      const r = await runProgram(p, rt.bin, a.timeoutSec);
+      rt.results.push(r);
+      rt.ms += r.ms;
+      if (process.env.VERBOSE) console.log(`  ${rt.name} ${p}: ${r.ok} ok, ${r.notOk} not ok (${r.ms} ms)${r.error ? ` ${r.error}` : ""}`);
+    };
+    if (a.parallel) await Promise.all(rts.map(one));
+    else for (const rt of rts) await one(rt);
+    done++;
+  }
+  for (const rt of rts) {
     const s: SuiteResult = {
-      runtime: name,
-      version,
-      programs: results,
-      ok: results.reduce((n, r) => n + r.ok, 0),
-      notOk: results.reduce((n, r) => n + r.notOk, 0),
-      skipped: results.reduce((n, r) => n + r.skipped, 0),
-      seconds: (Date.now() - started) / 1000,
+      runtime: rt.name,
+      version: rt.version,
+      programs: rt.results,
+      ok: rt.results.reduce((n, r) => n + r.ok, 0),
+      notOk: rt.results.reduce((n, r) => n + r.notOk, 0),
+      skipped: rt.results.reduce((n, r) => n + r.skipped, 0),
+      seconds: rt.ms / 1000,
     };
     suites.push(s);
     console.log(
-      `runtime-tools: ${name} (${version}): ${s.ok} ok (${s.skipped} of them skips), ${s.notOk} not ok, ${programs.length} programs in ${s.seconds.toFixed(0)} s`,
+      `runtime-tools: ${rt.name} (${rt.version}): ${s.ok} ok (${s.skipped} of them skips), ${s.notOk} not ok, ${done} programs in ${s.seconds.toFixed(0)} s`,
     );
   }
+  const incomplete = done < programs.length;
+  if (incomplete) console.log(`runtime-tools: the ${a.budgetSec} s budget ran out after ${done} of ${programs.length} programs (the counts cover those)`);
   const md = markdown(suites);
   if (a.markdown) writeFileSync(a.markdown, md);
   const nsbox = suites.find((s) => s.runtime === "nsbox");
@@ -247,6 +273,7 @@ async function main(): Promise<void> {
     console.log(`runtime-tools: FAILED: nsbox passes ${nsbox.ok}, fewer than crun's ${crun.ok}`);
     process.exit(1);
   }
+  if (incomplete) process.exit(1);
 }
 
 /** The results table and nsbox's failures, as bench/results.md and the README take them. */
