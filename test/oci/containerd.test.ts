@@ -42,6 +42,22 @@ describe.skipIf(missing.length > 0)("containerd", () => {
       expect((await c.ok(["container", "ls", "-q"])).trim()).toBe("");
     });
 
+    test(`${rt.name}: ctr run -t: a terminal through the shim's console socket`, async () => {
+      const id = `ocitest-tty-${rt.name}`;
+      // ctr -t wants a terminal on its own stdin: script gives it one
+      const inner = c
+        .ctrArgv(["run", "--rm", "-t", ...runtime, CTR_IMAGE, id, "sh", "-c", "tty; stty size"])
+        .map(shq)
+        .join(" ");
+      const proc = Bun.spawn(["script", "-qec", `stty rows 30 cols 100; ${inner}`, "/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 30000);
+      const out = await new Response(proc.stdout).text();
+      await proc.exited;
+      clearTimeout(timer);
+      expect(out.replace(/\r/g, "")).toMatch(/^\/dev\/(pts\/\d+|console)\n30 100\n/m);
+      expect(proc.exitCode).toBe(0);
+    });
+
     test(`${rt.name}: ctr run -d, task exec, kill, delete`, async () => {
       const id = `ocitest-exec-${rt.name}`;
       await c.ok(["run", "-d", ...runtime, CTR_IMAGE, id, "sleep", "1000"]);
@@ -62,3 +78,7 @@ describe.skipIf(missing.length > 0)("containerd", () => {
     });
   }
 });
+
+function shq(word: string): string {
+  return /^[A-Za-z0-9_./=:@%+,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

@@ -54,6 +54,77 @@ for (const rt of testRuntimes()) {
       expect((await p.ok(["ps", "-a", "-q"])).trim()).toBe("");
     });
 
+    test("run: user, workdir, env, hostname, dropped capability, a command that cannot run", async () => {
+      const r = await p.run([
+        "run",
+        "--rm",
+        ...RUN_FLAGS,
+        "--user",
+        "1000:1000",
+        "--workdir",
+        "/tmp",
+        "--env",
+        "GREETING=hi there",
+        "--hostname",
+        "ocitest-host",
+        IMAGE,
+        "sh",
+        "-c",
+        'echo "$(id -u):$(id -g) $(pwd) $GREETING $(hostname)"; grep CapEff /proc/self/status',
+      ]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout.split("\n")[0]).toBe("1000:1000 /tmp hi there ocitest-host");
+      expect(r.stdout).toMatch(/^CapEff:\s+0+$/m);
+      const root = await p.run([
+        "run",
+        "--rm",
+        ...RUN_FLAGS,
+        "--cap-drop",
+        "CHOWN",
+        IMAGE,
+        "sh",
+        "-c",
+        "chown 1:1 /tmp 2>/dev/null && echo chowned || echo no chown",
+      ]);
+      expect(root.stdout).toBe("no chown\n");
+      // a command that cannot be executed: podman's 126, with the runtime's reason
+      const notExec = await p.run(["run", "--rm", ...RUN_FLAGS, IMAGE, "/etc/passwd"]);
+      expect(notExec.code).toBe(126);
+      expect(notExec.stderr).toMatch(/permission denied/i);
+    });
+
+    test("run --read-only: the root is read-only, /tmp is podman's tmpfs (tmpcopyup)", async () => {
+      const r = await p.run([
+        "run",
+        "--rm",
+        ...RUN_FLAGS,
+        "--read-only",
+        IMAGE,
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo wrote / || echo / is read-only; touch /tmp/x && echo wrote /tmp",
+      ]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe("/ is read-only\nwrote /tmp\n");
+    });
+
+    test("pause, unpause, kill -s", async () => {
+      const name = `ocitest-pause-${rt.name}`;
+      await p.ok(["run", "-d", "--name", name, ...RUN_FLAGS, IMAGE, "sh", "-c", "trap 'echo got USR1' USR1; while :; do sleep 0.1; done"]);
+      try {
+        await p.ok(["pause", name]);
+        expect((await p.ok(["inspect", "--format", "{{.State.Status}}", name])).trim()).toBe("paused");
+        await p.ok(["unpause", name]);
+        expect((await p.ok(["inspect", "--format", "{{.State.Status}}", name])).trim()).toBe("running");
+        await p.ok(["kill", "-s", "USR1", name]);
+        expect(await waitFor(async () => (await p.run(["logs", name])).stdout.includes("got USR1"))).toBe(true);
+        await p.ok(["kill", name]);
+        expect(await waitFor(async () => (await p.ok(["inspect", "--format", "{{.State.Status}}", name])).trim() === "exited")).toBe(true);
+      } finally {
+        await p.run(["rm", "-f", "-t", "0", name]);
+      }
+    });
+
     test("run -it through tmux: a terminal, input, exit", async () => {
       const tmp = mkdtempSync(join(tmpdir(), "nsbox-ocitest-tmux-"));
       const sock = join(tmp, "tmux.sock");
