@@ -104,6 +104,7 @@ bench: build
 
 install: build
 	install -D -m 0755 dist/nsbox $(DESTDIR)$(PREFIX)/bin/nsbox
+	ln -sf nsbox $(DESTDIR)$(PREFIX)/bin/nsbox-runc
 
 typecheck: node_modules/.installed
 	./node_modules/.bin/tsc -p .

@@ -38,6 +38,8 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "idle", file: "./idle.ts" },
   { name: "net", file: "./net.ts" },
   { name: "security", file: "./security.ts" },
+  { name: "images", file: "./images.ts" },
+  { name: "image-store", file: "./image-store.ts" },
   { name: "oci", file: "./oci.ts" },
   // placeholders for sections still being written elsewhere, e.g.:
   // { name: "tar", file: "./tar.ts" },

@@ -2,23 +2,30 @@
  * nsbox: the table of commands, global flags, and the one place where errors
  * become a line on stderr and an exit code.
  */
+
+import { basename } from "node:path";
 import { renderUsage } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { cleanup, cleanupCommand, cleanupFlags } from "./cli/cleanup.ts";
 import { exec, execCommand, execFlags } from "./cli/exec.ts";
+import { exportCommand, exportContainer, exportFlags } from "./cli/export.ts";
+import { image, imageCommand, imageFlags, images, imagesCommand, imagesFlags, rmi, rmiCommand, rmiFlags } from "./cli/image.ts";
 import { inspect, inspectCommand, inspectFlags } from "./cli/inspect.ts";
+import { login, loginCommand, loginFlags, logout, logoutCommand, logoutFlags } from "./cli/login.ts";
 import { logs, logsCommand, logsFlags } from "./cli/logs.ts";
 import { network, networkCommand, networkFlags } from "./cli/network.ts";
 import { ns, nsCommand, nsFlags } from "./cli/ns.ts";
 import { pod, podCommand, podFlags } from "./cli/pod.ts";
 import { ps, psCommand, psFlags } from "./cli/ps.ts";
+import { pull, pullCommand, pullFlags } from "./cli/pull.ts";
 import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
 import { run, runCommand, runFlags } from "./cli/run.ts";
 import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
+import { isOciCommandLine } from "./oci/dispatch.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
@@ -50,6 +57,13 @@ const commands: Record<string, Entry> = {
   network: { cmd: networkCommand, flags: networkFlags, main: network },
   rootfs: { cmd: rootfsCommand, flags: rootfsFlags, main: rootfs },
   cleanup: { cmd: cleanupCommand, flags: cleanupFlags, main: cleanup },
+  image: { cmd: imageCommand, flags: imageFlags, main: image },
+  images: { cmd: imagesCommand, flags: imagesFlags, main: images },
+  rmi: { cmd: rmiCommand, flags: rmiFlags, main: rmi },
+  export: { cmd: exportCommand, flags: exportFlags, main: exportContainer },
+  pull: { cmd: pullCommand, flags: pullFlags, main: pull },
+  login: { cmd: loginCommand, flags: loginFlags, main: login },
+  logout: { cmd: logoutCommand, flags: logoutFlags, main: logout },
 };
 
 const mainCommand = {
@@ -65,8 +79,10 @@ async function usage(entry?: Entry): Promise<string> {
   return plain.replace(/[ \t]+$/gm, "");
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], invokedAs = basename(process.argv0 ?? "")): Promise<number> {
   mark("main");
+  // The runc command line (podman, containerd): see isOciCommandLine for the rule.
+  if (isOciCommandLine(argv, invokedAs)) return (await import("./oci/cli.ts")).ociMain(argv);
   try {
     // Global flags come before the command, as with docker and runc.
     const split = commandIndex(argv);

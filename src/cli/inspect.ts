@@ -5,9 +5,11 @@ import { type ContainerView, mustView, reconcile } from "../container/lifecycle.
 import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { capHex } from "../security/capabilities.ts";
+import { defaultMounts } from "../spec/defaults.ts";
 import { resolveRef } from "../state/store.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { printInspect } from "./format.ts";
+import { dockerConfig, dockerHostConfig, dockerMounts, dockerNetworkSettings } from "./inspect-docker.ts";
 import { portsText } from "./ps.ts";
 
 export const inspectFlags = {
@@ -25,42 +27,60 @@ export const inspectCommand = defineCommand({
   args: toCitty(inspectFlags),
 });
 
+/**
+ * docker's schema where docker has the field (Id, Name, Created, Path, Args,
+ * Image, State, Config, HostConfig, NetworkSettings, Mounts: see
+ * inspect-docker.ts); nsbox's own fields under their own names; the full
+ * ContainerSpec under Spec.
+ */
 export function inspectJson(v: ContainerView) {
   const running = v.status === "running";
   const pid = running ? (v.state.init?.pid ?? 0) : 0;
+  const image = v.config.spec.nsbox.image;
   return {
     Id: v.id,
     Name: v.config.name ?? "",
     Created: v.config.created,
     Path: v.config.spec.process.args[0],
     Args: v.config.spec.process.args.slice(1),
+    Image: image?.id ?? "",
+    ImageDigest: image?.digest ?? null,
     Rootfs: v.config.rootfs,
     RootfsPath: v.config.spec.root.path,
     State: {
       Status: v.status,
       Running: running,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: v.exit?.oomKilled ?? (running && v.config.cgroup ? openCgroup(v.config.cgroup).oomKills() > 0 : false),
+      Dead: false,
       Pid: pid,
       MonitorPid: v.state.monitor?.pid ?? 0,
       ExitCode: v.exit?.code ?? null,
       ExitNote: v.exit?.note,
-      OOMKilled: v.exit?.oomKilled ?? (running && v.config.cgroup ? openCgroup(v.config.cgroup).oomKills() > 0 : false),
+      Error: "",
       StartedAt: v.state.startedAt ?? null,
       FinishedAt: v.exit?.finishedAt ?? null,
     },
+    Config: dockerConfig(v),
+    HostConfig: dockerHostConfig(v),
+    NetworkSettings: dockerNetworkSettings(v),
     Detached: v.config.detached,
     AutoRemove: v.config.autoRemove,
     Pod: v.config.pod ?? null,
     Cgroup: v.config.cgroup ? { Version: v.config.cgroup.version, Paths: v.config.cgroup.paths } : null,
-    Mounts: v.config.spec.mounts,
+    Mounts: dockerMounts(v, DEFAULT_MOUNTS()),
     Namespaces: running ? namespacesOf(pid).map((n) => ({ Type: n.type, Inode: n.inode, Path: n.path })) : [],
     Network: v.config.network ?? null,
     Ports: portsText(v),
     LogPath: v.config.detached ? logPath(v.id) : null,
     Security: securityJson(v),
     // the seccomp rules are summed up in Security (hundreds of lines otherwise)
-    Config: { ...v.config.spec, linux: { ...v.config.spec.linux, seccomp: v.config.spec.linux.seccomp ? "(see Security.Seccomp)" : undefined } },
+    Spec: { ...v.config.spec, linux: { ...v.config.spec.linux, seccomp: v.config.spec.linux.seccomp ? "(see Security.Seccomp)" : undefined } },
   };
 }
+
+const DEFAULT_MOUNTS = () => new Set(defaultMounts().map((m) => m.destination));
 
 /** What confines the container: capabilities, no_new_privs, seccomp, masked paths, devices. */
 function securityJson(v: ContainerView) {

@@ -37,6 +37,7 @@ export function psJson(v: ContainerView) {
     ID: v.id,
     Names: v.config.name ?? "",
     Rootfs: v.config.rootfs,
+    Image: v.config.spec.nsbox.image?.ref ?? "",
     Command: v.config.spec.process.args.join(" "),
     CreatedAt: v.config.created,
     State: v.status,

@@ -8,13 +8,14 @@ import { newId, shortId } from "../container/ids.ts";
 import { reconcile } from "../container/lifecycle.ts";
 import { findPod, podNamespaces } from "../container/pod.ts";
 import { fail } from "../errors.ts";
+import { applyImageConfig, parsePullPolicy, readFileInLayers, resolveImage } from "../image/use.ts";
 import { log } from "../log.ts";
 import { findNft } from "../net/nft.ts";
 import { parsePublish } from "../net/ports.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
-import { prepareRootfs } from "../rootfs/prepare.ts";
+import { isRootfsPath, prepareRootfs } from "../rootfs/prepare.ts";
 import { applySecurity } from "../security/apply.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../spec/defaults.ts";
 import { checkVolumeSource, containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../spec/parse.ts";
@@ -27,8 +28,15 @@ import { bool, type FlagsDef, list, type Parsed, parseFlags, str, toCitty } from
 import { lookup } from "./common.ts";
 
 export const runFlags = {
-  rootfs: { type: "positional", description: "a directory, or a .tar/.tar.gz/.tgz/.tar.zst tarball (extracted once, cached)", required: true },
-  command: { type: "positional", description: "the command and its arguments, run as PID 1", required: true },
+  "image|rootfs": {
+    type: "positional",
+    description:
+      "an image (alpine, host:5000/app:1, an id), or a path: a directory or a .tar/.tar.gz/.tgz/.tar.zst tarball (/x, ./x and existing paths are paths)",
+    required: true,
+  },
+  command: { type: "positional", description: "the command and its arguments, run as PID 1 (an image's default: its Entrypoint and Cmd)" },
+  entrypoint: { type: "string", description: 'replace the image\'s Entrypoint (and drop its Cmd); "" clears it', valueHint: "CMD" },
+  pull: { type: "string", description: "pull the image: missing (default: when not in the store), always, never", valueHint: "POLICY" },
   interactive: { type: "boolean", alias: "i", description: "keep stdin open (it is /dev/null otherwise)" },
   tty: { type: "boolean", alias: "t", description: "give the command a terminal from the container's own /dev/pts" },
   hostname: { type: "string", description: "the container's hostname (default: the first 12 digits of its id)", valueHint: "NAME" },
@@ -164,18 +172,26 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   const f = p.flags;
   const rootfsArg = p.positionals[0];
   const args = p.rest;
-  if (!rootfsArg) fail('"nsbox run" needs a ROOTFS and a command, e.g.: nsbox run ./rootfs /bin/sh');
-  if (args.length === 0) fail(`"nsbox run" needs a command to run in ${rootfsArg}, e.g.: nsbox run ${rootfsArg} /bin/sh`);
+  if (!rootfsArg) fail('"nsbox run" needs an IMAGE or a ROOTFS, e.g.: nsbox run ./rootfs /bin/sh');
+  const isPath = isRootfsPath(rootfsArg);
+  const entrypoint = str(f.entrypoint);
+  if (isPath && args.length === 0 && !entrypoint) fail(`"nsbox run" needs a command to run in ${rootfsArg}, e.g.: nsbox run ${rootfsArg} /bin/sh`);
+  const pullPolicy = parsePullPolicy(str(f.pull));
   if (process.getuid?.() !== 0) fail("nsbox run needs root: it creates namespaces, mounts and cgroups (run it with sudo; rootless mode is not supported yet)");
-  const lowerDir = await prepareRootfs(rootfsArg);
+  if (!isPath && str(f.userns) !== undefined) fail("--userns cannot be used with an image yet: run a rootfs directory or tarball instead");
+  const image = isPath ? undefined : await resolveImage(rootfsArg, pullPolicy, pullForRun);
+  const lowerDir = image ? (image.layerDirs[0] as string) : await prepareRootfs(rootfsArg);
+  // the image's Entrypoint, Cmd, Env, User and WorkingDir with docker's rules; a path has none
+  const fromImage = applyImageConfig(image?.config.config, { cmd: args, entrypoint, user: str(f.user), workdir: str(f.workdir) });
+  if (fromImage.args.length === 0) fail(`image "${rootfsArg}" has no Entrypoint or Cmd: give a command, e.g. nsbox run ${rootfsArg} /bin/sh`);
   mark("rootfs ready");
   const id = newId();
   let hostname = str(f.hostname) !== undefined ? parseHostname(str(f.hostname) as string) : shortId(id);
   const tty = bool(f.tty);
   if (tty && bool(f.interactive) && !bool(f.detach) && !isTerminal(0)) fail("the input device is not a terminal: drop -t, or run nsbox from a terminal");
 
-  const userText = str(f.user) ?? "0:0";
-  const etc = (file: string) => readFileInRoot(lowerDir, file);
+  const userText = fromImage.user ?? "0:0";
+  const etc = (file: string) => (image ? readFileInLayers(image.layerDirs, file) : readFileInRoot(lowerDir, file));
   const user = resolveUser(userText, etc("/etc/passwd"), etc("/etc/group"));
   const home = user.home ?? (user.uid === 0 ? "/root" : "/");
 
@@ -246,9 +262,9 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
     process: {
       terminal: tty,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, name: userText },
-      args,
-      env: mergeEnv(defaultEnv({ hostname, home, tty }), parseEnv(list(f.env), hostEnv)),
-      cwd: str(f.workdir) !== undefined ? containerPath(str(f.workdir) as string, "--workdir") : "/",
+      args: fromImage.args,
+      env: mergeEnv(defaultEnv({ hostname, home, tty }), fromImage.env, parseEnv(list(f.env), hostEnv)),
+      cwd: fromImage.workdir !== undefined ? containerPath(fromImage.workdir, str(f.workdir) !== undefined ? "--workdir" : "the image's WorkingDir") : "/",
     },
     root: { path: lowerDir, readonly: bool(f["read-only"]) },
     hostname,
@@ -269,6 +285,9 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
       cgroups: manager === "cgroupfs",
       network,
       pod: podId,
+      image: image?.use,
+      stopSignal: fromImage.stopSignal,
+      entrypoint: fromImage.entrypoint.length ? fromImage.entrypoint : undefined,
     },
   };
   if (userns && (user.uid >= userns.uid.size || user.gid >= userns.gid.size))
@@ -282,6 +301,14 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
     deviceCgroupRules: list(f["device-cgroup-rule"]),
   });
   return { spec, id };
+}
+
+/** Pulls for `run` (registry code loaded only then), with the progress nsbox pull shows, on stderr; returns the image id. */
+async function pullForRun(ref: string): Promise<string> {
+  const { pullImage } = await import("../image/pull.ts");
+  const { makeProgress } = await import("../image/progress.ts");
+  const r = await pullImage(ref, { progress: makeProgress(2, isTerminal(2) ? "tty" : "lines") });
+  return r.configDigest;
 }
 
 function parseLogOpts(items: string[]): number | undefined {

@@ -223,7 +223,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
  * The parent's half of the sync protocol: READY -> set up from outside -> GO,
  * then PTY (with -t) and end-of-file when execve succeeded. Returns the pty master.
  */
-async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
+export async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
   let master: number | undefined;
   for (;;) {
     const m = recvMessage(s);
@@ -256,7 +256,7 @@ async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number
 }
 
 /** fds of the namespaces the spec joins (by path), closed with the other fds. */
-function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
+export function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
   const out: ChildPlan["joinFds"] = {};
   for (const n of spec.linux.namespaces) {
     if (!n.path) continue;

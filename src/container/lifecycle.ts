@@ -328,7 +328,9 @@ export function parseSignal(text: string): number {
  */
 export async function stopContainer(v: ContainerView, timeoutS: number): Promise<void> {
   if (v.status !== "running") return;
-  signalInit(v, SIGNALS.TERM as number);
+  // an image's StopSignal (e.g. SIGQUIT for nginx) replaces SIGTERM, as docker stop does
+  const stopSignal = v.config.spec.nsbox.stopSignal;
+  signalInit(v, stopSignal ? parseSignal(stopSignal) : (SIGNALS.TERM as number));
   if (!(await waitGone(v.state.init, timeoutS * 1000))) {
     signalInit(v, SIGNALS.KILL as number);
     if (!(await waitGone(v.state.init, 10000))) fail(`container ${v.id.slice(0, 12)} did not die after SIGKILL`);

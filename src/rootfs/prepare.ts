@@ -3,10 +3,23 @@
  * the container's read-only base. Tarballs are extracted once into a cache keyed
  * by their content digest (see cache.ts).
  */
-import { readdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { fail, sysMessage } from "../errors.ts";
 import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 import { rootfsFromTarball, TARBALL_SUFFIXES } from "./cache.ts";
+
+/**
+ * What `run` was given: a path (a rootfs directory or tarball) or an image
+ * reference. "/x", "./x", "../x", "~/x", names ending in .tar, .tar.gz, .tgz,
+ * .tar.zst, and anything that exists on disk are paths; everything else (alpine, alpine:3.20, host:5000/app@sha256:...) is an
+ * image reference. `./alpine` runs the directory alpine even when an image
+ * of that name exists.
+ */
+export function isRootfsPath(arg: string): boolean {
+  if (/^(\/|\.\/|\.\.\/|~\/)/.test(arg) || arg === "." || arg === "..") return true;
+  if (TARBALL_SUFFIXES.some((s) => arg.endsWith(s))) return true;
+  return existsSync(arg);
+}
 
 export async function prepareRootfs(arg: string): Promise<string> {
   try {

@@ -5,12 +5,13 @@
  * nsbox-only settings (how to run, not what to run) live under `nsbox`.
  */
 
+import type { ImageUse } from "../image/use.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import type { LinuxSeccomp } from "../security/seccomp-policy.ts";
 
-export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup";
+export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup" | "time";
 
 export interface Namespace {
   type: NamespaceType;
@@ -47,6 +48,8 @@ export interface User {
   uid: number;
   gid: number;
   additionalGids?: number[];
+  /** the process's umask (OCI process.user.umask); absent: inherited */
+  umask?: number;
   /** as the user gave it, for messages */
   name?: string;
 }
@@ -61,6 +64,10 @@ export interface Process {
   /** absent: the process keeps what it inherits (nsbox's own, i.e. everything) */
   capabilities?: Capabilities;
   consoleSize?: { height: number; width: number };
+  /** OCI process.rlimits: RLIMIT_* names, set on the process before it runs */
+  rlimits?: { type: string; soft: number; hard: number }[];
+  /** OCI process.oomScoreAdj */
+  oomScoreAdj?: number;
 }
 
 export interface ContainerSpec {
@@ -68,6 +75,8 @@ export interface ContainerSpec {
   process: Process;
   root: { path: string; readonly: boolean };
   hostname: string;
+  /** OCI domainname (needs a new uts namespace) */
+  domainname?: string;
   mounts: Mount[];
   linux: {
     namespaces: Namespace[];
@@ -81,6 +90,14 @@ export interface ContainerSpec {
     readonlyPaths?: string[];
     /** resolved for the container's capabilities and this architecture; absent: unconfined */
     seccomp?: LinuxSeccomp;
+    /** OCI linux.sysctl: written under the container's /proc/sys before the paths are masked */
+    sysctl?: Record<string, string>;
+    /** OCI linux.timeOffsets of a new time namespace: clock (monotonic, boottime) -> offset */
+    timeOffsets?: Record<string, { secs: number; nanosecs: number }>;
+    /** OCI linux.rootfsPropagation: (r)private (the default), (r)slave, (r)shared, (r)unbindable */
+    rootfsPropagation?: string;
+    /** OCI linux.personality, as the persona number for personality(2) */
+    personality?: number;
   };
   nsbox: NsboxOptions;
 }
@@ -105,6 +122,12 @@ export interface NsboxOptions {
   privileged?: boolean;
   /** where linux.seccomp came from: "default", or the --security-opt seccomp= file */
   seccompProfile?: string;
+  /** the image the root comes from: its layers are the overlay's lower directories (image/use.ts) */
+  image?: ImageUse;
+  /** the first words of process.args that are the entrypoint (the image's or --entrypoint), for inspect's Config */
+  entrypoint?: string[];
+  /** the image's StopSignal (docker's), for stop */
+  stopSignal?: string;
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
   infra?: { podName: string; share: string[] };
 }

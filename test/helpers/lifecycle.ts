@@ -44,10 +44,13 @@ export interface InspectEntry {
   Detached: boolean;
   AutoRemove: boolean;
   Cgroup: { Version: number; Paths: Record<string, string> } | null;
-  Mounts: { destination: string }[];
+  Image: string;
+  Mounts: { Type: string; Source: string; Destination: string; RW: boolean }[];
   Namespaces: { Type: string; Inode: number; Path: string }[];
   LogPath: string | null;
-  Config: { process: { args: string[] } };
+  Config: { Image: string; Env: string[]; Cmd: string[]; Entrypoint: string[] | null; WorkingDir: string; User: string; Hostname: string };
+  NetworkSettings: { IPAddress: string; Gateway: string; MacAddress: string };
+  Spec: { process: { args: string[] }; mounts: { destination: string }[] };
 }
 
 function describe(args: string[], r: RunResult): string {

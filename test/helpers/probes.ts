@@ -10,6 +10,7 @@
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { NsboxContext } from "./nsbox.ts";
 
 export const PROBES_SRC = resolve(import.meta.dir, "../probes");
 /** Where probeInto puts them inside the rootfs. */
@@ -34,6 +35,12 @@ export function removeProbes(): void {
 export function probe(name: string): string {
   const have = built.get(name);
   if (have) return have;
+  // built beforehand where there is no compiler (the cgroup v2 VM: test/vm/run.sh)
+  const prebuilt = process.env.NSBOX_TEST_PROBES && join(process.env.NSBOX_TEST_PROBES, name);
+  if (prebuilt && existsSync(prebuilt)) {
+    built.set(name, prebuilt);
+    return prebuilt;
+  }
   const src = join(PROBES_SRC, `${name}.c`);
   if (!existsSync(src)) throw new Error(`no probe ${src}`);
   const out = join(dir(), name);
@@ -57,4 +64,14 @@ export function probeInto(rootfs: string, names: string[], mode = 0o755): string
     chmodSync(dest, mode);
     return `${PROBES_DIR}/${n}`;
   });
+}
+
+/** `run --net none FLAGS ROOTFS sh -c SCRIPT` in ctx's rootfs: its stdout, which must come with exit 0. */
+export async function runInside(ctx: NsboxContext, script: string, flags: string[] = []): Promise<string> {
+  const r = await ctx.run(["--net", "none", ...flags, ctx.rootfs, "sh", "-c", script]);
+  if (r.code !== 0)
+    throw new Error(
+      `run ${flags.join(" ")} sh -c ${JSON.stringify(script)}: exit ${r.code}; stdout ${JSON.stringify(r.stdout)}; stderr ${JSON.stringify(r.stderr)}`,
+    );
+  return r.stdout;
 }

@@ -386,7 +386,7 @@ describe("inspect, stats, ns", () => {
       expect(readFileSync(join(p, "cgroup.procs"), "utf8").split("\n")).toContain(String(pid));
     }
     expect(a.LogPath).toBe(join(ctx.stateRoot, id, "ctr.log"));
-    expect(a.Mounts.some((m) => m.destination === "/proc")).toBe(true);
+    expect(a.Spec.mounts.some((m) => m.destination === "/proc")).toBe(true);
 
     // the same container by id prefix
     expect((await inspectOne(ctx, id.slice(0, 10))).Id).toBe(id);

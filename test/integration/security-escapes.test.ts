@@ -13,7 +13,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSyn
 import { dirname, join } from "node:path";
 import { ok, removeAll, runDetached } from "../helpers/lifecycle.ts";
 import { lines, ls, NSBOX, sha256File, useNsbox, waitUntil } from "../helpers/nsbox.ts";
-import { probeInto, removeProbes } from "../helpers/probes.ts";
+import { probeInto, removeProbes, runInside } from "../helpers/probes.ts";
 
 const ctx = useNsbox("sec-escapes");
 ctx.beforeCleanup(() => removeAll(ctx));
@@ -27,15 +27,16 @@ beforeAll(() => {
 
 const PRIV = ["--privileged"];
 
-/** `run --net none FLAGS ROOTFS sh -c SCRIPT`: stdout, which must come with exit 0. */
-async function inside(script: string, flags: string[] = []): Promise<string> {
-  const r = await ctx.run(["--net", "none", ...flags, ctx.rootfs, "sh", "-c", script]);
-  if (r.code !== 0)
-    throw new Error(
-      `run ${flags.join(" ")} sh -c ${JSON.stringify(script)}: exit ${r.code}; stdout ${JSON.stringify(r.stdout)}; stderr ${JSON.stringify(r.stderr)}`,
-    );
-  return r.stdout;
+/** What `ldd BIN` prints; through the dynamic loader's --list where there is no ldd (the cgroup v2 VM). */
+function sharedLibraries(bin: string): string {
+  const ldd = Bun.which("ldd");
+  if (ldd) return Bun.spawnSync([ldd, bin], { stdout: "pipe" }).stdout.toString();
+  const loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"].find((p) => existsSync(p));
+  return loader ? Bun.spawnSync([loader, "--list", bin], { stdout: "pipe" }).stdout.toString() : "";
 }
+
+/** `run --net none FLAGS ROOTFS sh -c SCRIPT`: stdout, which must come with exit 0. */
+const inside = (script: string, flags: string[] = []) => runInside(ctx, script, flags);
 
 /** The probe's "NAME: RESULT" lines as an object. */
 function results(stdout: string): Record<string, string> {
@@ -103,8 +104,15 @@ describe("mounts and devices", () => {
     expect(mounts).toEqual(tryThem.map(() => "mount=EPERM"));
     for (const [path, r] of Object.entries(results(agents.join("\n"))))
       expect([path, r]).toEqual([path, expect.stringMatching(/^(EROFS|EACCES|EPERM|ENOENT)$/)]);
-    // --privileged mounts the (existing) pids hierarchy: the probe never writes its release_agent
-    if (controllers.includes("pids")) expect(await inside(`${E} cgroup-v1 /mnt pids`, PRIV)).toMatch(/^mount=ok /);
+    // --privileged mounts the (existing) pids hierarchy: the probe never writes its release_agent.
+    // On a pure cgroup v2 host every controller is v2's (hierarchy 0 in /proc/cgroups),
+    // so a v1 mount of one is EINVAL even there: a named v1 hierarchy is what can be mounted.
+    const pidsHierarchy = readFileSync("/proc/cgroups", "utf8").match(/^pids\t(\d+)/m)?.[1];
+    // A new hierarchy can only be made from the initial cgroup namespace, hence
+    // --cgroupns host there (the mount goes with the container's mount namespace).
+    const v1 = pidsHierarchy !== undefined && pidsHierarchy !== "0";
+    const what = v1 ? "pids" : "none,name=nsbox-escape-test";
+    expect(await inside(`${E} cgroup-v1 /mnt ${what}`, v1 ? PRIV : [...PRIV, "--cgroupns", "host"])).toMatch(/^mount=ok /);
   });
 });
 
@@ -187,7 +195,7 @@ describe("CVE-2019-5736: the container cannot reach the nsbox binary through /pr
     const made = Bun.spawnSync([NSBOX, "rootfs", "busybox", rootfs], { env: ctx.env(), stderr: "pipe" });
     if (made.exitCode !== 0) throw new Error(`nsbox rootfs busybox: ${made.stderr.toString()}`);
     probeInto(rootfs, ["escape"]);
-    const ldd = Bun.spawnSync(["ldd", NSBOX], { stdout: "pipe" }).stdout.toString();
+    const ldd = sharedLibraries(NSBOX);
     for (const lib of ldd.match(/\/\S+/g) ?? []) {
       mkdirSync(join(rootfs, dirname(lib)), { recursive: true });
       copyFileSync(lib, join(rootfs, lib));

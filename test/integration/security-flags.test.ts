@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ok, removeAll, runDetached } from "../helpers/lifecycle.ts";
 import { addedLeftovers, isOneNsboxLine, lines, type RunResult, useNsbox } from "../helpers/nsbox.ts";
-import { probeInto, removeProbes } from "../helpers/probes.ts";
+import { probeInto, removeProbes, runInside } from "../helpers/probes.ts";
 
 const ctx = useNsbox("sec-flags");
 ctx.beforeCleanup(() => removeAll(ctx));
@@ -36,15 +36,8 @@ const hex = (n: bigint) => n.toString(16).padStart(16, "0");
 const bit = (n: number) => 1n << BigInt(n);
 const CAP = { CHOWN: 0, NET_ADMIN: 12, SYS_ADMIN: 21 } as const;
 
-/** `run --net none FLAGS ROOTFS sh -c SCRIPT`, which must exit 0: its stdout */
-async function inside(script: string, flags: string[] = []): Promise<string> {
-  const r = await ctx.run(["--net", "none", ...flags, ctx.rootfs, "sh", "-c", script]);
-  if (r.code !== 0)
-    throw new Error(
-      `run ${flags.join(" ")} sh -c ${JSON.stringify(script)}: exit ${r.code}; stdout ${JSON.stringify(r.stdout)}; stderr ${JSON.stringify(r.stderr)}`,
-    );
-  return r.stdout;
-}
+/** `run --net none FLAGS ROOTFS sh -c SCRIPT`: stdout, which must come with exit 0. */
+const inside = (script: string, flags: string[] = []) => runInside(ctx, script, flags);
 
 /** "Key: value" lines of a status file as an object */
 function fields(text: string): Record<string, string> {

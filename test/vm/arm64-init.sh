@@ -47,6 +47,13 @@ check "own hostname (uts)" "box" "$($N --hostname box /rootfs /bin/hostname 2>&1
 check "own mount namespace" "no" "$($N /rootfs /bin/sh -c 'ls /lib/overlay.ko >/dev/null 2>&1 && echo yes || echo no' 2>&1)"
 check "lo up in --net none" "up" "$($N /rootfs /bin/cat /sys/class/net/lo/operstate 2>&1 | sed 's/unknown/up/')"
 check "cgroup v2 limits seen inside" "33554432 16" "$($N --memory 32m --pids-limit 16 /rootfs /bin/sh -c 'echo $(cat /sys/fs/cgroup/memory.max) $(cat /sys/fs/cgroup/pids.max)' 2>&1)"
+# security: the aarch64 seccomp program (with its arm compat section) loads, and the sets are docker's
+check "seccomp filter and docker's capabilities" "2 00000000a80425fb" "$($N /rootfs /bin/sh -c 'echo $(grep ^Seccomp: /proc/self/status | cut -f2) $(grep ^CapEff /proc/self/status | cut -f2)' 2>&1)"
+check "the filter refuses mount (EPERM), unconfined: the missing capability does" "permission denied" "$($N /rootfs /bin/sh -c 'mount -t tmpfs t /tmp 2>&1 | grep -o "permission denied"' 2>&1)"
+check "clone3 is ENOSYS, unshare -U refused" "refused" "$($N /rootfs /bin/sh -c 'unshare -U true 2>/dev/null && echo allowed || echo refused' 2>&1)"
+check "--privileged: no filter" "0" "$($N --privileged /rootfs /bin/sh -c 'grep ^Seccomp: /proc/self/status | cut -f2' 2>&1)"
+check "a masked path reads empty" "0" "$($N /rootfs /bin/sh -c 'cat /proc/keys 2>/dev/null | wc -c' 2>&1)"
+check "a mknod'ed block device cannot be opened (cgroup v2 devices program)" "refused" "$($N /rootfs /bin/sh -c 'mknod /tmp/vda b 254 0 && (head -c1 /tmp/vda >/dev/null 2>&1 && echo opened || echo refused)' 2>&1)"
 check "--init: the shim is PID 1, the command its child" "nsbox-init 2" "$($N --init /rootfs /bin/sh -c 'echo $(cat /proc/1/comm) $$' 2>&1)"
 
 id=$(nsbox run -d --net none --name d1 /rootfs /bin/sh -c 'echo started; sleep 1000' 2>&1)

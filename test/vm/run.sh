@@ -5,7 +5,7 @@
 # we build on have a hybrid layout (v1 controllers plus an almost empty cgroup2
 # at /sys/fs/cgroup/unified), so the v2 code paths can only be tested in a VM.
 #
-#   test/vm/run.sh                 test/integration/cgroup*.test.ts + test/vm/smoke.test.ts
+#   test/vm/run.sh                 test/integration/cgroup*.test.ts, security-*.test.ts, test/vm/smoke.test.ts
 #   test/vm/run.sh FILE...         those test files instead (paths in the project)
 #
 # How: Debian's own kernel (the linux-image-amd64 package, downloaded once and
@@ -122,7 +122,7 @@ if (($#)); then
 	done
 else
 	shopt -s nullglob # the cgroup tests may not exist yet: then only the smoke test runs
-	for f in test/integration/cgroup*.test.ts test/integration/security-devices.test.ts test/vm/smoke.test.ts; do tests+=("./$f"); done
+	for f in test/integration/cgroup*.test.ts test/integration/security-*.test.ts test/vm/smoke.test.ts; do tests+=("./$f"); done
 	shopt -u nullglob
 fi
 ((${#tests[@]})) || die "no test files to run"
@@ -265,6 +265,13 @@ done
 # The project: what `bun test` and the tests read. node_modules without the dev
 # tools (biome, typescript, type definitions), which no test imports.
 cp -a package.json bunfig.toml tsconfig.json src csrc build test "$R/project/"
+# the security tests' static probes, built here: the VM has no compiler
+mkdir -p "$R/project/build/probes"
+for c in test/probes/*.c; do
+	[ -f "$c" ] || continue
+	gcc -static -O2 -Wall -o "$R/project/build/probes/$(basename "$c" .c)" "$c" || die "cannot build the probe $c (gcc, libc6-dev)"
+done
+export NSBOX_TEST_PROBES=/project/build/probes
 [ -f bun.lock ] && cp bun.lock "$R/project/"
 mkdir -p "$R/project/node_modules"
 for m in node_modules/* node_modules/@*/*; do
