@@ -41,6 +41,7 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "images", file: "./images.ts" },
   { name: "image-store", file: "./image-store.ts" },
   { name: "rootless", file: "./rootless.ts" },
+  { name: "oci", file: "./oci.ts" },
   // placeholders for sections still being written elsewhere, e.g.:
   // { name: "tar", file: "./tar.ts" },
 ];
