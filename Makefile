@@ -87,8 +87,10 @@ test-chaos: build
 # runtime-tools validation suite against crun and nsbox (runc too with
 # OCI_VALIDATION_RUNTIMES=crun,runc,nsbox; the client tests take OCI_RUNTIMES
 # the same way). Bounded: each part has its own timeout, < 10 minutes in all
-# (runtime-tools: its first build ~2 min, then the runtimes run each program
-# side by side, ~3 min here; no program starts after 240 s).
+# (runtime-tools is not built here: the suite runs a build made beforehand, found in
+# RUNTIME_TOOLS_DIR or /var/cache/nsbox/runtime-tools-0105384, and is skipped with
+# one line without one; the runtimes run each program side by side, ~3 min here;
+# no program starts after 240 s).
 # A missing client is skipped with a one-line reason (.ci/setup --test installs them).
 OCI_VALIDATION_RUNTIMES ?= crun,nsbox
 test-oci: build
