@@ -40,6 +40,8 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "security", file: "./security.ts" },
   { name: "images", file: "./images.ts" },
   { name: "image-store", file: "./image-store.ts" },
+  { name: "rootless", file: "./rootless.ts" },
+  { name: "oci", file: "./oci.ts" },
   // placeholders for sections still being written elsewhere, e.g.:
   // { name: "tar", file: "./tar.ts" },
 ];

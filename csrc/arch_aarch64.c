@@ -56,6 +56,8 @@
 #define SYS_fchown 55
 #define SYS_fchownat 54
 #define SYS_umask 166
+#define SYS_personality 92
+#define SYS_keyctl 219
 #define SYS_getuid 174
 #define SYS_geteuid 175
 #define SYS_getgid 176

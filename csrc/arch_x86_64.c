@@ -62,6 +62,8 @@
 #define SYS_fchown 93
 #define SYS_fchownat 260
 #define SYS_umask 95
+#define SYS_personality 135
+#define SYS_keyctl 250
 #define SYS_getuid 102
 #define SYS_geteuid 107
 #define SYS_getgid 104

@@ -124,6 +124,45 @@ static void c_cloexec_from(int lowfd) {
     for (fd = lowfd; fd < 4096; fd++) sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/*
+ * OCI create: everything is set up and the command found; tell nsbox (whose
+ * `create` then returns) and wait until `nsbox start` opens exec.fifo for
+ * reading, as runc's init does. The fifo is reached through /proc/self/fd, the
+ * root being the container's by now. Past MSG_CREATED nobody reads our reports.
+ */
+static void c_waitstart(void) {
+    char p[48] = "/proc/self/fd/", num[24];
+    size_t len = nsb_strlen(p);
+    long fd;
+    u8 b = 0;
+    struct k_sigaction ign, old;
+    nsb_append(p, sizeof p, &len, nsb_itoa(c_waitfd, num));
+    CHECK(fd = sys_openat(AT_FDCWD, p, O_PATH | O_CLOEXEC, 0));
+    sys_close((int)fd);
+    c_send(MSG_CREATED, 0);
+    sys_close(c_sync);
+    c_sync = -1;
+    fd = sys_openat(AT_FDCWD, p, O_WRONLY | O_CLOEXEC, 0); /* blocks until `start` */
+    if (fd < 0) sys_exit(125);
+    /* The open returning is the start; the byte only tells `start` so. If that
+     * nsbox is gone already, the write fails: with SIGPIPE ignored for it, not
+     * the container (the disposition goes back before execve). */
+    memset(&ign, 0, sizeof ign);
+    ign.handler = (void *)1;
+    sys_rt_sigaction(SIGPIPE, &ign, &old);
+    sys_write((int)fd, &b, 1);
+    sys_rt_sigaction(SIGPIPE, &old, NULL);
+    sys_close((int)fd);
+    sys_close(c_waitfd);
+}
+
+/* fds 3..3+c_keep-1 (--preserve-fds, LISTEN_FDS) stay open across execve; the rest close. */
+static void c_close_extra(void) {
+    u32 k;
+    c_cloexec_from(3 + (int)c_keep);
+    for (k = 0; k < c_keep; k++) sys_fcntl(3 + (int)k, F_SETFD, 0);
+}
+
 /* argv and envp as pointer arrays. Their room is mapped for the program's size
  * (a string takes at least 8 bytes of it), so the only limit on their count is
  * the kernel's own (E2BIG from execve), as for any shell. The command's argv
@@ -158,8 +197,10 @@ static void c_exec(struct cur *c) {
         c_send(MSG_ERROR, (i32)-r);
         sys_exit(r == -ENOENT ? 127 : 126);
     }
-    c_cloexec_from(3);
     if (initfd < 0) c_fail(-EBADF);
+    /* OCI create: wait for `start` here, the command found and nothing left to fail but its exec */
+    if (c_waitfd >= 0) c_waitstart();
+    c_close_extra();
     if (flags & EXEC_INIT) {
         argv[2] = "nsbox-init";
         argv[3] = path;

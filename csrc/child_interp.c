@@ -169,6 +169,30 @@ static void run_c(const u8 *prog, int len) {
         case C_ROPATH:
             CHECK(c_ropath(rd_str(&c)));
             break;
+        case C_WAITSTART:
+            c_waitfd = (i32)rd_u32(&c);
+            c_keep = rd_u32(&c);
+            break;
+        case C_WRITE: {
+            const char *p = rd_str(&c), *text = rd_str(&c);
+            long fd = sys_openat(AT_FDCWD, p, O_WRONLY | O_CLOEXEC, 0);
+            CHECK(fd);
+            CHECK(nsb_write_all((int)fd, text, nsb_strlen(text)));
+            sys_close((int)fd);
+            break;
+        }
+        case C_UMASK:
+            SC1(SYS_umask, rd_u32(&c));
+            break;
+        case C_KEYRING: {
+            const char *name = rd_str(&c);
+            long r = SC2(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, *name ? name : 0);
+            if (r != -ENOSYS) CHECK(r);
+            break;
+        }
+        case C_PERSONALITY:
+            CHECK(SC1(SYS_personality, rd_u32(&c)));
+            break;
         case C_EXEC:
             c_exec(&c); /* does not return */
             break;

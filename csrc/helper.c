@@ -60,10 +60,15 @@ enum {
     C_SECCOMP = 43,    /* flags bytes: load a seccomp filter (struct sock_filter[]) */
     C_MASK = 44,       /* path: hide it (after pivot_root) */
     C_ROPATH = 45,     /* path: make it read-only (after pivot_root) */
+    C_WAITSTART = 46,  /* fd nkeep: OCI create; C_EXEC waits on the fifo fd for `start`, keeps fds 3..3+nkeep-1 */
+    C_WRITE = 47,      /* path text: write a file (a sysctl under /proc/sys, after pivot_root) */
+    C_UMASK = 48,      /* mask */
+    C_PERSONALITY = 49, /* persona */
+    C_KEYRING = 50,    /* name ("": anonymous): join a new session keyring, as runc (ENOSYS: none to join) */
 };
 
 /* Messages on the sync socket. */
-enum { MSG_READY = 1, MSG_ERROR = 2, MSG_PTY = 3, MSG_GO = 10 };
+enum { MSG_READY = 1, MSG_ERROR = 2, MSG_PTY = 3, MSG_CREATED = 4, MSG_GO = 10 };
 struct nsb_msg {
     u32 type;
     u32 op;   /* index of the failing op */
@@ -135,6 +140,8 @@ static int c_sync = -1;    /* our end of the socketpair */
 static int c_root = -1;    /* O_PATH fd of the new root before pivot_root */
 static u32 c_op;           /* index of the op being run, for error reports */
 static i32 c_passed = -1;  /* an fd nsbox sent with GO (see C_ATTACH) */
+static i32 c_waitfd = -1;  /* OCI create: O_PATH fd of exec.fifo (see C_WAITSTART) */
+static u32 c_keep;         /* OCI --preserve-fds: fds 3..3+c_keep-1 stay open across execve */
 
 static void c_send(u32 type, i32 err) {
     struct nsb_msg m;

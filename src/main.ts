@@ -2,6 +2,8 @@
  * nsbox: the table of commands, global flags, and the one place where errors
  * become a line on stderr and an exit code.
  */
+
+import { basename } from "node:path";
 import { renderUsage } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
@@ -21,8 +23,10 @@ import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
 import { run, runCommand, runFlags } from "./cli/run.ts";
 import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
 import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
+import { usernsHelper, usernsHelperCommand, usernsHelperFlags } from "./cli/userns-helper.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
+import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
@@ -61,6 +65,7 @@ const commands: Record<string, Entry> = {
   pull: { cmd: pullCommand, flags: pullFlags, main: pull },
   login: { cmd: loginCommand, flags: loginFlags, main: login },
   logout: { cmd: logoutCommand, flags: logoutFlags, main: logout },
+  "userns-helper": { cmd: usernsHelperCommand, flags: usernsHelperFlags, main: usernsHelper },
 };
 
 const mainCommand = {
@@ -76,8 +81,10 @@ async function usage(entry?: Entry): Promise<string> {
   return plain.replace(/[ \t]+$/gm, "");
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], invokedAs = basename(process.argv0 ?? "")): Promise<number> {
   mark("main");
+  // The runc command line (podman, containerd): see isOciCommandLine for the rule.
+  if (isOciCommandLine(argv, invokedAs)) return (await import("./oci/cli.ts")).ociMain(argv);
   try {
     // Global flags come before the command, as with docker and runc.
     const split = commandIndex(argv);
@@ -86,7 +93,8 @@ export async function main(argv: string[]): Promise<number> {
     if (g.flags.debug) consola.level = 4;
     setRoots({ root: str(g.flags.root), state: str(g.flags.state) });
     if (g.flags.version) {
-      console.log(`nsbox ${pkg.version}`);
+      // the runtime-spec line as runc's --version has it (clients show it)
+      console.log(`nsbox ${pkg.version}\nspec: ${SPEC_VERSION}`);
       return 0;
     }
     const name = split < 0 ? undefined : argv[split];

@@ -31,7 +31,8 @@ export function parseCgroupParent(text: string, host: CgroupHost = detectCgroups
   return `/${segs.join("/")}`;
 }
 
-export function createCgroup(id: string, res: Resources | undefined, parent?: string): ContainerCgroup {
+/** The container's cgroup nsbox-ID (or `leaf`, for an OCI cgroupsPath) under parent (default: see above). */
+export function createCgroup(id: string, res: Resources | undefined, parent?: string, leaf?: string): ContainerCgroup {
   const host = detectCgroups();
   if (host.mode === "none") {
     const { devices, ...limits } = res ?? {};
@@ -42,7 +43,7 @@ export function createCgroup(id: string, res: Resources | undefined, parent?: st
       );
     return new V1Cgroup({ version: 1, paths: {}, created: [] });
   }
-  return host.mode === "v2" ? createV2(host, id, res, parent) : createV1(host, id, res, parent);
+  return host.mode === "v2" ? createV2(host, id, res, parent, leaf) : createV1(host, id, res, parent, leaf);
 }
 
 export function openCgroup(record: CgroupRecord): ContainerCgroup {

@@ -7,8 +7,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { roots } from "../state/paths.ts";
 
-const dir = () => join(process.env.NSBOX_HOST_STATE || "/run/nsbox", "cgroup-parents");
+// rootless: the user's own state root (its cgroups are its own)
+const dir = () => join(process.env.NSBOX_HOST_STATE || (process.getuid?.() === 0 ? "/run/nsbox" : roots().state), "cgroup-parents");
 const marker = (path: string) => join(dir(), new Bun.CryptoHasher("sha256").update(path).digest("hex"));
 
 function isOurs(path: string): boolean {

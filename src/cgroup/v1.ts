@@ -87,7 +87,7 @@ function wantedV1(res: Resources | undefined): { wanted: string[]; required: Map
   return { wanted: [...new Set(["memory", "cpuacct", "pids", ...required.keys()])], required };
 }
 
-export function createV1(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined): V1Cgroup {
+export function createV1(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined, leaf = `nsbox-${id}`): V1Cgroup {
   const { wanted, required } = wantedV1(res);
   for (const [c, flag] of required)
     if (!host.v1Mounts.has(c)) throw new CgroupError(`${flag} needs the cgroup v1 "${c}" controller, which is not mounted on this host`);
@@ -102,7 +102,7 @@ export function createV1(host: CgroupHost, id: string, res: Resources | undefine
       if (!mount) continue;
       const rel = parent ?? host.v1Own.get(c) ?? "/";
       const base = join(mount, rel);
-      const dir = join(base, `nsbox-${id}`);
+      const dir = join(base, leaf);
       if (!created.includes(dir)) {
         if (parent === undefined && !existsSync(base)) throw new CgroupError(`nsbox's own cgroup ${base} is missing`);
         const { ours, fresh } = ensureParent(mount, rel);
@@ -140,7 +140,7 @@ function inheritCpuset(dir: string): void {
   }
 }
 
-function applyV1(paths: Record<string, string>, res: Resources | undefined): void {
+export function applyV1(paths: Record<string, string>, res: Resources | undefined): void {
   if (!res) return;
   const w = (c: string, file: string, value: string, what: string) => writeCg(join(paths[c] as string, file), value, what);
   const m = res.memory;

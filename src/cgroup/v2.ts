@@ -90,7 +90,7 @@ export function defaultParentV2(own: string): string {
   return join(dirname(own), "nsbox.slice");
 }
 
-export function createV2(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined): V2Cgroup {
+export function createV2(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined, leafName = `nsbox-${id}`): V2Cgroup {
   const mount = host.v2Mount as string;
   const parentPath = parent ?? defaultParentV2(host.v2Own ?? "/");
   const { wanted, required } = wantedControllers(res);
@@ -129,14 +129,14 @@ export function createV2(host: CgroupHost, id: string, res: Resources | undefine
         }
       }
     }
-    const leaf = join(levels[levels.length - 1] as string, `nsbox-${id}`);
+    const leaf = join(levels[levels.length - 1] as string, leafName);
     mkdirSync(leaf);
     created.push(leaf);
     const cg = new V2Cgroup({ version: 2, paths: { unified: leaf }, created, memoryLimit: res?.memory?.limit });
     applyV2(leaf, res);
     return cg;
   } catch (e) {
-    const leaf = join(levels[levels.length - 1] as string, `nsbox-${id}`);
+    const leaf = join(levels[levels.length - 1] as string, leafName);
     if (created.includes(leaf)) {
       try {
         rmdirSync(leaf);
@@ -154,7 +154,7 @@ export const sharesToWeight = (shares: number) => Math.floor(1 + ((shares - 2) *
 /** runc's conversion of blkio.weight (10-1000) to io.weight (1-10000). */
 export const blkioToIoWeight = (w: number) => Math.floor(1 + ((w - 10) * 9999) / 990);
 
-function applyV2(dir: string, res: Resources | undefined): void {
+export function applyV2(dir: string, res: Resources | undefined): void {
   if (!res) return;
   const w = (file: string, value: string, what: string) => writeCg(join(dir, file), value, what);
   const m = res.memory;

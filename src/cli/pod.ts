@@ -7,6 +7,7 @@ import { allPods, createPod, findPod, type PodView, parseShare, removePod, stopP
 import { fail } from "../errors.ts";
 import { parsePublish } from "../net/ports.ts";
 import { parseSubnet } from "../net/subnet.ts";
+import { isRootless } from "../rootless/identity.ts";
 import { parseHostname } from "../spec/parse.ts";
 import { parseSeconds } from "../spec/units.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
@@ -78,6 +79,7 @@ export async function pod(argv: string[]): Promise<number> {
     fail(`too many arguments for "nsbox pod ${action}": ${refs.join(" ")} (it takes no pod${action === "create" ? "; name a pod with --name" : ""})`);
   if (takesPods && !refs.length) fail(`a pod is required: nsbox pod ${action} POD... (see: nsbox pod --help)`);
   if (action === "create") {
+    if (isRootless()) fail("nsbox pod create needs root for now (a pod's infra container is not made rootless yet): run single containers, or use sudo");
     const name = str(f.name);
     if (name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(name)) fail(`invalid --name "${name}": use letters, digits, _ . - (at most 63)`);
     const mode = str(f.net) ?? "bridge";

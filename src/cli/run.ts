@@ -16,6 +16,10 @@ import type { NetworkRequest } from "../net/setup.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
 import { isRootfsPath, prepareRootfs } from "../rootfs/prepare.ts";
+import { isRootless } from "../rootless/identity.ts";
+import { rootlessNetwork } from "../rootless/network.ts";
+import { flushNotes } from "../rootless/note.ts";
+import { applyRootless } from "../rootless/spec.ts";
 import { applySecurity } from "../security/apply.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../spec/defaults.ts";
 import { checkVolumeSource, containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../spec/parse.ts";
@@ -177,7 +181,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   const entrypoint = str(f.entrypoint);
   if (isPath && args.length === 0 && !entrypoint) fail(`"nsbox run" needs a command to run in ${rootfsArg}, e.g.: nsbox run ${rootfsArg} /bin/sh`);
   const pullPolicy = parsePullPolicy(str(f.pull));
-  if (process.getuid?.() !== 0) fail("nsbox run needs root: it creates namespaces, mounts and cgroups (run it with sudo; rootless mode is not supported yet)");
+  const rootless = isRootless();
   if (!isPath && str(f.userns) !== undefined) fail("--userns cannot be used with an image yet: run a rootfs directory or tarball instead");
   const image = isPath ? undefined : await resolveImage(rootfsArg, pullPolicy, pullForRun);
   const lowerDir = image ? (image.layerDirs[0] as string) : await prepareRootfs(rootfsArg);
@@ -203,7 +207,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   }
   for (const t of list(f.tmpfs)) mounts.push(parseTmpfs(t));
 
-  const userns = parseUserns(str(f.userns) ?? "host");
+  const userns = rootless ? undefined : parseUserns(str(f.userns) ?? "host");
   const cgroupns = str(f.cgroupns) ?? "private";
   if (cgroupns !== "private" && cgroupns !== "host") fail(`invalid --cgroupns "${cgroupns}": use private or host`);
   const manager = str(f["cgroup-manager"]) ?? "cgroupfs";
@@ -231,7 +235,9 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   }
   const namespaces: Namespace[] = [{ type: "pid" }, { type: "mount" }, { type: "uts" }, { type: "ipc" }];
   if (cgroupns === "private") namespaces.push({ type: "cgroup" });
-  const network = await parseNetwork(str(f.net), list(f.publish), str(f.subnet) ?? hostEnv.NSBOX_SUBNET, str(f.pod));
+  const network = rootless
+    ? rootlessNetwork(str(f.net), list(f.publish), str(f.pod))
+    : await parseNetwork(str(f.net), list(f.publish), str(f.subnet) ?? hostEnv.NSBOX_SUBNET, str(f.pod));
   let podId: string | undefined;
   if (str(f.pod) !== undefined) {
     await reconcile();
@@ -292,6 +298,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   };
   if (userns && (user.uid >= userns.uid.size || user.gid >= userns.gid.size))
     fail(`--user ${userText} is outside the --userns range (ids 0-${userns.uid.size - 1} are mapped)`);
+  if (rootless) applyRootless(spec, { userns: str(f.userns), cgroupManager: manager });
   await applySecurity(spec, {
     privileged: bool(f.privileged),
     capAdd: list(f["cap-add"]),
@@ -300,6 +307,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
     devices: list(f.device),
     deviceCgroupRules: list(f["device-cgroup-rule"]),
   });
+  if (rootless) flushNotes();
   return { spec, id };
 }
 

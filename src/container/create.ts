@@ -19,6 +19,8 @@ import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
 import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
+import { writeRootlessIdMaps } from "../rootless/idmap.ts";
+import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";
 import type { ContainerSpec, IdMapping } from "../spec/spec.ts";
 import { containerDataDir, roots } from "../state/paths.ts";
@@ -87,12 +89,14 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("state created");
 
     const userns = spec.linux.namespaces.some((n) => n.type === "user" && !n.path);
+    // a rootless container's rootfs already belongs to its root (the caller): no idmapped copy
+    const idmapRootfs = userns && !spec.nsbox.rootless;
     if (spec.linux.namespaces.some((n) => n.type === "mount")) {
       mkdirSync(join(dataDir, "upper"), { recursive: true, mode: 0o755 });
       markDataDir(dataDir);
       mkdirSync(join(dataDir, "work"), { mode: 0o700 });
       mkdirSync(join(dataDir, "merged"), { mode: 0o755 });
-      if (userns) mkdirSync(join(dataDir, "lower"), { mode: 0o755 });
+      if (idmapRootfs) mkdirSync(join(dataDir, "lower"), { mode: 0o755 });
       chownForUserns(spec, dataDir);
     }
 
@@ -150,7 +154,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       upperDir: join(dataDir, "upper"),
       workDir: join(dataDir, "work"),
       mergedDir: join(dataDir, "merged"),
-      idmappedLowerDir: userns ? join(dataDir, "lower") : undefined,
+      idmappedLowerDir: idmapRootfs ? join(dataDir, "lower") : undefined,
       joinFds,
       stdio,
       winsize: tty ? hostWinsize() : undefined,
@@ -179,14 +183,17 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
         const joining = cg?.joinAsync(pid);
         try {
           plumbNetwork(id, network, pid);
+          // rootless: the user-mode stack (pasta, slirp4netns), recorded for release and inspect
+          const userNet = spec.nsbox.rootless?.network;
+          if (userNet) config.network = { ...network, userNet: await startUserNet(userNet, pid, join(containerDir(id), "net.log")) };
         } finally {
           await joining;
         }
       },
-      userns ? spec.root.path : undefined,
+      idmapRootfs ? spec.root.path : undefined,
     );
     mark("container started");
-    if (network.mode === "bridge") updateConfig(config); // with the namespace's inode (see releaseBridge)
+    if (network.mode === "bridge" || config.network?.userNet) updateConfig(config); // with the namespace's inode (see releaseBridge), or the user-mode stack
     state.phase = "running";
     state.init = procId(pid);
     state.startedAt = new Date().toISOString();
@@ -223,7 +230,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
  * The parent's half of the sync protocol: READY -> set up from outside -> GO,
  * then PTY (with -t) and end-of-file when execve succeeded. Returns the pty master.
  */
-async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
+export async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
   let master: number | undefined;
   for (;;) {
     const m = recvMessage(s);
@@ -256,7 +263,7 @@ async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number
 }
 
 /** fds of the namespaces the spec joins (by path), closed with the other fds. */
-function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
+export function openJoinFds(spec: ContainerSpec, fds: number[]): ChildPlan["joinFds"] {
   const out: ChildPlan["joinFds"] = {};
   for (const n of spec.linux.namespaces) {
     if (!n.path) continue;
@@ -288,10 +295,14 @@ function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSp
   return { ...spec, mounts };
 }
 
-/** uid_map and gid_map of a new user namespace, written from outside (we are root). */
+/** uid_map and gid_map of a new user namespace, written from outside (as root, or through newuidmap rootless). */
 function writeIdMaps(spec: ContainerSpec, pid: number) {
   const fmt = (maps: IdMapping[] | undefined) => (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
   if (!spec.linux.namespaces.some((n) => n.type === "user" && !n.path)) return;
+  if (spec.nsbox.rootless) {
+    writeRootlessIdMaps(pid, spec.linux.uidMappings ?? [], spec.linux.gidMappings ?? []);
+    return;
+  }
   try {
     writeFileSync(`/proc/${pid}/uid_map`, fmt(spec.linux.uidMappings));
     writeFileSync(`/proc/${pid}/gid_map`, fmt(spec.linux.gidMappings));
@@ -319,6 +330,6 @@ function idmappedRootfs(lowerDir: string, pid: number): number {
 function chownForUserns(spec: ContainerSpec, dataDir: string) {
   const uid = spec.linux.uidMappings?.find((m) => m.containerID === 0)?.hostID;
   const gid = spec.linux.gidMappings?.find((m) => m.containerID === 0)?.hostID;
-  if (uid === undefined || gid === undefined) return;
+  if (uid === undefined || gid === undefined || spec.nsbox.rootless) return; // rootless: they are the caller's, its root's
   for (const d of ["upper", "work"]) chownSync(join(dataDir, d), uid, gid);
 }

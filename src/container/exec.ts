@@ -14,6 +14,7 @@ import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
+import { isRootless, setgroupsDenied } from "../rootless/identity.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
 import type { User } from "../spec/spec.ts";
@@ -89,7 +90,11 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     // The fds are open: if the container died meanwhile, they are of a dead one.
     if (startTime(init.pid) !== init.start) fail(`container ${v.config.name ?? v.id.slice(0, 12)} is not running (it exited)`);
     devnull = o.interactive || o.tty ? -1 : openSync("/dev/null", "r");
+    // Rootless, only the container's user namespace gives the right to join its
+    // pid namespace: W joins that first (C then inherits it).
+    const userFirst = isRootless() && fds.has("user");
     const w: Op[] = [
+      ...(userFirst ? [{ code: W.SETNS, fields: [fds.get("user") as number, CLONE.user], what: "join the user namespace" }] : []),
       { code: W.SETNS, fields: [fds.get("pid") as number, CLONE.pid], what: "join the pid namespace" },
       { code: W.CLONE, fields: [0], what: "create the process" },
       { code: W.EXIT, fields: [], what: "hand the process to nsbox" },
@@ -99,7 +104,8 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     const c: Op[] = [{ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" }];
     for (const t of JOIN_ORDER) {
       const fd = fds.get(t);
-      if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE_OF[t] as number], what: `join the container's ${t} namespace` });
+      if (fd !== undefined && !(userFirst && t === "user"))
+        c.push({ code: C.SETNS, fields: [fd, CLONE_OF[t] as number], what: `join the container's ${t} namespace` });
     }
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
     c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to nsbox" });
@@ -114,6 +120,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       c,
       { terminal: o.tty, user: o.user, args: o.args, env: o.env, cwd: o.cwd, capabilities: o.capabilities, noNewPrivileges: o.noNewPrivileges },
       o.seccomp ? await filterFor(o.seccomp) : undefined,
+      { keepGroups: setgroupsDenied(init.pid) },
     );
     // through the sealed shim, never from nsbox's own binary (see c_exec in csrc/child_identity.c)
     c.push({ code: C.EXEC, fields: [0, shimFd(), o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });

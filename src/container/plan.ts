@@ -28,6 +28,7 @@ export const CLONE: Record<NamespaceType, number> = {
   user: 0x10000000,
   pid: 0x20000000,
   network: 0x40000000,
+  time: 0x00000080,
 };
 
 const SIGKILL = 9;
@@ -79,7 +80,20 @@ export interface ChildPlan {
   winsize?: { rows: number; cols: number };
   /** the BPF program of spec.linux.seccomp (security/seccomp-policy.ts filterFor) */
   seccompFilter?: Uint8Array;
+  /**
+   * OCI create: the process outlives nsbox (no parent-death signal) and waits
+   * before execve until `start` opens exec.fifo (waitFd: its O_PATH fd);
+   * fds 3..3+keepFds-1 are passed to the command.
+   */
+  oci?: { waitFd: number; keepFds: number };
 }
+
+/**
+ * C_SETID's "leave the supplementary groups": a rootless namespace that maps the
+ * caller alone has setgroups denied (the kernel's condition for its gid_map).
+ */
+const KEEP_GROUPS = 0xffffffff;
+const groupsOf = (spec: ContainerSpec, groups: number[]) => (spec.nsbox.rootless?.ranges === false ? KEEP_GROUPS : groups);
 
 const has = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t);
 const creates = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t && !n.path);
@@ -103,7 +117,9 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     // The monitor, and the nsbox it runs for the clean-up, never load modules,
     // do raw I/O, reboot, set the clock or read the kernel log: they lose those
     // for good (root's execve gives back only what the bounding set keeps).
-    w.push({ code: W.CAPBSET, fields: [...capMask(MONITOR_CAPS.filter((c) => heldCaps().has(c))), lastCap()], what: "drop the monitor's capabilities" });
+    // (rootless, the monitor holds no capability: nothing to drop, and no right to)
+    if (!spec.nsbox.rootless)
+      w.push({ code: W.CAPBSET, fields: [...capMask(MONITOR_CAPS.filter((c) => heldCaps().has(c))), lastCap()], what: "drop the monitor's capabilities" });
     w.push({ code: W.EXEC, fields: [p.shimFd, p.monitor.keepFds, p.monitor.argv, p.monitor.env], what: "start the monitor" });
   } else w.push({ code: W.EXIT, fields: [], what: "hand the container to nsbox" });
 
@@ -117,7 +133,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   const hide: Op = { code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" };
   if (creates(spec, "user")) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
   // Joining: the user namespace first (it decides what we may join next).
-  const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "mount"];
+  const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"];
   for (const t of joinOrder) {
     const fd = p.joinFds[t];
     if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE[t]], what: `join the ${t} namespace` });
@@ -133,7 +149,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     // With a user namespace, the id maps (and the idmapped rootfs that comes with
     // GO) are needed before anything else.
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
-    if (userns) c.push({ code: C.SETID, fields: [0, 0, [0]], what: "become root in the user namespace" });
+    if (userns) c.push({ code: C.SETID, fields: [0, 0, groupsOf(spec, [0])], what: "become root in the user namespace" });
     if (mountNs) rootfsLateRo = buildRootfs(p, c, userns);
   } else {
     // READY now, GO later: nsbox joins the cgroup and plugs in the network while
@@ -142,20 +158,38 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     rootfsLateRo = buildRootfs(p, c, userns);
     c.push({ code: C.SYNC, fields: [0, 1], what: "wait for nsbox" });
   }
-  c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the container to nsbox" });
+  if (!p.oci) c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the container to nsbox" });
   // The cgroup namespace comes after the cgroup join, so that its root is the container's cgroup.
   if (creates(spec, "cgroup")) c.push({ code: C.UNSHARE, fields: [CLONE.cgroup], what: "create the cgroup namespace" });
+  // A time namespace applies from the execve on (time_for_children); its
+  // offsets must be written before any process is in it.
+  if (creates(spec, "time")) {
+    c.push({ code: C.UNSHARE, fields: [CLONE.time], what: "create the time namespace" });
+    const o = spec.linux.timeOffsets;
+    const text = o
+      ? Object.entries(o)
+          .map(([clock, v]) => `${clock} ${v.secs} ${v.nanosecs}\n`)
+          .join("")
+      : "";
+    if (text) c.push({ code: C.WRITE, fields: ["/proc/self/timens_offsets", text], what: "set the time namespace's clock offsets" });
+  }
   if (mountNs) {
     if (cgroupMounts.length) c.push({ code: C.ROOT, fields: ["/"], what: "open the root" });
     const late = pushMounts(spec, cgroupMounts, c, userns);
     for (const d of [...rootfsLateRo, ...late]) c.push({ code: C.REMOUNT, fields: [d, MS.RDONLY], what: `make ${d} read-only` });
     if (spec.root.readonly) c.push({ code: C.REMOUNT, fields: ["/", MS.RDONLY], what: "make the root read-only" });
+    // sysctls (and the domain name) go through the container's own /proc/sys, before readonlyPaths covers it
+    if (spec.domainname) c.push({ code: C.WRITE, fields: ["/proc/sys/kernel/domainname", spec.domainname], what: `set the domain name to ${spec.domainname}` });
+    for (const [k, v] of Object.entries(spec.linux.sysctl ?? {}))
+      c.push({ code: C.WRITE, fields: [`/proc/sys/${k.replaceAll(".", "/")}`, v], what: `set the sysctl ${k}` });
     for (const m of spec.linux.maskedPaths ?? []) c.push({ code: C.MASK, fields: [m], what: `mask ${m}` });
     for (const r of spec.linux.readonlyPaths ?? []) c.push({ code: C.ROPATH, fields: [r], what: `make ${r} read-only` });
   }
   if (creates(spec, "user")) c.push(hide);
 
   if (creates(spec, "uts") && spec.hostname) c.push({ code: C.HOSTNAME, fields: [spec.hostname], what: `set the hostname to ${spec.hostname}` });
+  if (spec.linux.personality !== undefined) c.push({ code: C.PERSONALITY, fields: [spec.linux.personality], what: "set the personality" });
+  if (spec.process.user.umask !== undefined) c.push({ code: C.UMASK, fields: [spec.process.user.umask], what: "set the umask" });
   if (spec.process.terminal) {
     const ws = p.winsize ?? { rows: 0, cols: 0 };
     c.push({ code: C.TTY, fields: [ws.rows, ws.cols], what: "open a terminal in the container's /dev/pts" });
@@ -163,7 +197,8 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     c.push({ code: C.SETSID, fields: [], what: "start a new session" });
     c.push({ code: C.STDIO, fields: p.stdio, what: "set up stdin, stdout and stderr" });
   }
-  identitySteps(c, spec.process, p.seccompFilter);
+  identitySteps(c, spec.process, p.seccompFilter, { keepGroups: spec.nsbox.rootless?.ranges === false, tieToParent: !p.oci });
+  if (p.oci) c.push({ code: C.WAITSTART, fields: [p.oci.waitFd, p.oci.keepFds], what: "wait for start" });
   const args = spec.process.args;
   const how = spec.nsbox.infra ? EXEC_FD : spec.nsbox.init ? EXEC_INIT : 0;
   c.push({ code: C.EXEC, fields: [how, p.shimFd ?? -1, args[0] ?? "", args, spec.process.env], what: `exec ${JSON.stringify(args[0])}` });
@@ -183,7 +218,14 @@ const isCgroupMount = (m: Mount) => m.type === "cgroup2" || m.type === "cgroup";
  */
 function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   const { spec } = p;
-  c.push({ code: C.MOUNT, fields: ["", "/", "", MS.REC | MS.PRIVATE, "", MK.NONE, 0], what: "make mount propagation private" });
+  // OCI rootfsPropagation (r)slave: the container's mounts stay slaves of the host's, as runc's default
+  const prop = spec.linux.rootfsPropagation ?? "";
+  const slave = prop === "slave" || prop === "rslave";
+  c.push({
+    code: C.MOUNT,
+    fields: ["", "/", "", MS.REC | (slave ? MS.SLAVE : MS.PRIVATE), "", MK.NONE, 0],
+    what: `make mount propagation ${slave ? "slave" : "private"}`,
+  });
   let lower = p.lowerDir;
   if (p.idmappedLowerDir) {
     // Files owned by host root would show up as "nobody" in the user namespace,
@@ -217,6 +259,9 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   );
   if (spec.process.cwd !== "/") c.push({ code: C.MKDIR, fields: [spec.process.cwd, 0o755], what: `create the working directory ${spec.process.cwd}` });
   c.push({ code: C.PIVOT, fields: [], what: "pivot_root into the rootfs" });
+  // OCI rootfsPropagation shared/unbindable: the container's root itself, once it is the root
+  const after: Record<string, number> = { shared: MS.SHARED, rshared: MS.SHARED | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC };
+  if (after[prop]) c.push({ code: C.MOUNT, fields: ["", "/", "", after[prop], "", MK.NONE, 0], what: `make the root ${prop}` });
   return lateRo;
 }
 
@@ -272,7 +317,12 @@ function isFileSource(path: string): boolean {
  * csrc/child_security.c), then the working directory: the last steps before
  * execve, the same for `run` and `exec`.
  */
-export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undefined): void {
+export function identitySteps(
+  c: Op[],
+  proc: Process,
+  filter: Uint8Array | undefined,
+  { keepGroups = false, tieToParent = true }: { keepGroups?: boolean; tieToParent?: boolean } = {},
+): void {
   const caps = proc.capabilities;
   const last = lastCap();
   const nnp = proc.noNewPrivileges === true;
@@ -280,7 +330,8 @@ export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undef
   // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the sets shrink.
   if (filter && !nnp) c.push({ code: C.SECCOMP, fields: [0, filter], what: "load the seccomp filter" });
   const u = proc.user;
-  c.push({ code: C.SETID, fields: [u.uid, u.gid, u.additionalGids ?? []], what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}` });
+  const groups = keepGroups ? KEEP_GROUPS : (u.additionalGids ?? []);
+  c.push({ code: C.SETID, fields: [u.uid, u.gid, groups], what: `switch to user ${u.name ?? `${u.uid}:${u.gid}`}` });
   if (caps)
     c.push({
       code: C.CAPSET,
@@ -291,7 +342,8 @@ export function identitySteps(c: Op[], proc: Process, filter: Uint8Array | undef
   // again, after it, so that the process dies with its parent (the monitor, or
   // nsbox in the foreground) whatever user it runs as. Only an exec of a set-id
   // or file-capability program clears it after this (see reconcile's killOrphan).
-  c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to its parent" });
+  // (Not for OCI create: there the process outlives nsbox, as runc's does.)
+  if (tieToParent) c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to its parent" });
   c.push({ code: C.CHDIR, fields: [proc.cwd], what: `change to the working directory ${proc.cwd}` });
   if (nnp) c.push({ code: C.PRCTL, fields: [PR_SET_NO_NEW_PRIVS, 1], what: "set no_new_privs" });
   // With no_new_privs, as late as possible: the filter then sees only the command's own calls.

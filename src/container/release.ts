@@ -3,12 +3,14 @@
  * its network. One function for every path — a normal exit, a failed start, rm,
  * and the repair of a container whose nsbox was killed — and safe to run twice.
  */
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type CgroupRecord, detectCgroups, openCgroup } from "../cgroup/index.ts";
 import { defaultParentV2 } from "../cgroup/v2.ts";
 import { log } from "../log.ts";
 import { releaseNetwork } from "../net/release.ts";
+import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";
+import { removeTree } from "../rootless/storage.ts";
 import type { ContainerConfig } from "../state/store.ts";
 
 /**
@@ -46,7 +48,8 @@ export async function releaseResources(config: ContainerConfig, quick = false): 
   const record = config.cgroup ?? findCgroup(config);
   if (record) await step("remove the cgroup", () => openCgroup(record).remove());
   await step("release the network", () => releaseNetwork(config, quick));
-  await step("remove the container's layers", () => rmSync(config.dataDir, { recursive: true, force: true }));
+  await step("stop the user-mode network", () => stopUserNet(config.network?.userNet as UserNetRecord | undefined));
+  await step("remove the container's layers", () => removeTree(config.dataDir));
   for (const p of problems) log.warn(`container ${config.id.slice(0, 12)}: cannot ${p}`);
   return problems;
 }

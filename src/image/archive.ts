@@ -16,6 +16,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmS
 import { join, normalize } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
 import { checkHeader } from "../rootfs/tar/format.ts";
+import { removeTree } from "../rootless/storage.ts";
 import { digestHex, isDigest, sha256Bytes, sha256File } from "./digest.ts";
 import { normalizeName } from "./names.ts";
 import type { Descriptor, ImageRecord, ImageStore } from "./store.ts";
@@ -93,7 +94,7 @@ export async function importImages(store: ImageStore, source: string, opts: Impo
   } catch (e) {
     // leave the store as it was: what this import added goes, unless an image now uses it
     const used = new Set(store.images().flatMap((r) => [r.configDigest, r.manifestDigest, ...r.layers.map((l) => l.digest)]));
-    for (const d of added.layers) if (!used.has(d)) rmSync(store.layerDir(d), { recursive: true, force: true });
+    for (const d of added.layers) if (!used.has(d)) removeTree(store.layerDir(d));
     for (const d of added.blobs) if (!used.has(d)) rmSync(store.blobPath(d), { force: true });
     throw e;
   } finally {

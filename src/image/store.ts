@@ -41,6 +41,8 @@ import {
 import { join } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/libc.ts";
+import { isRootless } from "../rootless/identity.ts";
+import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { roots } from "../state/paths.ts";
 import { randomHex } from "../state/random.ts";
 import { digestHex, isDigest, sha256Bytes } from "./digest.ts";
@@ -435,11 +437,13 @@ export class ImageStore {
       const { extractTar, TarError } = await import("../rootfs/tar.ts");
       try {
         // the blob's media type is not trusted for the compression: the extractor sniffs it
-        await extractTar(blob, tmp, { whiteouts: "overlay", sameOwner: true });
+        // rootless: owners through the user's mapping (see rootless/storage.ts)
+        if (isRootless()) await extractAsUser(blob, tmp, true);
+        else await extractTar(blob, tmp, { whiteouts: "overlay", sameOwner: true });
         writeAtomic(join(this.dir, "sizes", hex), String(layerSize(tmp)));
-        renameSync(tmp, dir);
+        renameTree(tmp, dir);
       } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
+        removeTree(tmp);
         if (e instanceof TarError) fail(`cannot unpack layer ${digest}: ${e.message}`);
         if ((e as NodeJS.ErrnoException).code === "ENOSPC")
           fail(`no space left on the device of ${this.dir} while unpacking layer ${digest}: free space and try again`);
@@ -493,7 +497,7 @@ export class ImageStore {
         const dir = join(this.dir, "layers", hex);
         bytes += diskUsage(dir);
         rmSync(join(this.linkDir(), hex.slice(0, 16)), { force: true });
-        rmSync(dir, { recursive: true, force: true });
+        removeTree(dir);
         rmSync(join(this.dir, "locks", `layer-${hex}`), { force: true });
         rmSync(join(this.dir, "sizes", hex), { force: true });
         layers++;
@@ -517,7 +521,7 @@ export class ImageStore {
       const pid = Number(/-(\d+)-[a-f0-9]+$/.exec(f)?.[1]);
       if (pid && pid !== process.pid && alive(pid)) continue;
       if (pid === process.pid) continue;
-      rmSync(join(this.dir, "tmp", f), { recursive: true, force: true });
+      removeTree(join(this.dir, "tmp", f));
     }
   }
 
@@ -608,14 +612,29 @@ export function diskUsage(path: string, seen = new Set<string>()): number {
   if (seen.has(key)) return 0;
   seen.add(key);
   let n = st.blocks * 512;
-  if (st.isDirectory()) for (const e of readdirSync(path)) n += diskUsage(join(path, e), seen);
+  if (st.isDirectory()) for (const e of readable(path)) n += diskUsage(join(path, e), seen);
   return n;
+}
+
+/**
+ * A directory's entries; none when it is closed to us: rootless, a layer's
+ * directories of subordinate ids may be (mode 0700 of its uid 999, say), and
+ * sizes then leave them out rather than fail.
+ */
+function readable(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EACCES") return [];
+    throw e;
+  }
 }
 
 /** Apparent size of the files of a layer (what `image ls` shows, as docker's SIZE). */
 function layerSize(dir: string): number {
   let n = 0;
   const walk = (p: string) => {
+    if (readable(p).length === 0) return;
     for (const e of readdirSync(p, { withFileTypes: true })) {
       const q = join(p, e.name);
       if (e.isDirectory()) walk(q);

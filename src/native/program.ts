@@ -38,10 +38,15 @@ export const C = {
   SECCOMP: 43,
   MASK: 44,
   ROPATH: 45,
+  WAITSTART: 46,
+  WRITE: 47,
+  UMASK: 48,
+  PERSONALITY: 49,
+  KEYRING: 50,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */
-export const MSG = { READY: 1, ERROR: 2, PTY: 3, GO: 10 } as const;
+export const MSG = { READY: 1, ERROR: 2, PTY: 3, CREATED: 4, GO: 10 } as const;
 export const EXEC_INIT = 2;
 export const EXEC_FD = 4;
 export const MK = { NONE: 0, DIR: 1, FILE: 2 } as const;

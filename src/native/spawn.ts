@@ -29,7 +29,12 @@ export function readChildPid(s: Spawned): number {
   return n === 4 ? (b[0] as number) : 0;
 }
 
-export type ChildMessage = { type: "ready" } | { type: "error"; op: number; errno: number } | { type: "pty"; fd: number } | { type: "exec" };
+export type ChildMessage =
+  | { type: "ready" }
+  | { type: "error"; op: number; errno: number }
+  | { type: "pty"; fd: number }
+  | { type: "created" }
+  | { type: "exec" };
 
 /** The next message from C; "exec" means end-of-file: C's execve succeeded (or C died). */
 export function recvMessage(s: Spawned): ChildMessage {
@@ -40,6 +45,7 @@ export function recvMessage(s: Spawned): ChildMessage {
   const [type, op, err] = buf as unknown as [number, number, number];
   if (type === MSG.READY) return { type: "ready" };
   if (type === MSG.PTY) return { type: "pty", fd: fd[0] as number };
+  if (type === MSG.CREATED) return { type: "created" };
   return { type: "error", op, errno: err };
 }
 

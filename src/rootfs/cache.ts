@@ -8,9 +8,11 @@
  * directory renamed into place when complete: concurrent runs never see half a
  * tree, and the loser of a race simply throws its copy away.
  */
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../errors.ts";
+import { isRootless } from "../rootless/identity.ts";
+import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { rootfsCacheDir } from "../state/paths.ts";
 import { randomHex } from "../state/random.ts";
 
@@ -51,17 +53,18 @@ export async function rootfsFromTarball(tarball: string): Promise<string> {
     const { extractTar, TarError } = await import("./tar.ts");
     mkdirSync(tmp, { mode: 0o755 });
     try {
-      await extractTar(tarball, tmp);
+      if (isRootless()) await extractAsUser(tarball, tmp);
+      else await extractTar(tarball, tmp);
     } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
+      removeTree(tmp);
       if (e instanceof TarError) fail(`cannot use rootfs "${tarball}": ${e.message}`);
       throw e;
     }
     try {
-      renameSync(tmp, dir);
+      renameTree(tmp, dir);
     } catch {
       // another nsbox extracted the same tarball first: use theirs
-      rmSync(tmp, { recursive: true, force: true });
+      removeTree(tmp);
     }
   }
   const rec: FileRecord = { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeNs: String(st.mtimeNs), digest };

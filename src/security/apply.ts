@@ -47,6 +47,12 @@ export async function applySecurity(spec: ContainerSpec, f: SecurityCliFlags): P
     spec.linux.devices.push(n);
   }
   const rules = deviceRules({ privileged: f.privileged, devices: extra.map((d) => d.rule), rules: f.deviceCgroupRules });
+  if (spec.nsbox.rootless) {
+    // No device can be made in a user namespace, and a user may not load a device program.
+    if (f.deviceCgroupRules.length)
+      throw new SecurityError("--device-cgroup-rule needs the devices cgroup, which a rootless container does not have (and no device can be made inside it)");
+    return;
+  }
   if (!spec.nsbox.cgroups) {
     if (f.devices.length || f.deviceCgroupRules.length)
       throw new SecurityError("--device and --device-cgroup-rule need the devices cgroup: drop --cgroup-manager none");

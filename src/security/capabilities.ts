@@ -104,11 +104,14 @@ let heldCache: Set<string> | undefined;
 /**
  * The capabilities nsbox itself holds (its permitted set): no process can give
  * its child more. Root usually holds all, but not always (a host whose init
- * dropped CAP_SYS_RESOURCE from every bounding set, say).
+ * dropped CAP_SYS_RESOURCE from every bounding set, say). Rootless, nsbox holds
+ * none, but a container's root gets, in its own user namespace, every one of
+ * nsbox's bounding set (and none on the host).
  */
 export function heldCaps(): Set<string> {
   if (!heldCache) {
-    const m = /^CapPrm:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    const set = process.getuid?.() === 0 ? "CapPrm" : "CapBnd";
+    const m = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, "m").exec(readFileSync("/proc/self/status", "utf8"));
     const mask = BigInt(`0x${m?.[1] ?? "0"}`);
     heldCache = new Set(allCaps().filter((_, i) => (mask >> BigInt(i)) & 1n));
   }

@@ -7,11 +7,12 @@
 
 import type { ImageUse } from "../image/use.ts";
 import type { NetworkRequest } from "../net/setup.ts";
+import type { RootlessNetRequest } from "../rootless/network.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import type { LinuxSeccomp } from "../security/seccomp-policy.ts";
 
-export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup";
+export type NamespaceType = "pid" | "network" | "mount" | "ipc" | "uts" | "user" | "cgroup" | "time";
 
 export interface Namespace {
   type: NamespaceType;
@@ -48,6 +49,8 @@ export interface User {
   uid: number;
   gid: number;
   additionalGids?: number[];
+  /** the process's umask (OCI process.user.umask); absent: inherited */
+  umask?: number;
   /** as the user gave it, for messages */
   name?: string;
 }
@@ -62,6 +65,10 @@ export interface Process {
   /** absent: the process keeps what it inherits (nsbox's own, i.e. everything) */
   capabilities?: Capabilities;
   consoleSize?: { height: number; width: number };
+  /** OCI process.rlimits: RLIMIT_* names, set on the process before it runs */
+  rlimits?: { type: string; soft: number; hard: number }[];
+  /** OCI process.oomScoreAdj */
+  oomScoreAdj?: number;
 }
 
 export interface ContainerSpec {
@@ -69,6 +76,8 @@ export interface ContainerSpec {
   process: Process;
   root: { path: string; readonly: boolean };
   hostname: string;
+  /** OCI domainname (needs a new uts namespace) */
+  domainname?: string;
   mounts: Mount[];
   linux: {
     namespaces: Namespace[];
@@ -82,6 +91,14 @@ export interface ContainerSpec {
     readonlyPaths?: string[];
     /** resolved for the container's capabilities and this architecture; absent: unconfined */
     seccomp?: LinuxSeccomp;
+    /** OCI linux.sysctl: written under the container's /proc/sys before the paths are masked */
+    sysctl?: Record<string, string>;
+    /** OCI linux.timeOffsets of a new time namespace: clock (monotonic, boottime) -> offset */
+    timeOffsets?: Record<string, { secs: number; nanosecs: number }>;
+    /** OCI linux.rootfsPropagation: (r)private (the default), (r)slave, (r)shared, (r)unbindable */
+    rootfsPropagation?: string;
+    /** OCI linux.personality, as the persona number for personality(2) */
+    personality?: number;
   };
   nsbox: NsboxOptions;
 }
@@ -112,6 +129,8 @@ export interface NsboxOptions {
   entrypoint?: string[];
   /** the image's StopSignal (docker's), for stop */
   stopSignal?: string;
+  /** run by a user other than root (see src/rootless/): ranges, whether subordinate ids are mapped */
+  rootless?: { ranges: boolean; network?: RootlessNetRequest };
   /** a pod's infra container: its command is the pause shim, it has no rootfs */
   infra?: { podName: string; share: string[] };
 }

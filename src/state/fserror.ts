@@ -66,7 +66,10 @@ export function fsErrorSentence(e: NodeJS.ErrnoException, what?: string): string
   const path = e.path ?? "";
   const verb = VERBS[e.syscall ?? ""] ?? e.syscall ?? "use";
   const role = roleOf(path) ?? what;
-  const cause = `${sysMessage(e)}${HINTS[e.code ?? ""] ?? ""}`;
+  // rootless, the fix is another place, not root
+  const rootless = e.code === "EACCES" && process.getuid?.() !== 0;
+  const hint = rootless ? (roleOf(path) ? " (give a directory you may write, or leave --root and --state unset)" : "") : HINTS[e.code ?? ""];
+  const cause = `${sysMessage(e)}${hint ?? ""}`;
   const target = path ? ` ${path}` : "";
   return role ? `${role}: cannot ${verb}${target}: ${cause}` : `cannot ${verb}${target}: ${cause}`;
 }

@@ -7,8 +7,16 @@
  *  state root (--state, NSBOX_STATE; default /run/nsbox, or <root>/run when
  *             --root is given): on tmpfs, gone at reboot
  *    <id>/                    a container's state, logs and exit status
+ *
+ * As a user other than root (rootless, see src/rootless/), each user has roots
+ * of its own, private to it (mode 0700), so that no user sees another's:
+ *  data root  $XDG_DATA_HOME/nsbox (default ~/.local/share/nsbox)
+ *  state root $XDG_RUNTIME_DIR/nsbox, or /tmp/nsbox-<uid> when that is unset
  */
+import { homedir } from "node:os";
 import { join } from "node:path";
+import { isRootless, rootlessMapping } from "../rootless/identity.ts";
+import { privateDir } from "../rootless/privatedir.ts";
 
 export interface Roots {
   data: string;
@@ -19,8 +27,9 @@ let current: Roots | undefined;
 
 export function setRoots(opts: { root?: string; state?: string }, env: NodeJS.ProcessEnv = process.env): Roots {
   const root = opts.root || env.NSBOX_ROOT;
-  const data = root || "/var/lib/nsbox";
-  const state = opts.state || env.NSBOX_STATE || (root ? join(root, "run") : "/run/nsbox");
+  const rootless = isRootless();
+  const data = root || (rootless ? userDataRoot(env) : "/var/lib/nsbox");
+  const state = opts.state || env.NSBOX_STATE || (root ? join(root, "run") : rootless ? userStateRoot(env) : "/run/nsbox");
   current = { data, state };
   return current;
 }
@@ -30,4 +39,31 @@ export function roots(): Roots {
 }
 
 export const containerDataDir = (id: string) => join(roots().data, "containers", id);
-export const rootfsCacheDir = () => join(roots().data, "rootfs");
+/**
+ * Extracted tarballs. Rootless, their owners depend on the user's mapping (its
+ * /etc/subuid range): one cache per mapping, so that a changed range never
+ * reuses a tree whose owners it no longer maps.
+ */
+export const rootfsCacheDir = () => join(roots().data, "rootfs", ...(isRootless() ? [mappingTag()] : []));
+
+function mappingTag(): string {
+  const m = rootlessMapping();
+  return `idmap-${new Bun.CryptoHasher("sha256")
+    .update(JSON.stringify([m.uid, m.gid]))
+    .digest("hex")
+    .slice(0, 12)}`;
+}
+
+/** A rootless user's data root: $XDG_DATA_HOME/nsbox, or ~/.local/share/nsbox (XDG's default). */
+export function userDataRoot(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_DATA_HOME;
+  const base = xdg?.startsWith("/") ? xdg : join(env.HOME?.startsWith("/") ? env.HOME : homedir(), ".local", "share");
+  return privateDir(join(base, "nsbox"), "the data root");
+}
+
+/** A rootless user's state root: $XDG_RUNTIME_DIR/nsbox, or /tmp/nsbox-<uid> (mode 0700, checked) without one. */
+export function userStateRoot(env: NodeJS.ProcessEnv): string {
+  const run = env.XDG_RUNTIME_DIR;
+  if (run?.startsWith("/")) return privateDir(join(run, "nsbox"), "the state root");
+  return privateDir(`/tmp/nsbox-${process.getuid?.()}`, "the state root", true);
+}

@@ -4,7 +4,7 @@
  * otherwise make every listing empty and every creation fail later with a raw
  * errno: refuse it up front, naming the flag (or variable) it came from.
  */
-import { statfsSync, statSync } from "node:fs";
+import { accessSync, constants, statfsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fail, sysMessage } from "../errors.ts";
 
@@ -47,6 +47,14 @@ export function checkRootDir(dir: string, what: string): void {
     }
     if (!isDir)
       fail(p === resolve(dir) ? `${given} is not a directory: give a directory (created if missing)` : `${given} cannot be created: ${p} is not a directory`);
+    // rootless: a root closed to the caller (another user's) would list as empty: say so instead
+    if (process.getuid?.() !== 0) {
+      try {
+        accessSync(p, p === resolve(dir) ? constants.R_OK | constants.W_OK | constants.X_OK : constants.W_OK | constants.X_OK);
+      } catch (e) {
+        fail(`${given} cannot be used: ${p}: ${sysMessage(e)} (give a directory you may write)`);
+      }
+    }
     break;
   }
   let type: number;

@@ -124,8 +124,11 @@ export function idsInState(stateRoot: string): string[] {
 
 /** Entries of the state root other than container dirs and names/ (temp dirs of interrupted work). */
 export function strayStateEntries(stateRoot: string): string[] {
-  return ls(stateRoot).filter((e) => e !== "names" && e !== "net" && !ID_RE.test(e));
+  return ls(stateRoot).filter((e) => !KEPT_STATE.includes(e) && !ID_RE.test(e));
 }
+
+/** What a state root keeps when no container is left: names/, net/ (made once), seccomp/ (a cache of compiled filters). */
+export const KEPT_STATE = ["names", "net", "seccomp"];
 
 /** Where the host has cgroup hierarchies mounted (v1 controllers, cgroup2). */
 function cgroupMounts(): string[] {

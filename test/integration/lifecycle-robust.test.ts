@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   ID_RE,
   idsInState,
+  KEPT_STATE,
   lockHolders,
   ok,
   type PsEntry,
@@ -106,7 +107,7 @@ async function removeAndCheck(ids: string[], listed: string[], tag: string, why:
   for (const id of ids) expect(await settledLeftovers(ctx, id, tag), `${why}: after rm -f`).toEqual([]);
   expect(pidsMatching(tag), why).toEqual([]);
   expect(
-    ls(ctx.stateRoot).filter((e) => e !== "names"),
+    ls(ctx.stateRoot).filter((e) => !KEPT_STATE.includes(e)),
     why,
   ).toEqual([]);
   expect(ls(join(ctx.stateRoot, "names")), why).toEqual([]);
@@ -189,7 +190,7 @@ describe("concurrency", () => {
     expect(await psJson(ctx), why).toEqual([]);
     for (const id of ids) expect(await settledLeftovers(ctx, id, `sleep ${tag}`), why).toEqual([]);
     expect(
-      ls(ctx.stateRoot).filter((e) => e !== "names"),
+      ls(ctx.stateRoot).filter((e) => !KEPT_STATE.includes(e)),
       why,
     ).toEqual([]);
     expect(ls(join(ctx.stateRoot, "names")), why).toEqual([]);

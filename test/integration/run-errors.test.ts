@@ -5,7 +5,7 @@
  * happens inside the container process after clone.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addedLeftovers, isOneNsboxLine, type Leftovers, NSBOX, type RunOptions, type RunResult, useNsbox } from "../helpers/nsbox.ts";
 
@@ -166,13 +166,17 @@ describe("bad flags and arguments", () => {
 });
 
 describe("not root", () => {
-  test("a non-root caller without user namespaces: 125, a message about root, nothing created", async () => {
+  test("a non-root caller (rootless) cannot use root's roots, nor map host ids: 125, one clear line", async () => {
     // a copy everyone can execute, whatever the checkout's permissions
     const bin = join(ctx.mkdir("bin-nobody"), "nsbox");
     copyFileSync(NSBOX, bin);
     const prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
-    await expectError(["run", ctx.rootfs, "true"], 125, /root/, { bin, prefix });
-    await expectError(["run", "--userns", ctx.rootfs, "true"], 125, /root/, { bin, prefix });
+    await expectError(["run", "--net", "none", ctx.rootfs, "true"], 125, /permission denied.*give a directory you may write/, { bin, prefix });
+    // with roots of its own, the first refusal is the mapping of host ids
+    const own = ctx.mkdir("nobody-roots");
+    chmodSync(own, 0o777);
+    const env = { NSBOX_ROOT: join(own, "data"), NSBOX_STATE: join(own, "state") };
+    await expectError(["run", "--userns=100000:65536", "--net", "none", ctx.rootfs, "true"], 125, /--userns 100000:65536 needs root/, { bin, prefix, env });
   });
 });
 

@@ -5,7 +5,7 @@
 # we build on have a hybrid layout (v1 controllers plus an almost empty cgroup2
 # at /sys/fs/cgroup/unified), so the v2 code paths can only be tested in a VM.
 #
-#   test/vm/run.sh                 test/integration/cgroup*.test.ts, security-*.test.ts, test/vm/smoke.test.ts
+#   test/vm/run.sh                 test/integration/cgroup*.test.ts, security-*.test.ts, rootless-cgroup.test.ts, test/vm/smoke.test.ts
 #   test/vm/run.sh FILE...         those test files instead (paths in the project)
 #
 # How: Debian's own kernel (the linux-image-amd64 package, downloaded once and
@@ -26,7 +26,7 @@
 #   NSBOX_VM_BUN_ARGS     extra `bun test` arguments (default: --timeout 300000, TCG is slow)
 #   NSBOX_VM_KERNEL_PKG   a linux-image-* package to use instead of linux-image-amd64's
 #   NSBOX_VM_MODULES      kernel modules to load (default below; deps are added)
-#   NSBOX_VM_TOOLS        host programs to copy in (default: tar gzip zstd xz nft ip script tmux)
+#   NSBOX_VM_TOOLS        host programs to copy in (default: tar gzip zstd xz nft ip script tmux setpriv)
 #   NSBOX_VM_DISK         size of the sparse ext4 scratch disk for /tmp (default 16G)
 #   NSBOX_VM_VERBOSE=1    show the kernel's boot messages
 #   NSBOX_VM_KEEP=1       keep the work dir (initramfs tree) for debugging
@@ -54,7 +54,7 @@ MODULES+=(virtio_pci virtio_blk ext4)
 # (nsbox extracts tarballs with GNU tar, which calls gzip/zstd/xz, and programs
 # NAT with nft (at /usr/sbin/nft); the tty tests drive tmux and script). Copied,
 # with their libraries, to the same path as here, when the host has them.
-read -r -a TOOLS <<<"${NSBOX_VM_TOOLS:-tar gzip zstd xz nft ip script tmux}"
+read -r -a TOOLS <<<"${NSBOX_VM_TOOLS:-tar gzip zstd xz nft ip script tmux setpriv}"
 
 T0=$(date +%s.%N)
 B="" R0="" E=""
@@ -122,7 +122,7 @@ if (($#)); then
 	done
 else
 	shopt -s nullglob # the cgroup tests may not exist yet: then only the smoke test runs
-	for f in test/integration/cgroup*.test.ts test/integration/security-*.test.ts test/vm/smoke.test.ts; do tests+=("./$f"); done
+	for f in test/integration/cgroup*.test.ts test/integration/security-*.test.ts test/integration/rootless-cgroup.test.ts test/vm/smoke.test.ts; do tests+=("./$f"); done
 	shopt -u nullglob
 fi
 ((${#tests[@]})) || die "no test files to run"

@@ -24,6 +24,7 @@ import {
 } from "node:fs";
 import { makedev, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../../native/mknod.ts";
 import { fsetxattr } from "../../native/xattr.ts";
+import { inChildUserNamespace } from "../../rootless/identity.ts";
 import { type Entry, T_BLK, T_CHR, T_DIR, T_FIFO, T_GNU_DUMPDIR, T_LINK, T_SYMLINK, type Xattr } from "./format.ts";
 import { isAncestor, leavesDir, normalize, refuse, show, TarError } from "./policy.ts";
 import type { Sparse } from "./sparse.ts";
@@ -31,6 +32,7 @@ import { classifyWhiteout, OPAQUE_XATTR } from "./whiteout.ts";
 import { setXattrs } from "./xattrs.ts";
 
 const OPAQUE_VALUE = Buffer.from("y");
+const USER_OPAQUE_XATTR = "user.overlay.opaque";
 
 /** What the extractor created at a path. */
 const K_DIR = 1;
@@ -71,7 +73,8 @@ export class Extractor {
   private readonly stack: DirRecord[] = [];
   /** device nodes skipped because we are not root, so hardlinks to them are skipped too */
   private readonly skipped = new Set<string>();
-  private readonly isRoot = process.getuid?.() === 0;
+  /** may make device nodes: root, and not a user namespace's (where mknod is refused) */
+  private readonly isRoot = process.getuid?.() === 0 && !inChildUserNamespace();
   /** atime for everything: GNU tar leaves it at the extraction time */
   private readonly now = Date.now() / 1000;
   private fd = -1;
@@ -307,7 +310,9 @@ export class Extractor {
     let fd = -1;
     try {
       fd = openSync(this.fsPath(dir), O_DIR);
-      fsetxattr(fd, OPAQUE_XATTR, OPAQUE_VALUE);
+      // rootless (a user, or root of a user namespace): trusted.* is refused, and the
+      // overlay is mounted with userxattr, which reads user.overlay.* instead
+      fsetxattr(fd, this.isRoot ? OPAQUE_XATTR : USER_OPAQUE_XATTR, OPAQUE_VALUE);
     } catch (err) {
       throw this.failed(e, err);
     } finally {

@@ -1,0 +1,186 @@
+/**
+ * config.json honoured: process settings (user, groups, umask, env, cwd,
+ * capabilities, rlimits, no_new_privs, oomScoreAdj), hostname and domainname,
+ * sysctl, personality, mounts (bind, tmpfs, read-only root), masked and
+ * read-only paths, seccomp, namespaces joined by path, user namespace maps, and
+ * the cgroup limits. Each runs `run --bundle` and reads what the process saw.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { useNsbox } from "../helpers/nsbox.ts";
+import { type Config, makeBundle, ociHarness } from "../helpers/oci.ts";
+
+const ctx = useNsbox("ocicfg");
+const h = ociHarness(ctx);
+
+/** Runs the shell script in a container made from the edited spec; returns its stdout (and asserts exit 0). */
+async function seen(id: string, script: string, edit: (c: Config) => void = () => {}): Promise<string> {
+  const b = makeBundle(ctx, id, (c) => {
+    c.process.args = ["sh", "-c", script];
+    edit(c);
+  });
+  const r = await h.oci(["run", "--bundle", b, id]);
+  expect([id, r.code, r.stderr]).toEqual([id, 0, ""]);
+  return r.stdout;
+}
+
+describe("process", () => {
+  test("user, additional groups, umask, env, cwd", async () => {
+    const out = await seen("proc", 'id -u; id -g; id -G; umask; echo "$GREETING"; pwd', (c) => {
+      c.process.user = { uid: 1000, gid: 1001, additionalGids: [5, 1002], umask: 0o27 };
+      c.process.env.push("GREETING=hello there");
+      c.process.cwd = "/tmp";
+      c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid"] });
+    });
+    expect(out).toBe("1000\n1001\n1001 5 1002\n0027\nhello there\n/tmp\n");
+  });
+
+  test("capability sets, no_new_privs, rlimits, oom_score_adj", async () => {
+    const out = await seen("caps", "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj", (c) => {
+      c.process.capabilities = { bounding: ["CAP_KILL", "CAP_CHOWN"], effective: ["CAP_KILL"], permitted: ["CAP_KILL"] };
+      c.process.noNewPrivileges = true;
+      c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 123, hard: 456 }];
+      c.process.oomScoreAdj = 321;
+    });
+    // CAP_CHOWN is bit 0, CAP_KILL bit 5
+    expect(out).toBe("CapEff:\t0000000000000020\nCapBnd:\t0000000000000021\nNoNewPrivs:\t1\n123\n456\n321\n");
+  });
+});
+
+describe("the container's system", () => {
+  test("hostname, domainname, sysctl, personality", async () => {
+    const out = await seen("uts", "hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward; uname -m", (c) => {
+      c.hostname = "box1";
+      c.domainname = "example.org";
+      c.linux.sysctl = { "net.ipv4.ip_forward": "1" };
+      c.linux.personality = { domain: "LINUX32" };
+    });
+    expect(out).toBe("box1\nexample.org\n1\ni686\n");
+  });
+
+  test("bind mounts (ro, rw), tmpfs, a read-only root, masked and read-only paths", async () => {
+    const data = ctx.mkdir("cfg-data");
+    writeFileSync(join(data, "f"), "from host\n");
+    const out = await seen(
+      "mnt",
+      "cat /data/f; (echo x > /data/g) 2>/dev/null || echo ro-bind; echo y > /rw/h && echo rw-bind; echo z > /t/z && echo tmpfs; touch /x 2>/dev/null || echo ro-root; [ -s /proc/kcore ] || echo masked; (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null || echo ro-sys",
+      (c) => {
+        const rw = join(data, "rw");
+        mkdirSync(rw, { recursive: true });
+        c.mounts.push({ destination: "/data", type: "bind", source: data, options: ["rbind", "ro"] });
+        c.mounts.push({ destination: "/rw", type: "bind", source: rw, options: ["bind", "rw"] });
+        c.mounts.push({ destination: "/t", type: "tmpfs", source: "tmpfs", options: ["size=1m"] });
+      },
+    );
+    expect(out).toBe("from host\nro-bind\nrw-bind\ntmpfs\nro-root\nmasked\nro-sys\n");
+    expect(readFileSync(join(data, "rw", "h"), "utf8")).toBe("y\n");
+  });
+
+  test("linux.devices: nodes with their type, numbers, mode and owner; the default ones", async () => {
+    const out = await seen("devs", "stat -c '%n %F %t:%T %a %u:%g' /dev/fuse0 /dev/null /dev/zero; ls /dev/tty /dev/urandom /dev/full /dev/random", (c) => {
+      c.linux.devices = [{ path: "/dev/fuse0", type: "c", major: 10, minor: 229, fileMode: 0o640, uid: 7, gid: 8 }];
+    });
+    expect(out).toBe(
+      "/dev/fuse0 character special file a:e5 640 7:8\n/dev/null character special file 1:3 666 0:0\n/dev/zero character special file 1:5 666 0:0\n/dev/full\n/dev/random\n/dev/tty\n/dev/urandom\n",
+    );
+  });
+
+  test("rootfsPropagation: private by default, shared and unbindable on request", async () => {
+    const rootLine = "awk '$5 == \"/\"' /proc/self/mountinfo";
+    const tags = (out: string) => (out.split(" - ")[0] ?? "").split(" ").slice(6).join(" ");
+    expect(tags(await seen("propdef", rootLine))).toBe("");
+    expect(tags(await seen("propsh", rootLine, (c) => (c.linux.rootfsPropagation = "rshared")))).toMatch(/^shared:\d+$/);
+    expect(tags(await seen("propub", rootLine, (c) => (c.linux.rootfsPropagation = "unbindable")))).toBe("unbindable");
+  });
+
+  test("seccomp: a syscall denied with the errno asked for", async () => {
+    const out = await seen("scmp", "mkdir /tmp/d 2>&1 || true; echo done", (c) => {
+      c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });
+      c.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }] };
+    });
+    expect(out).toContain("Operation not permitted");
+    expect(out).toEndWith("done\n");
+  });
+
+  test("a time namespace with its clock offsets (timeOffsets)", async () => {
+    const hostUptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    const out = await seen("timens", "cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time", (c) => {
+      c.linux.namespaces.push({ type: "time" });
+      c.linux.timeOffsets = { boottime: { secs: 1000000, nanosecs: 0 }, monotonic: { secs: 500, nanosecs: 0 } };
+    });
+    const [uptime, ns] = out.trim().split("\n");
+    expect(Number(uptime)).toBeGreaterThanOrEqual(hostUptime + 1000000);
+    expect(Number(uptime)).toBeLessThan(hostUptime + 1000000 + 600);
+    expect(ns).not.toBe(readlinkSync("/proc/self/ns/time"));
+  });
+
+  test("a user namespace with uid/gid maps", async () => {
+    const out = await seen("userns", "cat /proc/self/uid_map; id -u", (c) => {
+      c.linux.namespaces.push({ type: "user" });
+      c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      c.linux.resources = {};
+    });
+    const [map, uid] = out.trim().split("\n");
+    expect(map?.trim().split(/\s+/)).toEqual(["0", "100000", "65536"]);
+    expect(uid).toBe("0");
+  });
+
+  test("a namespace joined by path", async () => {
+    const out = await seen("joinns", "readlink /proc/self/ns/net", (c) => {
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "network" ? { type: "network", path: "/proc/self/ns/net" } : n));
+    });
+    // /proc/self of nsbox, the test's child: the test's own network namespace
+    expect(out).toBe(`${readlinkSync("/proc/self/ns/net")}\n`);
+  });
+});
+
+describe("resources", () => {
+  test("memory and pids limits reach the container's cgroup", async () => {
+    const out = await seen(
+      "res",
+      "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+      (c) => {
+        c.linux.resources.memory = { limit: 64 * 1024 * 1024 };
+        c.linux.resources.pids = { limit: 77 };
+      },
+    );
+    expect(out).toBe(`${64 * 1024 * 1024}\n77\n`);
+  });
+
+  test("linux.cgroupsPath is the container's cgroup exactly; the levels nsbox made go with it", async () => {
+    // below this test's own memory cgroup (the host's other hierarchies have it at /)
+    const own = readFileSync("/proc/self/cgroup", "utf8").match(/^\d+:memory:(.*)$/m)?.[1] ?? "/";
+    const level = `${own === "/" ? "" : own}/ocicfg-${process.pid}`;
+    const path = `${level}/ctr`;
+    const out = await seen("cgpath", "grep :memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes", (c) => {
+      c.linux.cgroupsPath = path;
+      c.linux.resources.memory = { limit: 48 * 1024 * 1024 };
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "cgroup");
+    });
+    expect(out).toMatch(new RegExp(`^\\d+:memory:${path}\n${48 * 1024 * 1024}\n$`));
+    for (const c of ["memory", "pids", "freezer"]) expect(existsSync(`/sys/fs/cgroup/${c}${level}`)).toBe(false);
+  });
+
+  test("update changes the limits of a running container; events --stats reports them", async () => {
+    const b = makeBundle(ctx, "upd");
+    expect((await h.oci(["run", "-d", "--bundle", b, "upd"])).code).toBe(0);
+    expect((await h.oci(["update", "--memory", "50m", "--pids-limit", "33", "upd"])).code).toBe(0);
+    let ev = JSON.parse((await h.oci(["events", "--stats", "upd"])).stdout);
+    expect(ev).toMatchObject({ type: "stats", id: "upd", data: { memory: { usage: { limit: 50 * 1024 * 1024 } }, pids: { limit: 33, current: 1 } } });
+    const file = join(h.dir, "res.json");
+    writeFileSync(file, JSON.stringify({ memory: { limit: 64 * 1024 * 1024 }, pids: { limit: 44 } }));
+    expect((await h.oci(["update", "--resources", file, "upd"])).code).toBe(0);
+    ev = JSON.parse((await h.oci(["events", "--stats", "upd"])).stdout);
+    expect(ev.data.memory.usage.limit).toBe(64 * 1024 * 1024);
+    expect(ev.data.pids.limit).toBe(44);
+    writeFileSync(file, JSON.stringify({ memory: { swappiness: 3 } }));
+    const bad = await h.oci(["update", "--resources", file, "upd"]);
+    expect([bad.code, bad.stderr]).toEqual([
+      1,
+      `nsbox: update --resources ${file}: memory.swappiness is not supported by nsbox: remove it from config.json or use runc/crun\n`,
+    ]);
+    expect((await h.oci(["delete", "-f", "upd"])).code).toBe(0);
+  });
+});
