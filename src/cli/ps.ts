@@ -111,7 +111,8 @@ export async function ps(argv: string[]): Promise<number> {
   };
   const rows = views.map((v) => [
     full ? v.id : shortId(v.id),
-    v.config.rootfs,
+    // docker's IMAGE column: the image, or the ROOTFS directory or tarball as given
+    v.config.spec.nsbox.image?.ref ?? v.config.rootfs,
     cmd(v),
     ago(v.config.created, now),
     statusText(v, now),
@@ -119,6 +120,6 @@ export async function ps(argv: string[]): Promise<number> {
     portsText(v),
     v.config.name ?? "",
   ]);
-  console.log(table(["CONTAINER ID", "ROOTFS", "COMMAND", "CREATED", "STATUS", "PID", "PORTS", "NAMES"], rows));
+  console.log(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID", "PORTS", "NAMES"], rows));
   return 0;
 }

@@ -67,7 +67,7 @@ describe("run -d and ps", () => {
 
     // the table and -q
     const table = (await ok(ctx, ["ps"])).stdout;
-    expect(lines(table)[0]).toMatch(/^CONTAINER ID\s+ROOTFS\s+COMMAND\s+CREATED\s+STATUS\s+PID\s+PORTS\s+NAMES$/);
+    expect(lines(table)[0]).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PID\s+PORTS\s+NAMES$/);
     const row = lines(table).find((l) => l.startsWith(id.slice(0, 12)));
     expect(row).toBeDefined();
     expect(row).toContain(" Up ");
