@@ -26,7 +26,8 @@ import { MS } from "../spec/mountopts.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
-import { type Bundle, ConfigError, loadBundle, RLIMITS } from "./config.ts";
+import { log } from "../log.ts";
+import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
 import { runHooks } from "./hooks.ts";
 import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
@@ -269,7 +270,23 @@ function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerC
       }
     }
   }
+  for (const f of bundle.v1Files ?? []) writeV1File(cg, f);
   return cg;
+}
+
+/** A v1 file runc writes and nsbox's cgroup code does not; absent (v2, no such controller or file): a warning, as runc ignores them on v2. */
+function writeV1File(cg: ContainerCgroup, f: V1File) {
+  const dir = cg.record.version === 1 ? (cg.record.paths as Record<string, string | undefined>)[f.controller] : undefined;
+  if (!dir || !existsSync(join(dir, f.file))) {
+    log.warn(`config.json: ${f.what} is not applied: this host's cgroups have no ${f.file}`);
+    return;
+  }
+  try {
+    writeFileSync(join(dir, f.file), f.value);
+  } catch (e) {
+    void cg.remove();
+    throw new ConfigError(`config.json: ${f.what}: cannot write ${f.value} to ${f.file}: ${sysMessage(e)}`);
+  }
 }
 
 /**
