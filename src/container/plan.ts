@@ -273,7 +273,15 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
 function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boolean): string[] {
   const lateRo: string[] = [];
   for (const [i, m] of mounts.entries()) {
-    let { flags, data } = mountFlags(m.options);
+    // Propagation words (shared, rprivate...) are a second mount(2) call: with
+    // them, the kernel would only change the type and ignore the mount itself
+    // (or refuse a new filesystem). tmpcopyup (podman, crun) is nsbox's own
+    // step after the mount (see copyUp), never data for the kernel.
+    const words = m.options ?? [];
+    const propWords = words.filter((o) => PROPAGATION.has(o));
+    const rest = words.filter((o) => !PROPAGATION.has(o) && o !== "tmpcopyup");
+    let { flags, data } = mountFlags(rest);
+    const prop = mountFlags(propWords).flags;
     const bind = (flags & MS.BIND) !== 0 || m.type === "bind";
     if (!bind && flags & MS.RDONLY && mounts.slice(i + 1).some((n) => n.destination.startsWith(`${m.destination}/`))) {
       flags &= ~MS.RDONLY;
@@ -285,10 +293,13 @@ function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boole
       fields: [m.source ?? "", m.destination, bind ? "" : (m.type ?? ""), bind ? flags | MS.BIND : flags, data, mk, 1],
       what: bind ? `bind ${m.source} on ${m.destination}` : `mount ${m.type} on ${m.destination}`,
     });
+    if (prop) c.push({ code: C.MOUNT, fields: ["", m.destination, "", prop, "", MK.NONE, 1], what: `make ${m.destination} ${propWords.join(",")}` });
     if (m.destination === "/dev") pushDevices(spec, c, userns);
   }
   return lateRo;
 }
+
+const PROPAGATION = new Set(["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]);
 
 /** Device nodes (or, in a user namespace where mknod is refused, binds of the host's) and /dev's links. */
 function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {

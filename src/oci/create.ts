@@ -10,7 +10,7 @@
  * createContainer hooks, terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, existsSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { handshake, openJoinFds } from "../container/create.ts";
@@ -138,11 +138,12 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
       cg?.join(pid);
       if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
       setUpProcess(s2, pid);
-      const st = stateJson(record, "creating");
-      await runHooks(bundle.hooks, "prestart", st);
-      await runHooks(bundle.hooks, "createRuntime", st);
+      // (prestart sees "created" as runc and crun give it, and runtime-tools checks)
+      await runHooks(bundle.hooks, "prestart", stateJson(record, "created"));
+      await runHooks(bundle.hooks, "createRuntime", stateJson(record, "creating"));
     });
     mark("created");
+    copyUp(spec, pid);
     // its filesystem set up, its command not yet run (see hooks.ts for where)
     if (procId(pid)) await runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"));
     // handshake also returns at end-of-file: then the process died instead of waiting
@@ -172,6 +173,45 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     throw e;
   } finally {
     for (const fd of fds) closeFd(fd);
+  }
+}
+
+/**
+ * tmpcopyup (podman's tmpfs on /tmp, /run, /var/tmp; crun's option): the new
+ * tmpfs starts with what the image has there. Copied from the host side of
+ * the rootfs into the waiting process's tree (/proc/PID/root), its command not
+ * yet run. A path through a symlink is skipped with a warning: an absolute
+ * link would resolve on the host here.
+ */
+function copyUp(spec: ContainerSpec, pid: number) {
+  for (const m of spec.mounts) {
+    if (!m.options?.includes("tmpcopyup")) continue;
+    const parts = m.destination.split("/").filter(Boolean);
+    let src = spec.root.path;
+    let linked = false;
+    for (const part of parts) {
+      src = join(src, part);
+      try {
+        if (lstatSync(src).isSymbolicLink()) linked = true;
+      } catch {
+        linked = true; // nothing to copy
+        break;
+      }
+    }
+    if (linked) {
+      if (existsSync(src)) log.warn(`tmpcopyup: ${m.destination} goes through a symbolic link in the rootfs: the tmpfs starts empty`);
+      continue;
+    }
+    const dst = `/proc/${pid}/root${m.destination}`;
+    try {
+      const st = statSync(src);
+      chmodSync(dst, st.mode & 0o7777);
+      chownSync(dst, st.uid, st.gid);
+      for (const name of readdirSync(src))
+        cpSync(join(src, name), join(dst, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
+    } catch (e) {
+      throw new ConfigError(`cannot copy ${m.destination} of the image into its tmpfs (tmpcopyup): ${sysMessage(e)}`);
+    }
   }
 }
 
