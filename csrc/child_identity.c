@@ -175,6 +175,24 @@ static void c_close_extra(void) {
  * shim (initfd) is exec'd first, as nsbox-exec (or nsbox-init), and it execs the
  * command: /proc/self/exe is then the shim, which nobody can change. The shim
  * reports a failed execve on the sync socket, which stays open for it. */
+/* Resource limits that would stop this process itself (RLIMIT_AS below the
+ * address space it still shares with nsbox's binary: c_exec's mmap fails):
+ * recorded by C_RLIMIT and set here, the last step before execve, which
+ * starts a new, small address space. */
+static u32 c_rlim[16][5];
+static u32 c_nrlim;
+static void c_apply_rlimits(void) {
+    u32 i;
+    for (i = 0; i < c_nrlim; i++) {
+        u64 lim[2];
+        long r;
+        lim[0] = ((u64)c_rlim[i][2] << 32) | c_rlim[i][1];
+        lim[1] = ((u64)c_rlim[i][4] << 32) | c_rlim[i][3];
+        r = SC4(SYS_prlimit64, 0, c_rlim[i][0], lim, 0);
+        if (r < 0) c_fail(r);
+    }
+}
+
 static void c_exec(struct cur *c) {
     static char path[4096], fdtext[24], optext[24];
     long room = (long)(c->end - c->p) / 8 + 8;
@@ -188,6 +206,7 @@ static void c_exec(struct cur *c) {
     if (rd_strv(c, argv + 4, (int)room) < 0 || rd_strv(c, envp, (int)room) < 0 || c->bad) c_fail(-E2BIG);
     if (flags & EXEC_FD) {
         c_cloexec_from(3);
+        c_apply_rlimits();
         r = sys_execveat(initfd, "", (char *const *)(argv + 4), (char *const *)envp, AT_EMPTY_PATH);
         c_send(MSG_ERROR, (i32)-r);
         sys_exit(126);
@@ -201,6 +220,7 @@ static void c_exec(struct cur *c) {
     /* OCI create: wait for `start` here, the command found and nothing left to fail but its exec */
     if (c_waitfd >= 0) c_waitstart();
     c_close_extra();
+    c_apply_rlimits();
     if (flags & EXEC_INIT) {
         argv[2] = "nsbox-init";
         argv[3] = path;

@@ -193,6 +193,14 @@ static void run_c(const u8 *prog, int len) {
         case C_PERSONALITY:
             CHECK(SC1(SYS_personality, rd_u32(&c)));
             break;
+        case C_RLIMIT: {
+            u32 res = rd_u32(&c), i;
+            if (c_nrlim >= 16 || res >= 16) c_fail(-EINVAL);
+            c_rlim[c_nrlim][0] = res;
+            for (i = 1; i < 5; i++) c_rlim[c_nrlim][i] = rd_u32(&c);
+            c_nrlim++;
+            break;
+        }
         case C_EXEC:
             c_exec(&c); /* does not return */
             break;

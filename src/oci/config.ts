@@ -571,7 +571,8 @@ export function parseResources(v: unknown): { resources?: Resources; unified?: R
   if (r.memory !== undefined && r.memory !== null) {
     const m = obj(r.memory, `${at}memory`);
     // Kernel memory accounting is deprecated (and gone from cgroup v2): runc ignores it.
-    for (const k of ["kernel", "kernelTCP"]) if (m[k] !== undefined && m[k] !== null) log.debug(`config.json: ${at}memory.${k} is deprecated: ignored, as runc does`);
+    for (const k of ["kernel", "kernelTCP"])
+      if (m[k] !== undefined && m[k] !== null) log.debug(`config.json: ${at}memory.${k} is deprecated: ignored, as runc does`);
     for (const k of ["useHierarchy", "checkBeforeUpdate"]) refuse(m, k, `${at}memory.`);
     const swappiness = typeof m.swappiness === "bigint" ? undefined : optInt(m.swappiness, `${at}memory.swappiness`, 0, 2 ** 53);
     // runc: a value above 100 (the Go zero value -1 as uint64) means "leave the default"

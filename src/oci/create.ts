@@ -16,6 +16,7 @@ import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detec
 import { handshake, openJoinFds } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
+import { log } from "../log.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, MK, type Op } from "../native/program.ts";
@@ -26,10 +27,9 @@ import { MS } from "../spec/mountopts.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
-import { log } from "../log.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
 import { runHooks } from "./hooks.ts";
-import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
+import { getRlimit, mkfifo, sendFdTo, setRlimit } from "./native.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;
@@ -111,6 +111,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     };
     const { w, c } = buildPrograms(plan);
     if (bundle.apparmor) beforeIdentity(c, apparmorStep(bundle.apparmor));
+    rlimitSteps(c, s2.process.rlimits);
     // As runc: the container does not share the caller's session keyring (keys of the host's root)
     // (anonymous, so that two containers of one id never share one)
     if (o.newKeyring) beforeIdentity(c, { code: C.KEYRING, fields: [""], what: "join a new session keyring" });
@@ -348,16 +349,48 @@ function makeFreezer(cg: ContainerCgroup): { dir: string; created: string[] } | 
   return { dir, created: levels };
 }
 
+/**
+ * Limits on memory would stop the process before it runs its command: it still
+ * shares nsbox's address space (gigabytes, reserved by Bun) until execve. The
+ * helper sets these as its last step before execve (C_RLIMIT); from outside,
+ * only a raise of the hard limit (that needs privileges the process may have
+ * dropped by then).
+ */
+const SET_AT_EXEC = new Set(["RLIMIT_AS", "RLIMIT_DATA"]);
+
+/** The C_RLIMIT steps of the limits set at execve. */
+export function rlimitSteps(c: Op[], rlimits: ContainerSpec["process"]["rlimits"]): void {
+  const words = (n: number) => (n < 0 ? [0xffffffff, 0xffffffff] : [n % 2 ** 32, Math.floor(n / 2 ** 32)]);
+  for (const r of rlimits ?? [])
+    if (SET_AT_EXEC.has(r.type))
+      beforeIdentity(c, {
+        code: C.RLIMIT,
+        fields: [RLIMITS.indexOf(r.type), ...words(r.soft), ...words(r.hard)],
+        what: `set ${r.type} to ${r.soft}:${r.hard}`,
+      });
+}
+
 /** From outside, while the process waits for GO: its resource limits and OOM score. */
 function setUpProcess(spec: ContainerSpec, pid: number) {
-  for (const r of spec.process.rlimits ?? []) {
+  applyRlimits(pid, spec.process.rlimits);
+  if (spec.process.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
+}
+
+/** The limits set from outside (see SET_AT_EXEC for the others). */
+export function applyRlimits(pid: number, rlimits: ContainerSpec["process"]["rlimits"]): void {
+  for (const r of rlimits ?? []) {
     try {
+      if (SET_AT_EXEC.has(r.type)) {
+        const now = getRlimit(pid, RLIMITS.indexOf(r.type));
+        const above = (a: number, b: number) => b >= 0 && (a < 0 || a > b);
+        if (above(r.hard, now.hard)) setRlimit(pid, RLIMITS.indexOf(r.type), now.soft, r.hard);
+        continue;
+      }
       setRlimit(pid, RLIMITS.indexOf(r.type), r.soft, r.hard);
     } catch (e) {
       throw new ConfigError(`cannot set ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message}`);
     }
   }
-  if (spec.process.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
 }
 
 /** The BPF program of the config's linux.seccomp (an OCI profile is a docker profile without conditions). */
