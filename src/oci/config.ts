@@ -451,6 +451,10 @@ function parseMount(v: unknown, i: number, dir: string): Mount {
   if (bind) {
     // runc and crun pass data words (mode=755, size=...) of a bind to mount(2),
     // which ignores them for MS_BIND: nsbox drops them, and says so under --debug.
+    // A word without "=" (idmap, rro...) asks for something: refused.
+    for (const opt of options)
+      if (!BIND_OPTS.has(opt) && !opt.includes("="))
+        bad(`${at}.options`, `${JSON.stringify(opt)} on the bind mount of ${destination} is not supported by nsbox`);
     const dropped = options.filter((opt) => !BIND_OPTS.has(opt));
     if (dropped.length) log.debug(`config.json: ${at}.options ${dropped.join(",")} do not apply to the bind mount of ${destination}: ignored`);
     if (!source) bad(`${at}.source`, `is missing for the bind mount of ${destination}`);

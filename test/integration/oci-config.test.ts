@@ -179,7 +179,7 @@ describe("resources", () => {
     const bad = await h.oci(["update", "--resources", file, "upd"]);
     expect([bad.code, bad.stderr]).toEqual([
       1,
-      `nsbox: update --resources ${file}: memory.swappiness is not supported by nsbox: remove it from config.json or use runc/crun\n`,
+      `nsbox: update --resources ${file}: memory.swappiness is not supported by update: recreate the container with it in config.json\n`,
     ]);
     expect((await h.oci(["delete", "-f", "upd"])).code).toBe(0);
   });
