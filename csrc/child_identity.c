@@ -130,19 +130,22 @@ static void c_cloexec_from(int lowfd) {
  * reading, as runc's init does. The fifo is reached through /proc/self/fd, the
  * root being the container's by now. Past MSG_CREATED nobody reads our reports.
  */
+static int c_procfd = -1; /* C_CHROOT: the host's /proc (the chroot has none mounted), until execve */
 static void c_waitstart(void) {
     char p[48] = "/proc/self/fd/", num[24];
     size_t len = nsb_strlen(p);
     long fd;
+    int base = c_procfd >= 0 ? c_procfd : AT_FDCWD;
+    const char *rel = c_procfd >= 0 ? p + 6 : p; /* "self/fd/N" under that /proc */
     u8 b = 0;
     struct k_sigaction ign, old;
     nsb_append(p, sizeof p, &len, nsb_itoa(c_waitfd, num));
-    CHECK(fd = sys_openat(AT_FDCWD, p, O_PATH | O_CLOEXEC, 0));
+    CHECK(fd = sys_openat(base, rel, O_PATH | O_CLOEXEC, 0));
     sys_close((int)fd);
     c_send(MSG_CREATED, 0);
     sys_close(c_sync);
     c_sync = -1;
-    fd = sys_openat(AT_FDCWD, p, O_WRONLY | O_CLOEXEC, 0); /* blocks until `start` */
+    fd = sys_openat(base, rel, O_WRONLY | O_CLOEXEC, 0); /* blocks until `start` */
     if (fd < 0) sys_exit(125);
     /* The open returning is the start; the byte only tells `start` so. If that
      * nsbox is gone already, the write fails: with SIGPIPE ignored for it, not

@@ -44,6 +44,7 @@ export const C = {
   PERSONALITY: 49,
   KEYRING: 50,
   RLIMIT: 51,
+  CHROOT: 52,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */
