@@ -151,9 +151,10 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
     if (userns) c.push({ code: C.SETID, fields: [0, 0, groupsOf(spec, [0])], what: "become root in the user namespace" });
     if (mountNs) rootfsLateRo = buildRootfs(p, c, userns);
-    // No mount namespace (OCI): nothing is mounted (it would be the host's
-    // namespace); the root is entered with chroot, as runc and crun do.
-    else c.push({ code: C.CHROOT, fields: [p.mergedDir], what: `chroot into ${p.mergedDir}` });
+    // An OCI container without a mount namespace: nothing is mounted (it would
+    // be the host's namespace); its root is entered with chroot, as runc and
+    // crun do. (nsbox's own, a pod's pause process, keep the host's root.)
+    else if (p.oci) c.push({ code: C.CHROOT, fields: [p.mergedDir], what: `chroot into ${p.mergedDir}` });
   } else {
     // READY now, GO later: nsbox joins the cgroup and plugs in the network while
     // the rootfs is being mounted (a v1 cgroup attach alone can take milliseconds).

@@ -49,6 +49,8 @@ export interface V1File {
   value: string;
   /** the config field, for errors */
   what: string;
+  /** deprecated by the kernel: a failed write is a warning */
+  optional?: boolean;
 }
 
 /** A bad config.json: one line, exit 1 as runc. */
@@ -574,9 +576,12 @@ export function parseResources(v: unknown): { resources?: Resources; unified?: R
   }
   if (r.memory !== undefined && r.memory !== null) {
     const m = obj(r.memory, `${at}memory`);
-    // Kernel memory accounting is deprecated (and gone from cgroup v2): runc ignores it.
-    for (const k of ["kernel", "kernelTCP"])
-      if (m[k] !== undefined && m[k] !== null) log.debug(`config.json: ${at}memory.${k} is deprecated: ignored, as runc does`);
+    // Kernel memory accounting is deprecated (and gone from cgroup v2): runc ignores
+    // kernel; crun writes kernelTCP on v1, where the kernel still has the file.
+    if (m.kernel !== undefined && m.kernel !== null) log.debug(`config.json: ${at}memory.kernel is deprecated: ignored, as runc does`);
+    const tcp = optInt(m.kernelTCP, `${at}memory.kernelTCP`, -1);
+    if (tcp !== undefined)
+      v1Files.push({ controller: "memory", file: "memory.kmem.tcp.limit_in_bytes", value: String(tcp), what: `${at}memory.kernelTCP`, optional: true });
     for (const k of ["useHierarchy", "checkBeforeUpdate"]) refuse(m, k, `${at}memory.`);
     const swappiness = typeof m.swappiness === "bigint" ? undefined : optInt(m.swappiness, `${at}memory.swappiness`, 0, 2 ** 53);
     // runc: a value above 100 (the Go zero value -1 as uint64) means "leave the default"

@@ -325,6 +325,7 @@ function writeV1File(cg: ContainerCgroup, f: V1File) {
   try {
     writeFileSync(join(dir, f.file), f.value);
   } catch (e) {
+    if (f.optional) return log.warn(`config.json: ${f.what} is not applied: ${f.file}: ${sysMessage(e)}`);
     void cg.remove();
     throw new ConfigError(`config.json: ${f.what}: cannot write ${f.value} to ${f.file}: ${sysMessage(e)}`);
   }

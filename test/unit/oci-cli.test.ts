@@ -113,7 +113,7 @@ describe("config.json", () => {
     expect(b.spec.process.capabilities?.bounding).toEqual(["CAP_CHOWN"]);
     expect(b.spec.mounts[0]?.options).toEqual(["rbind", "rshared"]);
     expect(b.spec.linux.resources?.memory?.limit).toBe(50593792);
-    expect(b.v1Files?.map((f) => `${f.file}=${f.value}`)).toEqual(["memory.swappiness=10", "memory.oom_control=1"]);
+    expect(b.v1Files?.map((f) => `${f.file}=${f.value}`)).toEqual(["memory.kmem.tcp.limit_in_bytes=50593792", "memory.swappiness=10", "memory.oom_control=1"]);
     const fifo = b.spec.linux.devices.find((d) => d.path === "/dev/fifo");
     expect(fifo).toMatchObject({ type: "p", major: 0, minor: 0 });
     // a FIFO needs no device-cgroup rule
