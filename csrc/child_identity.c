@@ -130,19 +130,22 @@ static void c_cloexec_from(int lowfd) {
  * reading, as runc's init does. The fifo is reached through /proc/self/fd, the
  * root being the container's by now. Past MSG_CREATED nobody reads our reports.
  */
+static int c_procfd = -1; /* C_CHROOT: the host's /proc (the chroot has none mounted), until execve */
 static void c_waitstart(void) {
     char p[48] = "/proc/self/fd/", num[24];
     size_t len = nsb_strlen(p);
     long fd;
+    int base = c_procfd >= 0 ? c_procfd : AT_FDCWD;
+    const char *rel = c_procfd >= 0 ? p + 6 : p; /* "self/fd/N" under that /proc */
     u8 b = 0;
     struct k_sigaction ign, old;
     nsb_append(p, sizeof p, &len, nsb_itoa(c_waitfd, num));
-    CHECK(fd = sys_openat(AT_FDCWD, p, O_PATH | O_CLOEXEC, 0));
+    CHECK(fd = sys_openat(base, rel, O_PATH | O_CLOEXEC, 0));
     sys_close((int)fd);
     c_send(MSG_CREATED, 0);
     sys_close(c_sync);
     c_sync = -1;
-    fd = sys_openat(AT_FDCWD, p, O_WRONLY | O_CLOEXEC, 0); /* blocks until `start` */
+    fd = sys_openat(base, rel, O_WRONLY | O_CLOEXEC, 0); /* blocks until `start` */
     if (fd < 0) sys_exit(125);
     /* The open returning is the start; the byte only tells `start` so. If that
      * nsbox is gone already, the write fails: with SIGPIPE ignored for it, not
@@ -175,6 +178,24 @@ static void c_close_extra(void) {
  * shim (initfd) is exec'd first, as nsbox-exec (or nsbox-init), and it execs the
  * command: /proc/self/exe is then the shim, which nobody can change. The shim
  * reports a failed execve on the sync socket, which stays open for it. */
+/* Resource limits that would stop this process itself (RLIMIT_AS below the
+ * address space it still shares with nsbox's binary: c_exec's mmap fails):
+ * recorded by C_RLIMIT and set here, the last step before execve, which
+ * starts a new, small address space. */
+static u32 c_rlim[16][5];
+static u32 c_nrlim;
+static void c_apply_rlimits(void) {
+    u32 i;
+    for (i = 0; i < c_nrlim; i++) {
+        u64 lim[2];
+        long r;
+        lim[0] = ((u64)c_rlim[i][2] << 32) | c_rlim[i][1];
+        lim[1] = ((u64)c_rlim[i][4] << 32) | c_rlim[i][3];
+        r = SC4(SYS_prlimit64, 0, c_rlim[i][0], lim, 0);
+        if (r < 0) c_fail(r);
+    }
+}
+
 static void c_exec(struct cur *c) {
     static char path[4096], fdtext[24], optext[24];
     long room = (long)(c->end - c->p) / 8 + 8;
@@ -188,6 +209,7 @@ static void c_exec(struct cur *c) {
     if (rd_strv(c, argv + 4, (int)room) < 0 || rd_strv(c, envp, (int)room) < 0 || c->bad) c_fail(-E2BIG);
     if (flags & EXEC_FD) {
         c_cloexec_from(3);
+        c_apply_rlimits();
         r = sys_execveat(initfd, "", (char *const *)(argv + 4), (char *const *)envp, AT_EMPTY_PATH);
         c_send(MSG_ERROR, (i32)-r);
         sys_exit(126);
@@ -201,6 +223,7 @@ static void c_exec(struct cur *c) {
     /* OCI create: wait for `start` here, the command found and nothing left to fail but its exec */
     if (c_waitfd >= 0) c_waitstart();
     c_close_extra();
+    c_apply_rlimits();
     if (flags & EXEC_INIT) {
         argv[2] = "nsbox-init";
         argv[3] = path;

@@ -184,6 +184,14 @@ static void run_c(const u8 *prog, int len) {
         case C_UMASK:
             SC1(SYS_umask, rd_u32(&c));
             break;
+        case C_CHROOT: {
+            const char *dir = rd_str(&c);
+            /* (O_CLOEXEC: never the command's; only c_waitstart uses it) */
+            c_procfd = (int)sys_openat(AT_FDCWD, "/proc", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+            CHECK(SC1(SYS_chdir, dir));
+            CHECK(SC1(SYS_chroot, "."));
+            break;
+        }
         case C_KEYRING: {
             const char *name = rd_str(&c);
             long r = SC2(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, *name ? name : 0);
@@ -193,6 +201,14 @@ static void run_c(const u8 *prog, int len) {
         case C_PERSONALITY:
             CHECK(SC1(SYS_personality, rd_u32(&c)));
             break;
+        case C_RLIMIT: {
+            u32 res = rd_u32(&c), i;
+            if (c_nrlim >= 16 || res >= 16) c_fail(-EINVAL);
+            c_rlim[c_nrlim][0] = res;
+            for (i = 1; i < 5; i++) c_rlim[c_nrlim][i] = rd_u32(&c);
+            c_nrlim++;
+            break;
+        }
         case C_EXEC:
             c_exec(&c); /* does not return */
             break;

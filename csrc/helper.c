@@ -65,6 +65,8 @@ enum {
     C_UMASK = 48,      /* mask */
     C_PERSONALITY = 49, /* persona */
     C_KEYRING = 50,    /* name ("": anonymous): join a new session keyring, as runc (ENOSYS: none to join) */
+    C_CHROOT = 52,     /* path: the root without a mount namespace (OCI, as runc) */
+    C_RLIMIT = 51,     /* resource soft_lo soft_hi hard_lo hard_hi: set by C_EXEC just before its execve */
 };
 
 /* Messages on the sync socket. */

@@ -151,6 +151,10 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
     if (userns) c.push({ code: C.SETID, fields: [0, 0, groupsOf(spec, [0])], what: "become root in the user namespace" });
     if (mountNs) rootfsLateRo = buildRootfs(p, c, userns);
+    // An OCI container without a mount namespace: nothing is mounted (it would
+    // be the host's namespace); its root is entered with chroot, as runc and
+    // crun do. (nsbox's own, a pod's pause process, keep the host's root.)
+    else if (p.oci) c.push({ code: C.CHROOT, fields: [p.mergedDir], what: `chroot into ${p.mergedDir}` });
   } else {
     // READY now, GO later: nsbox joins the cgroup and plugs in the network while
     // the rootfs is being mounted (a v1 cgroup attach alone can take milliseconds).
@@ -273,7 +277,15 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
 function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boolean): string[] {
   const lateRo: string[] = [];
   for (const [i, m] of mounts.entries()) {
-    let { flags, data } = mountFlags(m.options);
+    // Propagation words (shared, rprivate...) are a second mount(2) call: with
+    // them, the kernel would only change the type and ignore the mount itself
+    // (or refuse a new filesystem). tmpcopyup (podman, crun) is nsbox's own
+    // step after the mount (see copyUp), never data for the kernel.
+    const words = m.options ?? [];
+    const propWords = words.filter((o) => PROPAGATION.has(o));
+    const rest = words.filter((o) => !PROPAGATION.has(o) && o !== "tmpcopyup");
+    let { flags, data } = mountFlags(rest);
+    const prop = mountFlags(propWords).flags;
     const bind = (flags & MS.BIND) !== 0 || m.type === "bind";
     if (!bind && flags & MS.RDONLY && mounts.slice(i + 1).some((n) => n.destination.startsWith(`${m.destination}/`))) {
       flags &= ~MS.RDONLY;
@@ -285,18 +297,22 @@ function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boole
       fields: [m.source ?? "", m.destination, bind ? "" : (m.type ?? ""), bind ? flags | MS.BIND : flags, data, mk, 1],
       what: bind ? `bind ${m.source} on ${m.destination}` : `mount ${m.type} on ${m.destination}`,
     });
+    if (prop) c.push({ code: C.MOUNT, fields: ["", m.destination, "", prop, "", MK.NONE, 1], what: `make ${m.destination} ${propWords.join(",")}` });
     if (m.destination === "/dev") pushDevices(spec, c, userns);
   }
   return lateRo;
 }
 
+const PROPAGATION = new Set(["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]);
+
 /** Device nodes (or, in a user namespace where mknod is refused, binds of the host's) and /dev's links. */
 function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
   for (const d of spec.linux.devices) {
-    if (userns) {
+    // (a FIFO needs no privilege: made in a user namespace too)
+    if (userns && d.type !== "p") {
       c.push({ code: C.MOUNT, fields: [d.path, d.path, "", MS.BIND, "", MK.FILE, 1], what: `bind the host's ${d.path}` });
     } else {
-      const mode = (d.type === "b" ? 0o060000 : 0o020000) | d.fileMode;
+      const mode = (d.type === "b" ? 0o060000 : d.type === "p" ? 0o010000 : 0o020000) | d.fileMode;
       c.push({ code: C.MKNOD, fields: [d.path, mode, d.major, d.minor, d.uid ?? 0, d.gid ?? 0], what: `create the device ${d.path}` });
     }
   }

@@ -43,6 +43,8 @@ export const C = {
   UMASK: 48,
   PERSONALITY: 49,
   KEYRING: 50,
+  RLIMIT: 51,
+  CHROOT: 52,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */

@@ -37,8 +37,20 @@ export interface Bundle {
   annotations: Record<string, string>;
   /** unified cgroup v2 files to write (linux.resources.unified) */
   unified?: Record<string, string>;
+  /** cgroup v1 files to write beside nsbox's own resources (swappiness, the OOM killer); ignored on v2, as runc */
+  v1Files?: V1File[];
   /** the apparmor profile to exec into (only when the host enforces apparmor) */
   apparmor?: string;
+}
+
+export interface V1File {
+  controller: string;
+  file: string;
+  value: string;
+  /** the config field, for errors */
+  what: string;
+  /** deprecated by the kernel: a failed write is a warning */
+  optional?: boolean;
 }
 
 /** A bad config.json: one line, exit 1 as runc. */
@@ -169,10 +181,12 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   if (prop !== undefined && !["", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"].includes(prop))
     bad("linux.rootfsPropagation", `${JSON.stringify(prop)} must be one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable`);
 
-  const { resources, unified } = parseResources(linux.resources);
+  const { resources, unified, v1Files } = parseResources(linux.resources);
   const devices = parseDevices(linux.devices);
   // As runc: after the config's rules, the devices every container may use, and those it lists.
-  const listed: DeviceRule[] = devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" }));
+  const listed: DeviceRule[] = devices.flatMap((d): DeviceRule[] =>
+    d.type === "p" ? [] : [{ allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm" }],
+  );
   if (resources?.devices) resources.devices = [...resources.devices, ...ALLOWED_DEVICES, ...listed];
   const spec: ContainerSpec = {
     ociVersion: version,
@@ -207,7 +221,7 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   if ((spec.linux.uidMappings?.length || spec.linux.gidMappings?.length) && !namespaces.some((n) => n.type === "user"))
     bad("linux.uidMappings", "needs a user namespace (linux.namespaces)");
   if (linux.seccomp !== undefined && linux.seccomp !== null) spec.linux.seccomp = parseSeccompShape(linux.seccomp);
-  return { dir, spec, hooks: parseHooks(c.hooks), annotations: parseAnnotations(c.annotations), unified, apparmor: proc.apparmor };
+  return { dir, spec, hooks: parseHooks(c.hooks), annotations: parseAnnotations(c.annotations), unified, v1Files, apparmor: proc.apparmor };
 }
 
 function selinux(what: string) {
@@ -297,10 +311,13 @@ export function parseProcess(v: unknown): { process: ContainerSpec["process"]; a
 function parseCaps(v: unknown): Capabilities | undefined {
   if (v === undefined || v === null) return { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] };
   const c = obj(v, "process.capabilities");
+  // An unknown name (a newer kernel's, or a typo) is skipped with a warning, as
+  // runc and crun do: the container runs without it.
   const set = (k: string) =>
-    strs(c[k], `process.capabilities.${k}`).map((n) => {
-      if (!(CAP_NAMES as readonly string[]).includes(n)) bad(`process.capabilities.${k}`, `names an unknown capability ${JSON.stringify(n)}`);
-      return n;
+    strs(c[k], `process.capabilities.${k}`).filter((n) => {
+      if ((CAP_NAMES as readonly string[]).includes(n)) return true;
+      log.warn(`config.json: process.capabilities.${k}: ignoring the unknown capability ${JSON.stringify(n)}`);
+      return false;
     });
   const caps = {
     bounding: set("bounding"),
@@ -434,13 +451,19 @@ function parseMount(v: unknown, i: number, dir: string): Mount {
   const { flags } = mountFlags(options);
   const bind = type === "bind" || (flags & MS.BIND) !== 0;
   if (bind) {
+    // runc and crun pass data words (mode=755, size=...) of a bind to mount(2),
+    // which ignores them for MS_BIND: nsbox drops them, and says so under --debug.
+    // A word without "=" (idmap, rro...) asks for something: refused.
     for (const opt of options)
-      if (!BIND_OPTS.has(opt)) bad(`${at}.options`, `${JSON.stringify(opt)} on the bind mount of ${destination} is not supported by nsbox`);
+      if (!BIND_OPTS.has(opt) && !opt.includes("="))
+        bad(`${at}.options`, `${JSON.stringify(opt)} on the bind mount of ${destination} is not supported by nsbox`);
+    const dropped = options.filter((opt) => !BIND_OPTS.has(opt));
+    if (dropped.length) log.debug(`config.json: ${at}.options ${dropped.join(",")} do not apply to the bind mount of ${destination}: ignored`);
     if (!source) bad(`${at}.source`, `is missing for the bind mount of ${destination}`);
     if (source && !isAbsolute(source)) source = join(dir, source);
     if (source && !existsSync(source)) bad(`${at}.source`, `${source} does not exist (bind mount of ${destination})`);
   }
-  return { destination, type: bind ? "bind" : type, source, options };
+  return { destination, type: bind ? "bind" : type, source, options: bind ? options.filter((opt) => BIND_OPTS.has(opt)) : options };
 }
 
 function parseDevices(v: unknown): Device[] {
@@ -451,12 +474,15 @@ function parseDevices(v: unknown): Device[] {
     const o = obj(d, `linux.devices[${i}]`);
     const path = str(o.path, `linux.devices[${i}].path`);
     const t = str(o.type, `linux.devices[${i}].type`);
-    if (t !== "c" && t !== "b" && t !== "u") bad(`linux.devices[${i}].type`, `${JSON.stringify(t)}: nsbox makes character (c, u) and block (b) devices`);
+    if (t !== "c" && t !== "b" && t !== "u" && t !== "p")
+      bad(`linux.devices[${i}].type`, `${JSON.stringify(t)} must be c or u (character), b (block) or p (FIFO)`);
+    const fifo = t === "p";
     const dev: Device = {
       path,
-      type: t === "b" ? "b" : "c",
-      major: int(o.major, `linux.devices[${i}].major`, 0, 4095),
-      minor: int(o.minor, `linux.devices[${i}].minor`, 0, 2 ** 20 - 1),
+      type: t === "b" ? "b" : fifo ? "p" : "c",
+      // a FIFO has no device number (runc ignores the config's)
+      major: fifo ? 0 : int(o.major, `linux.devices[${i}].major`, 0, 4095),
+      minor: fifo ? 0 : int(o.minor, `linux.devices[${i}].minor`, 0, 2 ** 20 - 1),
       fileMode: optInt(o.fileMode, `linux.devices[${i}].fileMode`, 0, 0o7777) ?? 0o666,
       uid: optInt(o.uid, `linux.devices[${i}].uid`, 0, 2 ** 32 - 2),
       gid: optInt(o.gid, `linux.devices[${i}].gid`, 0, 2 ** 32 - 2),
@@ -519,14 +545,18 @@ function parsePersonality(v: unknown): number | undefined {
   return bad("linux.personality.domain", `${JSON.stringify(o.domain)} must be LINUX or LINUX32`);
 }
 
-export function parseResources(v: unknown): { resources?: Resources; unified?: Record<string, string> } {
+export function parseResources(v: unknown): { resources?: Resources; unified?: Record<string, string>; v1Files?: V1File[] } {
   if (v === undefined || v === null) return {};
   const r = obj(v, "linux.resources");
   const at = "linux.resources.";
-  refuse(r, "hugepageLimits", at);
+  // This host's cgroups have no hugetlb controller for containers (runc and crun
+  // fail on it here): nsbox runs the container without these limits and says so.
+  if (Array.isArray(r.hugepageLimits) && r.hugepageLimits.length)
+    log.warn(`config.json: ${at}hugepageLimits is not applied: nsbox does not manage the hugetlb cgroup controller`);
   refuse(r, "network", at);
   refuse(r, "rdma", at);
   const out: Resources = {};
+  const v1Files: V1File[] = [];
   if (r.devices !== undefined && r.devices !== null) {
     if (!Array.isArray(r.devices)) bad(`${at}devices`, "must be a list");
     out.devices = (r.devices as unknown[]).map((d, i): DeviceRule => {
@@ -546,7 +576,18 @@ export function parseResources(v: unknown): { resources?: Resources; unified?: R
   }
   if (r.memory !== undefined && r.memory !== null) {
     const m = obj(r.memory, `${at}memory`);
-    for (const k of ["kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"]) refuse(m, k, `${at}memory.`);
+    // Kernel memory accounting is deprecated (and gone from cgroup v2): runc ignores
+    // kernel; crun writes kernelTCP on v1, where the kernel still has the file.
+    if (m.kernel !== undefined && m.kernel !== null) log.debug(`config.json: ${at}memory.kernel is deprecated: ignored, as runc does`);
+    const tcp = optInt(m.kernelTCP, `${at}memory.kernelTCP`, -1);
+    if (tcp !== undefined)
+      v1Files.push({ controller: "memory", file: "memory.kmem.tcp.limit_in_bytes", value: String(tcp), what: `${at}memory.kernelTCP`, optional: true });
+    for (const k of ["useHierarchy", "checkBeforeUpdate"]) refuse(m, k, `${at}memory.`);
+    const swappiness = typeof m.swappiness === "bigint" ? undefined : optInt(m.swappiness, `${at}memory.swappiness`, 0, 2 ** 53);
+    // runc: a value above 100 (the Go zero value -1 as uint64) means "leave the default"
+    if (swappiness !== undefined && swappiness <= 100)
+      v1Files.push({ controller: "memory", file: "memory.swappiness", value: String(swappiness), what: `${at}memory.swappiness` });
+    if (m.disableOOMKiller === true) v1Files.push({ controller: "memory", file: "memory.oom_control", value: "1", what: `${at}memory.disableOOMKiller` });
     const pos = (k: string) => {
       const n = optInt(m[k], `${at}memory.${k}`, -1);
       return n === undefined || n <= 0 ? undefined : n;
@@ -575,7 +616,9 @@ export function parseResources(v: unknown): { resources?: Resources; unified?: R
   }
   if (r.blockIO !== undefined && r.blockIO !== null) {
     const b = obj(r.blockIO, `${at}blockIO`);
-    for (const k of ["leafWeight", "weightDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"]) refuse(b, k, `${at}blockIO.`);
+    for (const k of ["weightDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"]) refuse(b, k, `${at}blockIO.`);
+    const leaf = optInt(b.leafWeight, `${at}blockIO.leafWeight`, 10, 1000);
+    if (leaf !== undefined) v1Files.push({ controller: "blkio", file: "blkio.leaf_weight", value: String(leaf), what: `${at}blockIO.leafWeight` });
     const thr = (k: string) =>
       b[k] === undefined || b[k] === null
         ? undefined
@@ -602,7 +645,7 @@ export function parseResources(v: unknown): { resources?: Resources; unified?: R
     }
     if (!Object.keys(unified).length) unified = undefined;
   }
-  return { resources: out, unified };
+  return { resources: out, unified, v1Files: v1Files.length ? v1Files : undefined };
 }
 
 function parseSeccompShape(v: unknown): NonNullable<ContainerSpec["linux"]["seccomp"]> {

@@ -10,12 +10,13 @@
  * createContainer hooks, terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, existsSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { handshake, openJoinFds } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
+import { log } from "../log.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, MK, type Op } from "../native/program.ts";
@@ -26,9 +27,9 @@ import { MS } from "../spec/mountopts.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
-import { type Bundle, ConfigError, loadBundle, RLIMITS } from "./config.ts";
+import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
 import { runHooks } from "./hooks.ts";
-import { mkfifo, sendFdTo, setRlimit } from "./native.ts";
+import { getRlimit, mkfifo, sendFdTo, setRlimit } from "./native.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;
@@ -110,6 +111,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     };
     const { w, c } = buildPrograms(plan);
     if (bundle.apparmor) beforeIdentity(c, apparmorStep(bundle.apparmor));
+    rlimitSteps(c, s2.process.rlimits);
     // As runc: the container does not share the caller's session keyring (keys of the host's root)
     // (anonymous, so that two containers of one id never share one)
     if (o.newKeyring) beforeIdentity(c, { code: C.KEYRING, fields: [""], what: "join a new session keyring" });
@@ -137,11 +139,12 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
       cg?.join(pid);
       if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
       setUpProcess(s2, pid);
-      const st = stateJson(record, "creating");
-      await runHooks(bundle.hooks, "prestart", st);
-      await runHooks(bundle.hooks, "createRuntime", st);
+      // (prestart sees "created" as runc and crun give it, and runtime-tools checks)
+      await runHooks(bundle.hooks, "prestart", stateJson(record, "created"));
+      await runHooks(bundle.hooks, "createRuntime", stateJson(record, "creating"));
     });
     mark("created");
+    copyUp(spec, pid);
     // its filesystem set up, its command not yet run (see hooks.ts for where)
     if (procId(pid)) await runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"));
     // handshake also returns at end-of-file: then the process died instead of waiting
@@ -171,6 +174,45 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     throw e;
   } finally {
     for (const fd of fds) closeFd(fd);
+  }
+}
+
+/**
+ * tmpcopyup (podman's tmpfs on /tmp, /run, /var/tmp; crun's option): the new
+ * tmpfs starts with what the image has there. Copied from the host side of
+ * the rootfs into the waiting process's tree (/proc/PID/root), its command not
+ * yet run. A path through a symlink is skipped with a warning: an absolute
+ * link would resolve on the host here.
+ */
+function copyUp(spec: ContainerSpec, pid: number) {
+  for (const m of spec.mounts) {
+    if (!m.options?.includes("tmpcopyup")) continue;
+    const parts = m.destination.split("/").filter(Boolean);
+    let src = spec.root.path;
+    let linked = false;
+    for (const part of parts) {
+      src = join(src, part);
+      try {
+        if (lstatSync(src).isSymbolicLink()) linked = true;
+      } catch {
+        linked = true; // nothing to copy
+        break;
+      }
+    }
+    if (linked) {
+      if (existsSync(src)) log.warn(`tmpcopyup: ${m.destination} goes through a symbolic link in the rootfs: the tmpfs starts empty`);
+      continue;
+    }
+    const dst = `/proc/${pid}/root${m.destination}`;
+    try {
+      const st = statSync(src);
+      chmodSync(dst, st.mode & 0o7777);
+      chownSync(dst, st.uid, st.gid);
+      for (const name of readdirSync(src))
+        cpSync(join(src, name), join(dst, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
+    } catch (e) {
+      throw new ConfigError(`cannot copy ${m.destination} of the image into its tmpfs (tmpcopyup): ${sysMessage(e)}`);
+    }
   }
 }
 
@@ -269,7 +311,24 @@ function makeCgroup(spec: ContainerSpec, id: string, bundle: Bundle): ContainerC
       }
     }
   }
+  for (const f of bundle.v1Files ?? []) writeV1File(cg, f);
   return cg;
+}
+
+/** A v1 file runc writes and nsbox's cgroup code does not; absent (v2, no such controller or file): a warning, as runc ignores them on v2. */
+function writeV1File(cg: ContainerCgroup, f: V1File) {
+  const dir = cg.record.version === 1 ? (cg.record.paths as Record<string, string | undefined>)[f.controller] : undefined;
+  if (!dir || !existsSync(join(dir, f.file))) {
+    log.warn(`config.json: ${f.what} is not applied: this host's cgroups have no ${f.file}`);
+    return;
+  }
+  try {
+    writeFileSync(join(dir, f.file), f.value);
+  } catch (e) {
+    if (f.optional) return log.warn(`config.json: ${f.what} is not applied: ${f.file}: ${sysMessage(e)}`);
+    void cg.remove();
+    throw new ConfigError(`config.json: ${f.what}: cannot write ${f.value} to ${f.file}: ${sysMessage(e)}`);
+  }
 }
 
 /**
@@ -291,16 +350,48 @@ function makeFreezer(cg: ContainerCgroup): { dir: string; created: string[] } | 
   return { dir, created: levels };
 }
 
+/**
+ * Limits on memory would stop the process before it runs its command: it still
+ * shares nsbox's address space (gigabytes, reserved by Bun) until execve. The
+ * helper sets these as its last step before execve (C_RLIMIT); from outside,
+ * only a raise of the hard limit (that needs privileges the process may have
+ * dropped by then).
+ */
+const SET_AT_EXEC = new Set(["RLIMIT_AS", "RLIMIT_DATA"]);
+
+/** The C_RLIMIT steps of the limits set at execve. */
+export function rlimitSteps(c: Op[], rlimits: ContainerSpec["process"]["rlimits"]): void {
+  const words = (n: number) => (n < 0 ? [0xffffffff, 0xffffffff] : [n % 2 ** 32, Math.floor(n / 2 ** 32)]);
+  for (const r of rlimits ?? [])
+    if (SET_AT_EXEC.has(r.type))
+      beforeIdentity(c, {
+        code: C.RLIMIT,
+        fields: [RLIMITS.indexOf(r.type), ...words(r.soft), ...words(r.hard)],
+        what: `set ${r.type} to ${r.soft}:${r.hard}`,
+      });
+}
+
 /** From outside, while the process waits for GO: its resource limits and OOM score. */
 function setUpProcess(spec: ContainerSpec, pid: number) {
-  for (const r of spec.process.rlimits ?? []) {
+  applyRlimits(pid, spec.process.rlimits);
+  if (spec.process.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
+}
+
+/** The limits set from outside (see SET_AT_EXEC for the others). */
+export function applyRlimits(pid: number, rlimits: ContainerSpec["process"]["rlimits"]): void {
+  for (const r of rlimits ?? []) {
     try {
+      if (SET_AT_EXEC.has(r.type)) {
+        const now = getRlimit(pid, RLIMITS.indexOf(r.type));
+        const above = (a: number, b: number) => b >= 0 && (a < 0 || a > b);
+        if (above(r.hard, now.hard)) setRlimit(pid, RLIMITS.indexOf(r.type), now.soft, r.hard);
+        continue;
+      }
       setRlimit(pid, RLIMITS.indexOf(r.type), r.soft, r.hard);
     } catch (e) {
       throw new ConfigError(`cannot set ${r.type} to ${r.soft}:${r.hard}: ${(e as Error).message}`);
     }
   }
-  if (spec.process.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
 }
 
 /** The BPF program of the config's linux.seccomp (an OCI profile is a docker profile without conditions). */

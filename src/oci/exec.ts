@@ -23,9 +23,9 @@ import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
 import type { Process } from "../spec/spec.ts";
-import { ConfigError, loadBundle, parseProcess, RLIMITS } from "./config.ts";
-import { apparmorStep, seccompFilterOf, writePidFile } from "./create.ts";
-import { sendFdTo, setRlimit } from "./native.ts";
+import { ConfigError, loadBundle, parseProcess } from "./config.ts";
+import { apparmorStep, applyRlimits, rlimitSteps, seccompFilterOf, writePidFile } from "./create.ts";
+import { sendFdTo } from "./native.ts";
 import { mustRecord, statusOf } from "./state.ts";
 
 export interface ExecFlags {
@@ -147,6 +147,7 @@ export async function ociExec(f: ExecFlags): Promise<number> {
     const filter = bundle.spec.linux.seccomp ? await seccompFilterOf(bundle.spec) : undefined;
     if (apparmor) c.push(apparmorStep(apparmor));
     identitySteps(c, proc, filter, { tieToParent: !f.detach });
+    rlimitSteps(c, proc.rlimits);
     // no wait (fd -1), but fds 3..3+N-1 kept
     if (f.preserveFds) c.push({ code: C.WAITSTART, fields: [-1, f.preserveFds], what: "keep the preserved fds" });
     c.push({ code: C.EXEC, fields: [0, shimFd(), proc.args[0] ?? "", proc.args, proc.env], what: `exec ${JSON.stringify(proc.args[0])}` });
@@ -164,7 +165,7 @@ export async function ociExec(f: ExecFlags): Promise<number> {
           try {
             if (r.cgroup) openCgroup(r.cgroup).join(pid);
             if (r.freezer) writeFileSync(join(r.freezer, "cgroup.procs"), String(pid));
-            for (const l of proc.rlimits ?? []) setRlimit(pid, RLIMITS.indexOf(l.type), l.soft, l.hard);
+            applyRlimits(pid, proc.rlimits);
             if (proc.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(proc.oomScoreAdj));
           } catch (e) {
             process.kill(pid, "SIGKILL");

@@ -40,6 +40,14 @@ export function setRlimit(pid: number, resource: number, soft: number, hard: num
   if (libc().prlimit(pid, resource, ptr(lim), null) !== 0) throw new Error(errnoText());
 }
 
+/** A resource limit of process pid (-1: unlimited). */
+export function getRlimit(pid: number, resource: number): { soft: number; hard: number } {
+  const lim = new BigUint64Array(2);
+  if (libc().prlimit(pid, resource, null, ptr(lim)) !== 0) throw new Error(errnoText());
+  const n = (v: bigint | undefined) => (v === undefined || v >= 0xffffffffffffffffn ? -1 : Number(v));
+  return { soft: n(lim[0]), hard: n(lim[1]) };
+}
+
 /** Connects to the Unix socket at path and sends fd over it (SCM_RIGHTS), as runc's console socket protocol. */
 export function sendFdTo(path: string, fd: number): void {
   const AF_UNIX = 1;

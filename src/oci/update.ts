@@ -72,6 +72,9 @@ export function ociUpdate(id: string, f: UpdateFlags): void {
     try {
       const p = parseResources(data);
       if (p.unified) throw new ConfigError("config.json: linux.resources.unified is not supported by update");
+      // (create writes these on v1; update does not)
+      for (const v1 of p.v1Files ?? [])
+        throw new ConfigError(`config.json: ${v1.what} is not supported by update: recreate the container with it in config.json`);
       res = p.resources ?? {};
     } catch (e) {
       throw new ConfigError((e as Error).message.replace(/^config\.json: linux\.resources\.?/, `update --resources ${f.resources}: `));

@@ -277,15 +277,15 @@ export function effectiveRules(rules: readonly DeviceRule[]): DeviceRuleSet {
     for (const c of access) cur.access.delete(c);
     if (cur.access.size === 0) ex.delete(k);
   }
-  const exceptions = [...ex.values()]
-    .sort((a, b) => a.major - b.major || a.minor - b.minor || a.type.localeCompare(b.type))
-    .map((e) => ({
-      allow: !defaultAllow,
-      type: e.type,
-      major: e.major < 0 ? undefined : e.major,
-      minor: e.minor < 0 ? undefined : e.minor,
-      access: normalizeAccess([...e.access].join("")) as string,
-    }));
+  // In the order the rules first named them: v1's devices.list keeps the order
+  // of the writes, and OCI asks for the listed order (runtime-tools checks it).
+  const exceptions = [...ex.values()].map((e) => ({
+    allow: !defaultAllow,
+    type: e.type,
+    major: e.major < 0 ? undefined : e.major,
+    minor: e.minor < 0 ? undefined : e.minor,
+    access: normalizeAccess([...e.access].join("")) as string,
+  }));
   return { defaultAllow, exceptions };
 }
 

@@ -37,7 +37,8 @@ export interface Mount {
 /** An OCI linux.devices entry: a node nsbox makes in the container's /dev. */
 export interface Device {
   path: string;
-  type: "c" | "b";
+  /** character, block, or p: a FIFO (OCI linux.devices) */
+  type: "c" | "b" | "p";
   major: number;
   minor: number;
   fileMode: number;

@@ -86,6 +86,33 @@ describe("the container's system", () => {
     );
   });
 
+  test("what runc and crun accept: podman's tmpcopyup tmpfs, propagation words on a tmpfs, data words on a bind, a FIFO, RLIMIT_AS", async () => {
+    const out = await seen(
+      "accepts",
+      "head -1 /etc/passwd; touch /etc/new && echo etc-writable; awk '$5 == \"/s\"' /proc/self/mountinfo | grep -o 'shared:[0-9]*' | sed 's/:.*//'; stat -c '%F %a' /dev/pipe0; ulimit -v; ulimit -Hv",
+      (c) => {
+        c.mounts.push({ destination: "/etc", type: "tmpfs", source: "tmpfs", options: ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"] });
+        c.mounts.push({ destination: "/s", type: "tmpfs", source: "tmpfs", options: ["shared"] });
+        c.mounts.push({ destination: "/b", type: "bind", source: ctx.mkdir("cfg-bindmode"), options: ["rbind", "mode=755"] });
+        c.linux.devices = [{ path: "/dev/pipe0", type: "p", fileMode: 0o600 }];
+        c.process.rlimits = [{ type: "RLIMIT_AS", soft: 2 ** 30, hard: 2 ** 31 }];
+      },
+    );
+    expect(out).toBe("root:x:0:0:root:/root:/bin/sh\netc-writable\nshared\nfifo 600\n1048576\n2097152\n");
+  });
+
+  test("no mount namespace: nothing is mounted, the root is entered with chroot", async () => {
+    const out = await seen("nomntns", "ls /bin/sh; ls /proc | wc -l", (c) => {
+      c.linux.namespaces = [];
+      c.mounts = [];
+      c.linux.maskedPaths = [];
+      c.linux.readonlyPaths = [];
+      delete c.hostname;
+    });
+    // the rootfs's /proc is an empty directory: nothing mounted it
+    expect(out).toBe("/bin/sh\n0\n");
+  });
+
   test("rootfsPropagation: private by default, shared and unbindable on request", async () => {
     const rootLine = "awk '$5 == \"/\"' /proc/self/mountinfo";
     const tags = (out: string) => (out.split(" - ")[0] ?? "").split(" ").slice(6).join(" ");
@@ -179,7 +206,7 @@ describe("resources", () => {
     const bad = await h.oci(["update", "--resources", file, "upd"]);
     expect([bad.code, bad.stderr]).toEqual([
       1,
-      `nsbox: update --resources ${file}: memory.swappiness is not supported by nsbox: remove it from config.json or use runc/crun\n`,
+      `nsbox: update --resources ${file}: memory.swappiness is not supported by update: recreate the container with it in config.json\n`,
     ]);
     expect((await h.oci(["delete", "-f", "upd"])).code).toBe(0);
   });

@@ -114,8 +114,8 @@ describe("bad bundles", () => {
         (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind", "idmap"] }),
         'mounts[7].options "idmap" on the bind mount of /x',
       ],
-      ["hugetlb", (c) => (c.linux.resources.hugepageLimits = [{ pageSize: "2MB", limit: 1 }]), "linux.resources.hugepageLimits is not supported"],
-      ["swappiness", (c) => (c.linux.resources.memory = { swappiness: 10 }), "linux.resources.memory.swappiness is not supported"],
+      ["net", (c) => (c.linux.resources.network = { classID: 1 }), "linux.resources.network is not supported"],
+      ["oom", (c) => (c.linux.resources.memory = { useHierarchy: true }), "linux.resources.memory.useHierarchy is not supported"],
       ["prop", (c) => (c.linux.rootfsPropagation = "sideways"), 'linux.rootfsPropagation "sideways" must be one of'],
       ["sched", (c) => (c.process.scheduler = { policy: "SCHED_FIFO" }), "process.scheduler is not supported"],
     ];

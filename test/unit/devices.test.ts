@@ -214,7 +214,12 @@ describe("docker's default list", () => {
     const rules = defaultDeviceRules();
     expect(rules[0]).toEqual({ allow: false, access: "rwm" });
     expect(deviceRules({ privileged: false })).toEqual(rules);
-    expect(effectiveRules(rules)).toEqual({
+    const set = effectiveRules(rules);
+    // (in the order the rules named them; sorted here to read them)
+    const byNumber = [...set.exceptions].sort(
+      (a, b) => (a.major ?? -1) - (b.major ?? -1) || (a.minor ?? -1) - (b.minor ?? -1) || String(a.type).localeCompare(String(b.type)),
+    );
+    expect({ ...set, exceptions: byNumber }).toEqual({
       defaultAllow: false,
       exceptions: [
         { allow: true, type: "b", major: undefined, minor: undefined, access: "m" },
@@ -232,6 +237,17 @@ describe("docker's default list", () => {
       ],
     });
     expect(rulesNeedCgroup(rules)).toBe(true);
+  });
+
+  test("exceptions keep the order the rules first named them (v1's devices.list, OCI's listed order)", () => {
+    const set = effectiveRules([
+      { allow: false, access: "rwm" },
+      { allow: true, type: "c", major: 10, minor: 229, access: "rwm" },
+      { allow: true, type: "b", major: 8, minor: 20, access: "rw" },
+      { allow: true, type: "c", major: 1, minor: 3, access: "rwm" },
+      { allow: true, type: "c", major: 10, minor: 229, access: "r" },
+    ]);
+    expect(set.exceptions.map((e) => `${e.type} ${e.major}:${e.minor} ${e.access}`)).toEqual(["c 10:229 rwm", "b 8:20 rw", "c 1:3 rwm"]);
   });
 
   test.each(DEFAULT_DECISIONS)("%s %d:%d %s -> %p (%s)", (type, major, minor, access, allowed) => {

@@ -90,7 +90,6 @@ describe("config.json", () => {
       [(c) => c.linux.namespaces.push({ type: "pid" }), /lists the pid namespace twice/],
       [(c) => c.linux.namespaces.push({ type: "bogus" }), /"bogus" is not a namespace type/],
       [(c) => ((c.process as Record<string, unknown>).rlimits = [{ type: "RLIMIT_NOFILE", soft: 10, hard: 5 }]), /soft 10 is above hard 5/],
-      [(c) => ((c.process as Record<string, unknown>).capabilities = { bounding: ["CAP_NOPE"] }), /unknown capability "CAP_NOPE"/],
       [(c) => (c.hooks = { prestart: [{ path: "rel" }] }), /hooks\.prestart\[0\]\.path "rel" must be an absolute path/],
       [(c) => (c.hooks = { onboot: [] }), /hooks\.onboot is not a hook kind/],
       [(c) => (c.windows = { layerFolders: [] }), /windows is for another platform/],
@@ -100,5 +99,24 @@ describe("config.json", () => {
       edit(c);
       expect(() => parseConfig(c, dir)).toThrow(want);
     }
+  });
+  test("what runc and crun accept and ignore: unknown capabilities, data words on binds, kernel memory", () => {
+    const c = base() as ReturnType<typeof base> & Record<string, unknown>;
+    (c.process as Record<string, unknown>).capabilities = { bounding: ["CAP_NOPE", "CAP_CHOWN"] };
+    c.mounts = [{ destination: "/mnt", type: "bind", source: dir, options: ["rbind", "mode=755", "rshared"] }];
+    (c.linux as Record<string, unknown>).resources = {
+      memory: { limit: 50593792, kernel: 50593792, kernelTCP: 50593792, swappiness: 10, disableOOMKiller: true },
+      hugepageLimits: [{ pageSize: "2MB", limit: 1 }],
+    };
+    (c.linux as Record<string, unknown>).devices = [{ path: "/dev/fifo", type: "p", major: 8, minor: 1 }];
+    const b = parseConfig(c, dir);
+    expect(b.spec.process.capabilities?.bounding).toEqual(["CAP_CHOWN"]);
+    expect(b.spec.mounts[0]?.options).toEqual(["rbind", "rshared"]);
+    expect(b.spec.linux.resources?.memory?.limit).toBe(50593792);
+    expect(b.v1Files?.map((f) => `${f.file}=${f.value}`)).toEqual(["memory.kmem.tcp.limit_in_bytes=50593792", "memory.swappiness=10", "memory.oom_control=1"]);
+    const fifo = b.spec.linux.devices.find((d) => d.path === "/dev/fifo");
+    expect(fifo).toMatchObject({ type: "p", major: 0, minor: 0 });
+    // a FIFO needs no device-cgroup rule
+    expect(b.spec.linux.resources?.devices ?? []).not.toContainEqual(expect.objectContaining({ major: 8, minor: 1 }));
   });
 });
