@@ -310,7 +310,9 @@ function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
   for (const d of spec.linux.devices) {
     // (a FIFO needs no privilege: made in a user namespace too)
     if (userns && d.type !== "p") {
-      c.push({ code: C.MOUNT, fields: [d.path, d.path, "", MS.BIND, "", MK.FILE, 1], what: `bind the host's ${d.path}` });
+      // the host's node it stands for (a --device HOST:CTR names another path inside)
+      const host = d.hostPath ?? d.path;
+      c.push({ code: C.MOUNT, fields: [host, d.path, "", MS.BIND, "", MK.FILE, 1], what: `bind the host's ${host} on ${d.path}` });
     } else {
       const mode = (d.type === "b" ? 0o060000 : d.type === "p" ? 0o010000 : 0o020000) | d.fileMode;
       c.push({ code: C.MKNOD, fields: [d.path, mode, d.major, d.minor, d.uid ?? 0, d.gid ?? 0], what: `create the device ${d.path}` });

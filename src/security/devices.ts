@@ -209,7 +209,7 @@ export function deviceFromNode(host: string, path: string, access: string, st: H
   if (st.kind === "other") throw new SecurityError(`--device ${host}: is not a device (give a character or block device node, e.g. /dev/fuse)`);
   const { major, minor } = splitDev(st.rdev);
   return {
-    node: { path, type: st.kind, major, minor, fileMode: st.mode & 0o777, uid: st.uid, gid: st.gid },
+    node: { path, hostPath: host, type: st.kind, major, minor, fileMode: st.mode & 0o777, uid: st.uid, gid: st.gid },
     rule: { allow: true, type: st.kind, major, minor, access },
   };
 }

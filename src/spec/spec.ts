@@ -37,6 +37,8 @@ export interface Mount {
 /** An OCI linux.devices entry: a node nsbox makes in the container's /dev. */
 export interface Device {
   path: string;
+  /** nsbox: the host's node (--device HOST:CTR); in a user namespace it is bound, not made */
+  hostPath?: string;
   /** character, block, or p: a FIFO (OCI linux.devices) */
   type: "c" | "b" | "p";
   major: number;

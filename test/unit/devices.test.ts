@@ -170,7 +170,7 @@ describe("--device", () => {
     const rdev = Number((65537n & 0xffn) | ((259n & 0xfffn) << 8n) | ((65537n & ~0xffn) << 12n));
     expect(splitDev(rdev)).toEqual({ major: 259, minor: 65537 });
     const r = deviceFromNode("/dev/nvme0n2", "/dev/xvdb", "r", { kind: "b", rdev, mode: 0o60660, uid: 0, gid: 6 });
-    expect(r.node).toEqual({ path: "/dev/xvdb", type: "b", major: 259, minor: 65537, fileMode: 0o660, uid: 0, gid: 6 });
+    expect(r.node).toEqual({ path: "/dev/xvdb", hostPath: "/dev/nvme0n2", type: "b", major: 259, minor: 65537, fileMode: 0o660, uid: 0, gid: 6 });
     expect(r.rule).toEqual({ allow: true, type: "b", major: 259, minor: 65537, access: "r" });
   });
 
