@@ -123,6 +123,13 @@ describe.skipIf(!root)("device rules", () => {
     if (V1_DEVICES) expect(sortedLines(r.stdout).filter((l) => /^[abc] /.test(l))).toEqual([...DEFAULT_LIST, "c 1:11 w"].sort());
   });
 
+  test("--device HOST:CTR with --userns: the host's node is bound on the container's path", async () => {
+    // a user namespace cannot mknod: the node is bound, and it must be HOST's, not the host's CTR path
+    const r = await probe(["--userns", "--device", "/dev/zero:/dev/myzero"], "ls -l /dev/myzero");
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/^c.* 1, +5 .* \/dev\/myzero$/m);
+  });
+
   test.skipIf(!existsSync("/dev/loop-control"))("--device /dev/loop-control is openable inside", async () => {
     const r = await probe(["--device", "/dev/loop-control"], "rw /dev/loop-control");
     expect(r.code).toBe(0);
