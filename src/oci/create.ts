@@ -19,6 +19,7 @@ import { sysMessage } from "../errors.ts";
 import { log } from "../log.ts";
 import { compileHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
+import { getRlimit, mkfifo, sendFdTo, setRlimit } from "../native/ocisys.ts";
 import { C, MK, type Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
@@ -29,7 +30,6 @@ import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
 import { runHooks } from "./hooks.ts";
-import { getRlimit, mkfifo, sendFdTo, setRlimit } from "./native.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;

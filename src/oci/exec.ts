@@ -17,6 +17,7 @@ import { childError } from "../container/childerror.ts";
 import { CLONE, identitySteps } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
+import { sendFdTo } from "../native/ocisys.ts";
 import { C, type Op, W } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
@@ -25,7 +26,6 @@ import { parseJsonExact } from "../security/seccomp/json.ts";
 import type { Process } from "../spec/spec.ts";
 import { ConfigError, loadBundle, parseProcess } from "./config.ts";
 import { apparmorStep, applyRlimits, rlimitSteps, seccompFilterOf, writePidFile } from "./create.ts";
-import { sendFdTo } from "./native.ts";
 import { mustRecord, statusOf } from "./state.ts";
 
 export interface ExecFlags {

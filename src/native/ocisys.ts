@@ -5,8 +5,8 @@
  * sent by the helper's nsb_send). libc is already mapped: dlopen costs ~0.2 ms.
  */
 import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
-import { call, F } from "../native/helper.ts";
-import { strerror } from "../native/libc.ts";
+import { call, F } from "./helper.ts";
+import { strerror } from "./libc.ts";
 
 let lib: ReturnType<typeof open> | undefined;
 function open() {
