@@ -23,7 +23,7 @@ import { hostWinsize } from "../tty/relay.ts";
 import { childError } from "./childerror.ts";
 import { Foreground } from "./foreground.ts";
 import type { ContainerView } from "./lifecycle.ts";
-import { CLONE, identitySteps } from "./plan.ts";
+import { CLONE, CLONE_OF_NSFILE, identitySteps } from "./plan.ts";
 
 export interface ExecOptions {
   args: string[];
@@ -39,15 +39,6 @@ export interface ExecOptions {
 }
 
 const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "mnt"] as const;
-const CLONE_OF: Record<string, number> = {
-  user: CLONE.user,
-  ipc: CLONE.ipc,
-  uts: CLONE.uts,
-  net: CLONE.network,
-  cgroup: CLONE.cgroup,
-  mnt: CLONE.mount,
-  pid: CLONE.pid,
-};
 const SIGKILL = 9;
 const PR_SET_DUMPABLE = 4;
 
@@ -105,7 +96,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     for (const t of JOIN_ORDER) {
       const fd = fds.get(t);
       if (fd !== undefined && !(userFirst && t === "user"))
-        c.push({ code: C.SETNS, fields: [fd, CLONE_OF[t] as number], what: `join the container's ${t} namespace` });
+        c.push({ code: C.SETNS, fields: [fd, CLONE_OF_NSFILE[t] as number], what: `join the container's ${t} namespace` });
     }
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
     c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to nsbox" });

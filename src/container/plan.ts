@@ -31,6 +31,18 @@ export const CLONE: Record<NamespaceType, number> = {
   time: 0x00000080,
 };
 
+/** The clone flag of each /proc/PID/ns/NAME (what setns is told to expect when a process joins it). */
+export const CLONE_OF_NSFILE: Record<string, number> = {
+  user: CLONE.user,
+  ipc: CLONE.ipc,
+  uts: CLONE.uts,
+  net: CLONE.network,
+  cgroup: CLONE.cgroup,
+  time: CLONE.time,
+  mnt: CLONE.mount,
+  pid: CLONE.pid,
+};
+
 const SIGKILL = 9;
 const PR_SET_DUMPABLE = 4;
 const PR_SET_NO_NEW_PRIVS = 38;

@@ -14,7 +14,7 @@ import { closeSync, openSync, readFileSync, readlinkSync, writeFileSync } from "
 import { join } from "node:path";
 import { openCgroup } from "../cgroup/index.ts";
 import { childError } from "../container/childerror.ts";
-import { CLONE, identitySteps } from "../container/plan.ts";
+import { CLONE, CLONE_OF_NSFILE, identitySteps } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { sendFdTo } from "../native/ocisys.ts";
@@ -46,15 +46,6 @@ export interface ExecFlags {
 }
 
 const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "time", "mnt"] as const;
-const CLONE_OF: Record<string, number> = {
-  user: CLONE.user,
-  ipc: CLONE.ipc,
-  uts: CLONE.uts,
-  net: CLONE.network,
-  cgroup: CLONE.cgroup,
-  time: CLONE.time,
-  mnt: CLONE.mount,
-};
 const SIGKILL = 9;
 const PR_SET_DUMPABLE = 4;
 const FORWARD = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
@@ -133,7 +124,7 @@ export async function ociExec(f: ExecFlags): Promise<number> {
     const c: Op[] = [{ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" }];
     for (const t of JOIN_ORDER) {
       const fd = fds.get(t);
-      if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE_OF[t] as number], what: `join the container's ${t} namespace` });
+      if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE_OF_NSFILE[t] as number], what: `join the container's ${t} namespace` });
     }
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
     if (!f.detach) c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to nsbox" });
