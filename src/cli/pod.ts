@@ -8,6 +8,7 @@ import { fail } from "../errors.ts";
 import { parsePublish } from "../net/ports.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { isRootless } from "../rootless/identity.ts";
+import { rootlessNetwork } from "../rootless/network.ts";
 import { parseHostname } from "../spec/parse.ts";
 import { parseSeconds } from "../spec/units.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
@@ -79,13 +80,14 @@ export async function pod(argv: string[]): Promise<number> {
     fail(`too many arguments for "nsbox pod ${action}": ${refs.join(" ")} (it takes no pod${action === "create" ? "; name a pod with --name" : ""})`);
   if (takesPods && !refs.length) fail(`a pod is required: nsbox pod ${action} POD... (see: nsbox pod --help)`);
   if (action === "create") {
-    if (isRootless()) fail("nsbox pod create needs root for now (a pod's infra container is not made rootless yet): run single containers, or use sudo");
+    const rootless = isRootless();
     const name = str(f.name);
     if (name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(name)) fail(`invalid --name "${name}": use letters, digits, _ . - (at most 63)`);
     const mode = str(f.net) ?? "bridge";
-    if (mode !== "bridge" && mode !== "none" && mode !== "host") fail(`invalid --net "${mode}" for a pod: use bridge, none or host`);
+    if (!rootless && mode !== "bridge" && mode !== "none" && mode !== "host") fail(`invalid --net "${mode}" for a pod: use bridge, none or host`);
+    if (rootless && mode.startsWith("container:")) fail(`invalid --net "${mode}" for a pod: use none, host, pasta or slirp4netns`);
     const ports = list(f.publish).map(parsePublish);
-    if (ports.length && mode !== "bridge") fail(`-p needs --net bridge (with --net ${mode} there is nothing to publish through)`);
+    if (!rootless && ports.length && mode !== "bridge") fail(`-p needs --net bridge (with --net ${mode} there is nothing to publish through)`);
     const subnet = str(f.subnet) ?? process.env.NSBOX_SUBNET;
     if (subnet !== undefined) parseSubnet(subnet);
     const share = parseShare(str(f.share));
@@ -94,8 +96,10 @@ export async function pod(argv: string[]): Promise<number> {
       name,
       share,
       hostname: str(f.hostname) !== undefined ? parseHostname(str(f.hostname) as string) : undefined,
-      network: { mode, ports, subnet },
+      // as a user, the rootless default network (pasta, slirp4netns or none) unless --net says
+      network: rootless ? rootlessNetwork(str(f.net), list(f.publish), undefined) : { mode: mode as "bridge" | "none" | "host", ports, subnet },
       cgroupsPath: parent === undefined ? undefined : parseCgroupParent(parent),
+      rootless,
     });
     console.log(id);
     return 0;

@@ -119,6 +119,10 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   // W joins the pid namespace (it applies to children only), then clones C into
   // the new pid and user namespaces (a new user namespace must be first: it owns
   // every namespace created after it).
+  // Rootless, a pod member joins the pod's user namespace in W: only there may it
+  // create (or join) a pid namespace, which the host's user namespace refuses a user.
+  const userInW = !!spec.nsbox.rootless && p.joinFds.user !== undefined;
+  if (userInW) w.push({ code: W.SETNS, fields: [p.joinFds.user as number, CLONE.user], what: "join the user namespace" });
   if (p.joinFds.pid !== undefined) w.push({ code: W.SETNS, fields: [p.joinFds.pid, CLONE.pid], what: "join the pid namespace" });
   if (p.monitor) w.push({ code: W.SETSID, fields: [], what: "start a new session" });
   let cloneFlags = 0;
@@ -143,12 +147,12 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   // runc's nsexec also finds. Its pid namespace is its own then, so no other
   // process of the container exists yet to look.
   const hide: Op = { code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" };
-  if (creates(spec, "user")) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
+  if (creates(spec, "user") || userInW) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
   // Joining: the user namespace first (it decides what we may join next).
   const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"];
   for (const t of joinOrder) {
     const fd = p.joinFds[t];
-    if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE[t]], what: `join the ${t} namespace` });
+    if (fd !== undefined && !(userInW && t === "user")) c.push({ code: C.SETNS, fields: [fd, CLONE[t]], what: `join the ${t} namespace` });
   }
   let unshare = 0;
   for (const t of ["mount", "uts", "ipc", "network"] as const) if (creates(spec, t)) unshare |= CLONE[t];
@@ -201,7 +205,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     for (const m of spec.linux.maskedPaths ?? []) c.push({ code: C.MASK, fields: [m], what: `mask ${m}` });
     for (const r of spec.linux.readonlyPaths ?? []) c.push({ code: C.ROPATH, fields: [r], what: `make ${r} read-only` });
   }
-  if (creates(spec, "user")) c.push(hide);
+  if (creates(spec, "user") || userInW) c.push(hide);
 
   if (creates(spec, "uts") && spec.hostname) c.push({ code: C.HOSTNAME, fields: [spec.hostname], what: `set the hostname to ${spec.hostname}` });
   if (spec.linux.personality !== undefined) c.push({ code: C.PERSONALITY, fields: [spec.linux.personality], what: "set the personality" });

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import type { NetworkRequest } from "../net/setup.ts";
+import { applyRootless } from "../rootless/spec.ts";
 import { processCaps } from "../security/capabilities.ts";
 import { seccompFor } from "../security/seccomp-policy.ts";
 import { defaultEnv } from "../spec/defaults.ts";
@@ -41,6 +42,8 @@ export interface PodOptions {
   hostname?: string;
   network: NetworkRequest;
   cgroupsPath?: string;
+  /** made by a user (network is then rootlessNetwork's, with the user-mode stack to start) */
+  rootless?: boolean;
 }
 
 /**
@@ -116,6 +119,8 @@ async function createPodLocked(o: PodOptions, id: string, name: string): Promise
       infra: { podName: name, share: o.share },
     },
   };
+  // rootless: the pause is made in the user's user namespace, which members join first
+  if (o.rootless) applyRootless(spec, {});
   try {
     await startContainer(spec, { id, name: `${name}-infra`, rootfsArg: "(pause)", detached: true, autoRemove: false });
   } catch (e) {
@@ -178,7 +183,10 @@ export function podNamespaces(pod: PodView): Namespace[] {
   if (pod.infra.status !== "running") fail(`pod ${pod.name} is not running (its infra container has exited): remove it and create it again`);
   const pid = pod.infra.state.init?.pid;
   const share = pod.infra.config.spec.nsbox.infra?.share ?? ["net", "ipc", "uts"];
-  return share.map((s) => ({ type: NS_TYPE[s as Shareable], path: `/proc/${pid}/ns/${s === "net" ? "net" : s}` }));
+  const joined: Namespace[] = share.map((s) => ({ type: NS_TYPE[s as Shareable], path: `/proc/${pid}/ns/${s === "net" ? "net" : s}` }));
+  // a rootless pod's namespaces belong to its user namespace: members join that one first
+  if (pod.infra.config.spec.nsbox.rootless) joined.unshift({ type: "user", path: `/proc/${pid}/ns/user` });
+  return joined;
 }
 
 export async function stopPod(pod: PodView, timeoutS: number): Promise<void> {

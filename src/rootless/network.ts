@@ -56,7 +56,12 @@ const OPTIONS = "--net pasta or --net slirp4netns (packages passt, slirp4netns) 
 /** --net and -p of a rootless run -> the network request, with the user-mode stack to start (if any). */
 export function rootlessNetwork(mode: string | undefined, publish: string[], pod: string | undefined): NetworkRequest & { rootless?: RootlessNetRequest } {
   const ports = publish.map(parsePublish);
-  if (pod !== undefined) fail("--pod is not supported rootless yet: pods need root for now");
+  if (pod !== undefined) {
+    // the pod's network namespace (and its user-mode stack) is the member's
+    if (mode !== undefined) fail(`--net ${mode} cannot be combined with --pod: a pod's containers share the pod's network`);
+    if (ports.length) fail("-p cannot be used with --pod: publish ports on the pod (nsbox pod create -p ...)");
+    return { mode: "none", ports: [] };
+  }
   if (mode === "bridge") fail(`--net bridge needs root (a bridge, veths and NAT rules on the host): as a user, use ${OPTIONS}`);
   if (mode === "none" || mode === "host") {
     if (ports.length) fail(`-p needs --net pasta or --net slirp4netns as a user (with --net ${mode} there is nothing to publish through)`);
