@@ -3,11 +3,13 @@
  * host (the host's, as the user sees it) always work. Outbound traffic and -p
  * go through a user-mode network stack started with the container and ended
  * with it: pasta (Debian's passt) or slirp4netns, whichever is installed (pasta
- * first: it forwards ports itself). --net bridge needs root: a bridge, veths and
- * NAT rules on the host.
+ * first). pasta forwards -p ports itself; slirp4netns is told them on its API
+ * socket. --net bridge needs root: a bridge, veths and NAT rules on the host.
  */
 import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from "node:fs";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
 import { hostPortInUse, parsePublish } from "../net/ports.ts";
 import type { NetworkRequest } from "../net/setup.ts";
@@ -88,7 +90,6 @@ export function rootlessNetwork(mode: string | undefined, publish: string[], pod
     );
     return { mode: "none", ports: [] };
   }
-  if (found.tool === "slirp4netns" && ports.length) fail("-p with slirp4netns is not supported yet: use --net pasta (package passt)");
   for (const p of ports) if (hostPortInUse(p)) fail(`port ${p.hostPort}/${p.protocol} is already in use on the host: choose another host port`);
   // "none" to the rest of nsbox: its own namespace with lo; the user-mode stack adds the rest
   return { mode: "none", ports: [], rootless: { tool: found.tool, ports } };
@@ -103,10 +104,11 @@ export interface UserNetRecord {
 }
 
 /** The tool's command line for the container whose PID 1 is pid. */
-export function userNetArgv(tool: UserNetTool, path: string, pid: number, ports: PortBinding[]): string[] {
+export function userNetArgv(tool: UserNetTool, path: string, pid: number, ports: PortBinding[], apiSocket?: string): string[] {
   if (tool === "slirp4netns")
-    // 10.0.2.100 in the container, DNS at 10.0.2.3; the host's loopback stays closed to it
-    return [path, "--configure", "--mtu=65520", "--disable-host-loopback", String(pid), "tap0"];
+    // 10.0.2.100 in the container, DNS at 10.0.2.3; the host's loopback stays closed to it.
+    // -p goes through its API socket once it runs (slirp4netns has no option for it).
+    return [path, "--configure", "--mtu=65520", "--disable-host-loopback", ...(apiSocket ? ["--api-socket", apiSocket] : []), String(pid), "tap0"];
   const spec = (proto: "tcp" | "udp") =>
     ports
       .filter((p) => p.protocol === proto)
@@ -138,7 +140,9 @@ function hasDefaultRoute(pid: number): boolean {
 export async function startUserNet(req: RootlessNetRequest, pid: number, logPath: string): Promise<UserNetRecord> {
   const found = findUserNetTool(req.tool);
   if (!found) throw new NsboxError(`${req.tool} is not installed any more`);
-  const argv = userNetArgv(found.tool, found.path, pid, req.ports);
+  // (a short name: a unix socket's path has at most 107 bytes)
+  const apiSocket = found.tool === "slirp4netns" && req.ports.length ? join(dirname(logPath), "slirp.sock") : undefined;
+  const argv = userNetArgv(found.tool, found.path, pid, req.ports, apiSocket);
   // its messages go to a file in the container's state dir: no pipe to nsbox, which may exit first
   const log = openSync(logPath, "a", 0o600);
   let child: ReturnType<typeof spawn>;
@@ -167,8 +171,66 @@ export async function startUserNet(req: RootlessNetRequest, pid: number, logPath
     const why = errText().trim().split("\n").pop() || (exited !== null ? `it exited with status ${exited}` : "it did not configure the network within 5 s");
     throw new NsboxError(`${found.tool} failed for this container: ${why}${req.ports.length ? " (is a published port in use?)" : ""}`);
   }
+  if (apiSocket)
+    try {
+      for (const p of req.ports) await slirpHostFwd(apiSocket, p);
+    } catch (e) {
+      stopUserNet({ tool: found.tool, pid: child.pid, start, ports: req.ports });
+      throw e;
+    }
   child.unref();
   return { tool: found.tool, pid: child.pid, start, ports: req.ports };
+}
+
+/** One request to slirp4netns' API socket: its answer, parsed (the socket is ready once the namespace is configured). */
+function slirpRequest(socketPath: string, request: object): Promise<{ return?: unknown; error?: { desc?: string } }> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const sock = connect(socketPath);
+    const timer = setTimeout(() => sock.destroy(new Error("no answer within 5 s")), 5000);
+    sock.on("connect", () => sock.end(JSON.stringify(request))); // it answers after our SHUT_WR
+    sock.on("data", (d) => {
+      text += d.toString();
+    });
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new Error(`unreadable answer "${text}"`));
+      }
+    });
+  });
+}
+
+/** -p HOST:CTR through slirp4netns: a host forward to the container's 10.0.2.100. */
+async function slirpHostFwd(socketPath: string, p: PortBinding): Promise<void> {
+  const what = `-p ${p.hostIp ? `${p.hostIp}:` : ""}${p.hostPort}:${p.containerPort}/${p.protocol}`;
+  let answer: Awaited<ReturnType<typeof slirpRequest>>;
+  const request = {
+    execute: "add_hostfwd",
+    arguments: { proto: p.protocol, host_addr: p.hostIp || "0.0.0.0", host_port: p.hostPort, guest_port: p.containerPort },
+  };
+  // 20 ms steps, at most 2 s, while the socket is not listening yet
+  for (let i = 0; ; i++) {
+    try {
+      answer = await slirpRequest(socketPath, request);
+      break;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (i < 100 && (code === "ENOENT" || code === "ECONNREFUSED")) {
+        await Bun.sleep(20);
+        continue;
+      }
+      throw new NsboxError(`${what}: slirp4netns' API socket failed: ${(e as Error).message}`);
+    }
+  }
+  if (answer.error || answer.return === undefined)
+    throw new NsboxError(`${what}: slirp4netns refused it: ${answer.error?.desc ?? JSON.stringify(answer)} (is the host port in use?)`);
 }
 
 /** Ends the stack (if it is still that very process). */

@@ -1,7 +1,7 @@
 /**
  * Rootless networks: pasta (the default when installed) and slirp4netns give a
  * container an interface with a default route, started with it and ended with
- * it, named in inspect; pasta publishes -p ports on the host's loopback. On a
+ * it, named in inspect; both publish -p ports on the host's loopback. On a
  * host whose /dev/net/tun is closed to users, a default run falls back to
  * --net none with a note and an explicit --net pasta is refused in one line.
  * Tests that need the tools use a tun node of their own, bound over
@@ -72,9 +72,47 @@ describe.if(have("slirp4netns"))("slirp4netns", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \n");
     await waitUntil(() => processesOf(u.uid, TOOLS).length === 0, 5000);
-    const p = await u.nsbox(["run", "--net", "slirp4netns", "-p", "8080:80", u.rootfs, "true"], { tun });
-    expect(p.code).toBe(125);
-    expect(p.stderr).toMatch(/^nsbox: -p with slirp4netns is not supported yet: use --net pasta/);
+  });
+
+  test("-p publishes a port on the host's loopback through slirp4netns' API socket", async () => {
+    const port = 20000 + ((process.pid + 7919) % 20000);
+    const id = (
+      await u.nsbox(
+        [
+          "run",
+          "-d",
+          "--net",
+          "slirp4netns",
+          "-p",
+          `127.0.0.1:${port}:80`,
+          u.rootfs,
+          "sh",
+          "-c",
+          "mkdir /www; echo through-slirp > /www/index.html; exec httpd -f -p 80 -h /www",
+        ],
+        { tun },
+      )
+    ).stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    const body = await waitUntil(async () => {
+      try {
+        return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      } catch {
+        return undefined;
+      }
+    }, 10000);
+    expect(body).toBe("through-slirp\n");
+    expect((await u.nsbox(["rm", "-f", id])).code).toBe(0);
+    await waitUntil(() => processesOf(u.uid, TOOLS).length === 0, 5000);
+    // the port is free again
+    await waitUntil(async () => {
+      try {
+        await fetch(`http://127.0.0.1:${port}/`);
+        return undefined;
+      } catch {
+        return true;
+      }
+    }, 5000);
   });
 });
 

@@ -96,6 +96,8 @@ describe("user-mode network command lines", () => {
       "42",
       "tap0",
     ]);
+    // -p: the API socket, on which nsbox asks for each port once it runs
+    expect(userNetArgv("slirp4netns", "slirp4netns", 42, [], "/tmp/x/slirp.sock").slice(4, 6)).toEqual(["--api-socket", "/tmp/x/slirp.sock"]);
   });
 });
 
