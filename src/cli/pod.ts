@@ -29,7 +29,12 @@ export const podFlags = {
     valueHint: "PORTS",
   },
   hostname: { type: "string", description: "create: the pod's hostname (default: its name)", valueHint: "NAME" },
-  net: { type: "string", alias: "network", description: "create: bridge (default), none or host", valueHint: "MODE" },
+  net: {
+    type: "string",
+    alias: "network",
+    description: "create: bridge (default), none or host; as a user: pasta or slirp4netns (the default if usable), none or host",
+    valueHint: "MODE",
+  },
   subnet: { type: "string", description: "create: subnet of nsbox0 if nsbox creates it", valueHint: "CIDR" },
   "cgroup-parent": { type: "string", description: "create: cgroup under which the pod's infra cgroup goes", valueHint: "PATH" },
   time: { type: "string", alias: "t", description: "stop: seconds before SIGKILL (default 10)", valueHint: "SECONDS" },

@@ -4,11 +4,12 @@
  * namespaces, lists, inspects, stops and removes it; nothing of it is left.
  * Run as root: the user is made for the run (helpers/rootless.ts).
  */
-import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitUntil } from "../helpers/nsbox.ts";
-import { useTestUser } from "../helpers/rootless.ts";
+import { openTunNode, processesOf, useTestUser } from "../helpers/rootless.ts";
 
 const u = useTestUser("pod", { ranges: true });
 
@@ -110,3 +111,41 @@ describe("rootless pods", () => {
     await ok(["pod", "rm", "-f", "p3"]);
   }, 60000);
 });
+
+// The pod's user-mode stack: a tun node of the test's own, bound over /dev/net/tun
+// in a mount namespace the test makes (as rootless-network.test.ts does).
+const TOOLS = ["pasta", "slirp4netns", "passt.avx2", "passt"];
+let dir = "";
+let tun = "";
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "nsbox-rootless-pod-"));
+  chmodSync(dir, 0o755);
+  tun = openTunNode(dir);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+for (const tool of ["pasta", "slirp4netns"])
+  describe.if(Bun.which(tool) !== null)(`a rootless pod's network through ${tool}`, () => {
+    test("pod create -p: a member's server answers on the host's loopback; pod rm -f ends the stack", async () => {
+      const port = 20000 + ((process.pid + (tool === "pasta" ? 101 : 211)) % 20000);
+      const name = `web-${tool}`;
+      const c = await u.nsbox(["pod", "create", "--name", name, "--net", tool, "-p", `127.0.0.1:${port}:80`], { tun });
+      expect(c.stderr).toBe("");
+      expect(c.code).toBe(0);
+      const r = await u.nsbox(
+        ["run", "-d", "--pod", name, u.rootfs, "sh", "-c", `mkdir /www; echo from-${tool} > /www/index.html; exec httpd -f -p 80 -h /www`],
+        { tun },
+      );
+      expect(r.code).toBe(0);
+      const body = await waitUntil(async () => {
+        try {
+          return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+        } catch {
+          return undefined;
+        }
+      }, 10000);
+      expect(body).toBe(`from-${tool}\n`);
+      expect((await u.nsbox(["pod", "rm", "-f", name])).code).toBe(0);
+      await waitUntil(() => processesOf(u.uid, TOOLS).length === 0, 5000);
+    }, 60000);
+  });
