@@ -103,6 +103,14 @@ describe("rootless pods", () => {
     expect((await ok(["ps", "-a"])).stdout.trim().split("\n").length).toBe(1);
   }, 60000);
 
+  test("--share pid: a member sees the pause as PID 1", async () => {
+    await ok(["pod", "create", "--name", "p5", "--net", "none", "--share", "net,ipc,uts,pid"]);
+    const r = await u.nsbox(["run", "--pod", "p5", u.rootfs, "sh", "-c", "cat /proc/1/cmdline; echo"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("pause");
+    await ok(["pod", "rm", "-f", "p5"]);
+  }, 60000);
+
   test("--net with --pod is refused in one line", async () => {
     await ok(["pod", "create", "--name", "p3", "--net", "none"]);
     const r = await u.nsbox(["run", "--pod", "p3", "--net", "none", u.rootfs, "true"]);
