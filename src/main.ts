@@ -7,23 +7,6 @@ import { basename } from "node:path";
 import { renderUsage } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
-import { cleanup, cleanupCommand, cleanupFlags } from "./cli/cleanup.ts";
-import { exec, execCommand, execFlags } from "./cli/exec.ts";
-import { exportCommand, exportContainer, exportFlags } from "./cli/export.ts";
-import { image, imageCommand, imageFlags, images, imagesCommand, imagesFlags, rmi, rmiCommand, rmiFlags } from "./cli/image.ts";
-import { inspect, inspectCommand, inspectFlags } from "./cli/inspect.ts";
-import { login, loginCommand, loginFlags, logout, logoutCommand, logoutFlags } from "./cli/login.ts";
-import { logs, logsCommand, logsFlags } from "./cli/logs.ts";
-import { network, networkCommand, networkFlags } from "./cli/network.ts";
-import { ns, nsCommand, nsFlags } from "./cli/ns.ts";
-import { pod, podCommand, podFlags } from "./cli/pod.ts";
-import { ps, psCommand, psFlags } from "./cli/ps.ts";
-import { pull, pullCommand, pullFlags } from "./cli/pull.ts";
-import { rootfs, rootfsCommand, rootfsFlags } from "./cli/rootfs.ts";
-import { run, runCommand, runFlags } from "./cli/run.ts";
-import { stats, statsCommand, statsFlags } from "./cli/stats.ts";
-import { kill, killCommand, killFlags, rm, rmCommand, rmFlags, stop, stopCommand, stopFlags, wait, waitCommand, waitFlags } from "./cli/stop.ts";
-import { usernsHelper, usernsHelperCommand, usernsHelperFlags } from "./cli/userns-helper.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
 import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
@@ -42,36 +25,111 @@ const globalFlags = {
 } satisfies FlagsDef;
 
 type Entry = { cmd: Parameters<typeof renderUsage>[0]; flags: FlagsDef; main: (argv: string[]) => Promise<number> };
-const commands: Record<string, Entry> = {
-  run: { cmd: runCommand, flags: runFlags, main: run },
-  ps: { cmd: psCommand, flags: psFlags, main: ps },
-  logs: { cmd: logsCommand, flags: logsFlags, main: logs },
-  exec: { cmd: execCommand, flags: execFlags, main: exec },
-  stop: { cmd: stopCommand, flags: stopFlags, main: stop },
-  kill: { cmd: killCommand, flags: killFlags, main: kill },
-  rm: { cmd: rmCommand, flags: rmFlags, main: rm },
-  wait: { cmd: waitCommand, flags: waitFlags, main: wait },
-  inspect: { cmd: inspectCommand, flags: inspectFlags, main: inspect },
-  stats: { cmd: statsCommand, flags: statsFlags, main: stats },
-  ns: { cmd: nsCommand, flags: nsFlags, main: ns },
-  pod: { cmd: podCommand, flags: podFlags, main: pod },
-  network: { cmd: networkCommand, flags: networkFlags, main: network },
-  rootfs: { cmd: rootfsCommand, flags: rootfsFlags, main: rootfs },
-  cleanup: { cmd: cleanupCommand, flags: cleanupFlags, main: cleanup },
-  image: { cmd: imageCommand, flags: imageFlags, main: image },
-  images: { cmd: imagesCommand, flags: imagesFlags, main: images },
-  rmi: { cmd: rmiCommand, flags: rmiFlags, main: rmi },
-  export: { cmd: exportCommand, flags: exportFlags, main: exportContainer },
-  pull: { cmd: pullCommand, flags: pullFlags, main: pull },
-  login: { cmd: loginCommand, flags: loginFlags, main: login },
-  logout: { cmd: logoutCommand, flags: logoutFlags, main: logout },
-  "userns-helper": { cmd: usernsHelperCommand, flags: usernsHelperFlags, main: usernsHelper },
+
+/**
+ * The commands, each loaded only when it is run (or for --help): evaluating every
+ * command's modules (images, the OCI runtime, rootless...) on each start cost
+ * milliseconds that `nsbox run` does not need.
+ */
+const commands: Record<string, () => Promise<Entry>> = {
+  run: async () => {
+    const m = await import("./cli/run.ts");
+    return { cmd: m.runCommand, flags: m.runFlags, main: m.run };
+  },
+  ps: async () => {
+    const m = await import("./cli/ps.ts");
+    return { cmd: m.psCommand, flags: m.psFlags, main: m.ps };
+  },
+  logs: async () => {
+    const m = await import("./cli/logs.ts");
+    return { cmd: m.logsCommand, flags: m.logsFlags, main: m.logs };
+  },
+  exec: async () => {
+    const m = await import("./cli/exec.ts");
+    return { cmd: m.execCommand, flags: m.execFlags, main: m.exec };
+  },
+  stop: async () => {
+    const m = await import("./cli/stop.ts");
+    return { cmd: m.stopCommand, flags: m.stopFlags, main: m.stop };
+  },
+  kill: async () => {
+    const m = await import("./cli/stop.ts");
+    return { cmd: m.killCommand, flags: m.killFlags, main: m.kill };
+  },
+  rm: async () => {
+    const m = await import("./cli/stop.ts");
+    return { cmd: m.rmCommand, flags: m.rmFlags, main: m.rm };
+  },
+  wait: async () => {
+    const m = await import("./cli/stop.ts");
+    return { cmd: m.waitCommand, flags: m.waitFlags, main: m.wait };
+  },
+  inspect: async () => {
+    const m = await import("./cli/inspect.ts");
+    return { cmd: m.inspectCommand, flags: m.inspectFlags, main: m.inspect };
+  },
+  stats: async () => {
+    const m = await import("./cli/stats.ts");
+    return { cmd: m.statsCommand, flags: m.statsFlags, main: m.stats };
+  },
+  ns: async () => {
+    const m = await import("./cli/ns.ts");
+    return { cmd: m.nsCommand, flags: m.nsFlags, main: m.ns };
+  },
+  pod: async () => {
+    const m = await import("./cli/pod.ts");
+    return { cmd: m.podCommand, flags: m.podFlags, main: m.pod };
+  },
+  network: async () => {
+    const m = await import("./cli/network.ts");
+    return { cmd: m.networkCommand, flags: m.networkFlags, main: m.network };
+  },
+  rootfs: async () => {
+    const m = await import("./cli/rootfs.ts");
+    return { cmd: m.rootfsCommand, flags: m.rootfsFlags, main: m.rootfs };
+  },
+  cleanup: async () => {
+    const m = await import("./cli/cleanup.ts");
+    return { cmd: m.cleanupCommand, flags: m.cleanupFlags, main: m.cleanup };
+  },
+  image: async () => {
+    const m = await import("./cli/image.ts");
+    return { cmd: m.imageCommand, flags: m.imageFlags, main: m.image };
+  },
+  images: async () => {
+    const m = await import("./cli/image.ts");
+    return { cmd: m.imagesCommand, flags: m.imagesFlags, main: m.images };
+  },
+  rmi: async () => {
+    const m = await import("./cli/image.ts");
+    return { cmd: m.rmiCommand, flags: m.rmiFlags, main: m.rmi };
+  },
+  export: async () => {
+    const m = await import("./cli/export.ts");
+    return { cmd: m.exportCommand, flags: m.exportFlags, main: m.exportContainer };
+  },
+  pull: async () => {
+    const m = await import("./cli/pull.ts");
+    return { cmd: m.pullCommand, flags: m.pullFlags, main: m.pull };
+  },
+  login: async () => {
+    const m = await import("./cli/login.ts");
+    return { cmd: m.loginCommand, flags: m.loginFlags, main: m.login };
+  },
+  logout: async () => {
+    const m = await import("./cli/login.ts");
+    return { cmd: m.logoutCommand, flags: m.logoutFlags, main: m.logout };
+  },
+  "userns-helper": async () => {
+    const m = await import("./cli/userns-helper.ts");
+    return { cmd: m.usernsHelperCommand, flags: m.usernsHelperFlags, main: m.usernsHelper };
+  },
 };
 
 const mainCommand = {
   meta: { name: "nsbox", version: pkg.version, description: "Containers from one file: namespaces, pivot_root, cgroups, networks and pods" },
   args: toCitty(globalFlags),
-  subCommands: Object.fromEntries(Object.entries(commands).map(([k, v]) => [k, v.cmd])),
+  subCommands: Object.fromEntries(Object.entries(commands).map(([k, load]) => [k, async () => (await load()).cmd])),
 };
 
 /** citty's help text; without its colours when stdout is not a terminal. */
@@ -106,8 +164,10 @@ export async function main(argv: string[], invokedAs = basename(process.argv0 ??
       console.error(await usage());
       return EXIT.NSBOX;
     }
-    const entry = commands[name];
-    if (!entry) throw new NsboxError(`unknown command "${name}" (see: nsbox --help)`);
+    const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+    if (!load) throw new NsboxError(`unknown command "${name}" (see: nsbox --help)`);
+    const entry = await load();
+    mark("command loaded");
     const rest = argv.slice(split + 1);
     // --help applies to nsbox only before the container's command: `run R sh --help` is sh's.
     if (wantsHelp(rest, entry.flags)) {
