@@ -21,7 +21,9 @@ export async function rootfs(argv: string[]): Promise<number> {
   const [kind, dir] = p.positionals;
   if (kind !== "busybox") fail(`unknown rootfs kind "${kind ?? ""}": nsbox can build "busybox" (nsbox rootfs busybox DIR)`);
   if (!dir) fail("nsbox rootfs busybox needs a directory: nsbox rootfs busybox DIR");
-  const r = buildBusyboxRootfs(dir, str(p.flags.busybox));
+  const busybox = str(p.flags.busybox);
+  if (busybox === "") fail('invalid --busybox "": give the path of a static busybox (or leave the flag out for /bin/busybox)');
+  const r = buildBusyboxRootfs(dir, busybox);
   consola.success(`built a busybox rootfs in ${dir} (${r.applets} applets from ${r.busybox})`);
   return 0;
 }
