@@ -442,7 +442,7 @@ function corpus(): Case[] {
   const env8000 = Array.from({ length: 8000 }, (_, i) => ["-e", `FZ_VAR_${i}=value_${i}`]).flat();
   return [
     // found by seed 3983900602, case 138: an empty --busybox built with /bin/busybox
-    c("rootfs busybox --busybox \"\"", ["rootfs", "busybox", `${places.scratch}/fz-bb`, "--busybox", ""], ['invalid --busybox ""']),
+    c('rootfs busybox --busybox ""', ["rootfs", "busybox", `${places.scratch}/fz-bb`, "--busybox", ""], ['invalid --busybox ""']),
     c("issue 10.2: --cpuset-cpus 0-99999999", ["run", "--net", "none", "--cpuset-cpus", "0-99999999", R, "true"], ["more CPUs than the host has"]),
     c("issue 10.2: --cpuset-cpus 0-4294967295", ["run", "--net", "none", "--cpuset-cpus", "0-4294967295", R, "true"], ["more CPUs than the host has"]),
     c("issue 10.2: --cpuset-mems 0-99999999", ["run", "--net", "none", "--cpuset-mems", "0-99999999", R, "true"], ["more memory nodes than the host has"]),
