@@ -1,16 +1,18 @@
 /** What `nsbox pull` prints while it works: lines when not on a terminal, rows redrawn in place on one. */
-import { expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { humanBytes, makeProgress } from "../../src/image/progress.ts";
 import { parseReference } from "../../src/image/reference.ts";
 import type { Descriptor } from "../../src/image/registry/manifest.ts";
+import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 const layer = (c: string, size: number): Descriptor => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${c.repeat(64)}`, size });
 
 function capture(mode: "tty" | "lines" | "quiet", rows = 24, layers = [layer("a", 2000), layer("b", 10)]): string {
-  const file = join(mkdtempSync(join(tmpdir(), "nsbox-progress-")), "out");
+  const file = join(tempDir("nsbox-progress-"), "out");
   const fd = openSync(file, "w");
   const p = makeProgress(fd, mode, rows);
   p.resolved?.(parseReference("alpine:3.20"), layers);

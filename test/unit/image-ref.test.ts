@@ -1,13 +1,15 @@
 /** Image references as docker parses them, registries.json mirrors, challenges, platforms, credentials files. */
-import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { credentialsFor, removeCredentials, storeCredentials } from "../../src/image/auth.ts";
 import { isLocalHost, parseReference, registryHost } from "../../src/image/reference.ts";
 import { parseChallenge } from "../../src/image/registry/challenge.ts";
 import { RegistryClient } from "../../src/image/registry/client.ts";
 import { choosePlatform, type Descriptor, parseManifest, parsePlatform } from "../../src/image/registry/manifest.ts";
+import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 const D = `sha256:${"a".repeat(64)}`;
 
@@ -71,7 +73,7 @@ describe("parseReference", () => {
 
 describe("registryHost and mirrors", () => {
   test("docker.io is registry-1.docker.io unless mirrored", () => {
-    const home = mkdtempSync(join(tmpdir(), "nsbox-ref-"));
+    const home = tempDir("nsbox-ref-");
     expect(registryHost(parseReference("alpine"), { HOME: home })).toBe("registry-1.docker.io");
     expect(registryHost(parseReference("alpine"), { HOME: home, NSBOX_REGISTRY_MIRROR: "mirror.local:5000" })).toBe("mirror.local:5000");
     expect(registryHost(parseReference("quay.io/x"), { HOME: home, NSBOX_REGISTRY_MIRROR: "mirror.local:5000" })).toBe("quay.io");
@@ -144,7 +146,7 @@ describe("manifests and platforms", () => {
 
 describe("credentials files", () => {
   test("login writes docker's format, 0600; logout removes", () => {
-    const dir = mkdtempSync(join(tmpdir(), "nsbox-auth-"));
+    const dir = tempDir("nsbox-auth-");
     const env = { HOME: dir, DOCKER_CONFIG: join(dir, "docker") };
     mkdirSync(env.DOCKER_CONFIG);
     writeFileSync(join(env.DOCKER_CONFIG, "config.json"), JSON.stringify({ credsStore: "x", auths: { "other:1": { auth: btoa("a:b") } } }));
@@ -162,7 +164,7 @@ describe("credentials files", () => {
     expect(credentialsFor("other:1", env)).toEqual({ username: "a", password: "b" });
   });
   test("podman's auth.json and REGISTRY_AUTH_FILE are read first", () => {
-    const dir = mkdtempSync(join(tmpdir(), "nsbox-auth-"));
+    const dir = tempDir("nsbox-auth-");
     mkdirSync(join(dir, "run/containers"), { recursive: true });
     writeFileSync(join(dir, "run/containers/auth.json"), JSON.stringify({ auths: { "r:1": { auth: btoa("podman:1") } } }));
     writeFileSync(join(dir, "ra.json"), JSON.stringify({ auths: { "https://r:1/v2/": { auth: btoa("file:2") } } }));

@@ -2,13 +2,14 @@
  * The pure parts of the OCI runtime: which command lines are runc's, systemd
  * cgroupsPath mapping, signal names, and config.json -> ContainerSpec.
  */
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
 import { ConfigError, parseConfig } from "../../src/oci/config.ts";
 import { cgroupPath } from "../../src/oci/create.ts";
 import { isOciCommandLine } from "../../src/oci/dispatch.ts";
 import { signalNumber } from "../../src/oci/lifecycle.ts";
+import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 describe("dispatch", () => {
   const oci = (argv: string[], as = "nsbox") => isOciCommandLine(argv, as);
@@ -64,7 +65,7 @@ describe("signals", () => {
 });
 
 describe("config.json", () => {
-  const dir = mkdtempSync(`${tmpdir()}/nsbox-oci-unit-`);
+  const dir = tempDir("nsbox-oci-unit-");
   const base = () => ({
     ociVersion: "1.0.2",
     process: { args: ["sh"], cwd: "/", user: { uid: 0, gid: 0 } },

@@ -3,13 +3,15 @@
  * and sets, --security-opt, and what --privileged turns off. The kernel side
  * (what a container really holds) is in test/integration/security-*.test.ts.
  */
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { allCaps, capHex, capMask, capName, DEFAULT_CAPS, privilegedCaps, processCaps, resolveCaps } from "../../src/security/capabilities.ts";
 import { parseSecurityOpts } from "../../src/security/options.ts";
 import { securityFromFlags } from "../../src/security/policy.ts";
+import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 describe("capabilities", () => {
   test("docker's default set is CapEff 00000000a80425fb", () => {
@@ -64,7 +66,7 @@ describe("--security-opt", () => {
   });
   test("seccomp=unconfined, a profile file, a missing file", () => {
     expect(parseSecurityOpts(["seccomp=unconfined"]).seccomp).toEqual({ mode: "unconfined" });
-    const dir = mkdtempSync(join(tmpdir(), "nsbox-sec-"));
+    const dir = tempDir("nsbox-sec-");
     writeFileSync(join(dir, "p.json"), "{}");
     expect(parseSecurityOpts([`seccomp=${dir}/p.json`]).seccomp).toEqual({ mode: "profile", path: `${dir}/p.json`, text: "{}" });
     expect(() => parseSecurityOpts([`seccomp=${dir}/none.json`])).toThrow("cannot read the profile (no such file)");
