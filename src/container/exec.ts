@@ -40,7 +40,6 @@ export interface ExecOptions {
 
 const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "mnt"] as const;
 const SIGKILL = 9;
-const PR_SET_DUMPABLE = 4;
 
 /** Opens the container's namespaces (skipping the ones it shares with us: joining our own user ns is refused). */
 function openNamespaces(pid: number): Map<string, number> {
@@ -90,9 +89,9 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       { code: W.CLONE, fields: [0], what: "create the process" },
       { code: W.EXIT, fields: [], what: "hand the process to nsbox" },
     ];
-    // Not dumpable until execve: no process of the container may open our
-    // /proc/PID/exe (nsbox's own binary) meanwhile (CVE-2019-5736).
-    const c: Op[] = [{ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" }];
+    // C is born non-dumpable (W makes itself so before the clone: csrc/child_interp.c),
+    // so no process of the container may open its /proc/PID/exe before execve (CVE-2019-5736).
+    const c: Op[] = [];
     for (const t of JOIN_ORDER) {
       const fd = fds.get(t);
       if (fd !== undefined && !(userFirst && t === "user"))

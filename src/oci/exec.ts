@@ -47,7 +47,6 @@ export interface ExecFlags {
 
 const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "time", "mnt"] as const;
 const SIGKILL = 9;
-const PR_SET_DUMPABLE = 4;
 const FORWARD = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
 /** The process to run: --process FILE whole, or the container's process with ARGS and the flags over it. */
@@ -121,7 +120,8 @@ export async function ociExec(f: ExecFlags): Promise<number> {
       { code: W.CLONE, fields: [0], what: "create the process" },
       { code: W.EXIT, fields: [], what: "hand the process over" },
     ];
-    const c: Op[] = [{ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" }];
+    // born non-dumpable, as every C (see src/container/exec.ts)
+    const c: Op[] = [];
     for (const t of JOIN_ORDER) {
       const fd = fds.get(t);
       if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE_OF_NSFILE[t] as number], what: `join the container's ${t} namespace` });
