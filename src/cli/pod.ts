@@ -45,6 +45,28 @@ export const podFlags = {
 /** The actions of `nsbox pod`, and whether each takes pods as arguments. */
 const ACTIONS: Record<string, boolean> = { create: false, ps: false, ls: false, inspect: true, stop: true, rm: true };
 
+/** Which actions each flag means something to: given to another, it is refused, not silently ignored. */
+const FLAG_ACTIONS: Record<string, readonly string[]> = {
+  name: ["create"],
+  share: ["create"],
+  publish: ["create"],
+  hostname: ["create"],
+  net: ["create"],
+  subnet: ["create"],
+  "cgroup-parent": ["create"],
+  time: ["stop"],
+  force: ["rm"],
+  format: ["ps", "ls", "inspect"],
+};
+
+function checkFlagsFit(action: string, flags: Record<string, unknown>): void {
+  for (const [flag, actions] of Object.entries(FLAG_ACTIONS)) {
+    const v = flags[flag];
+    if (v === undefined || v === false || (Array.isArray(v) && v.length === 0) || actions.includes(action)) continue;
+    fail(`--${flag} is not a flag of "nsbox pod ${action}": it is for "nsbox pod ${actions.join("|")}" (see: nsbox pod --help)`);
+  }
+}
+
 export const podCommand = defineCommand({
   meta: { name: "pod", description: "Manage pods: containers sharing namespaces held by a pause process" },
   args: toCitty(podFlags),
@@ -84,6 +106,7 @@ export async function pod(argv: string[]): Promise<number> {
   if (!takesPods && refs.length)
     fail(`too many arguments for "nsbox pod ${action}": ${refs.join(" ")} (it takes no pod${action === "create" ? "; name a pod with --name" : ""})`);
   if (takesPods && !refs.length) fail(`a pod is required: nsbox pod ${action} POD... (see: nsbox pod --help)`);
+  checkFlagsFit(action, f as Record<string, unknown>);
   if (action === "create") {
     const rootless = isRootless();
     const name = str(f.name);

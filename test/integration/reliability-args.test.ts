@@ -63,6 +63,17 @@ describe("extra arguments are refused by every verb that takes none", () => {
   });
 });
 
+describe("a pod action refuses the flags of other actions (they were ignored silently)", () => {
+  test.each([
+    [["pod", "ps", "--time", "3"], /--time is not a flag of "nsbox pod ps": it is for "nsbox pod stop"/],
+    [["pod", "stop", "x", "--force"], /--force is not a flag of "nsbox pod stop": it is for "nsbox pod rm"/],
+    [["pod", "rm", "x", "-p", "8080:80"], /--publish is not a flag of "nsbox pod rm": it is for "nsbox pod create"/],
+    [["pod", "create", "--format", "json"], /--format is not a flag of "nsbox pod create"/],
+  ])("%p", async (args, mention) => {
+    await refused(args as string[], mention as RegExp);
+  });
+});
+
 describe("state and data roots must be usable directories", () => {
   test("--state /dev/null (a device, not a directory)", async () => {
     await refused(["--state", "/dev/null", "ps"], /--state \/dev\/null is not a directory/);
