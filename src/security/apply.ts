@@ -39,7 +39,7 @@ export async function applySecurity(spec: ContainerSpec, f: SecurityCliFlags): P
     for (const m of spec.mounts) if (m.type === "sysfs") m.options = (m.options ?? []).filter((o) => o !== "ro");
   }
 
-  const extra = f.devices.map(parseDeviceFlag);
+  const extra = f.devices.flatMap(parseDeviceFlag);
   const nodes: Device[] = [...(f.privileged ? hostDevices() : []), ...extra.map((d) => d.node)];
   for (const n of nodes) {
     const i = spec.linux.devices.findIndex((d) => d.path === n.path);

@@ -34,7 +34,7 @@
  * it ("allow c 1:* rwm" then "deny c 1:3 r") cannot be expressed on cgroup v1
  * and is refused, as runc does.
  */
-import { statSync } from "node:fs";
+import { lstatSync, readdirSync, statSync } from "node:fs";
 import type { Device } from "../spec/spec.ts";
 import { SecurityError } from "./errors.ts";
 
@@ -160,23 +160,42 @@ export function splitDev(rdev: number): { major: number; minor: number } {
 }
 
 /**
- * docker's --device HOST[:CONTAINER][:ACCESS]: the node to make in the
- * container's /dev (the host's numbers, mode and owner) and the rule that
- * allows it. The host path must be a device (symlinks are followed, as docker).
+ * docker's --device HOST[:CONTAINER][:ACCESS]: the nodes to make in the
+ * container's /dev (the host's numbers, mode and owner) and the rules that
+ * allow them. The host path must be a device (symlinks are followed, as docker)
+ * or a directory: then every device node below it, at the same place below
+ * CONTAINER (docker's form for /dev/snd, /dev/dri; symlinks and other files
+ * inside are skipped, as docker skips them).
  */
-export function parseDeviceFlag(text: string): { node: Device; rule: DeviceRule } {
+export function parseDeviceFlag(text: string): { node: Device; rule: DeviceRule }[] {
   const { host, path, access } = splitDeviceFlag(text);
-  let node: HostNode;
+  const st = statHost(host, statSync);
+  if (st.kind !== "dir") return [deviceFromNode(host, path, access, st)];
+  const found: { node: Device; rule: DeviceRule }[] = [];
+  const walk = (dir: string, rel: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const h = `${dir}/${name}`;
+      const inner = statHost(h, lstatSync);
+      if (inner.kind === "dir") walk(h, `${rel}/${name}`);
+      else if (inner.kind !== "other") found.push(deviceFromNode(h, `${path === "/" ? "" : path}${rel}/${name}`, access, inner));
+    }
+  };
+  walk(host.replace(/\/+$/, ""), "");
+  if (!found.length) throw new SecurityError(`--device ${host}: the directory holds no device node`);
+  return found;
+}
+
+function statHost(host: string, how: typeof statSync | typeof lstatSync): HostNode | { kind: "dir" } {
   try {
-    const st = statSync(host);
-    node = { kind: st.isCharacterDevice() ? "c" : st.isBlockDevice() ? "b" : "other", rdev: st.rdev, mode: st.mode, uid: st.uid, gid: st.gid };
+    const st = how(host);
+    if (st.isDirectory()) return { kind: "dir" };
+    return { kind: st.isCharacterDevice() ? "c" : st.isBlockDevice() ? "b" : "other", rdev: st.rdev, mode: st.mode, uid: st.uid, gid: st.gid };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new SecurityError(
       code === "ENOENT" || code === "ENOTDIR" ? `--device ${host}: no such file` : `--device ${host}: cannot read it (${code ?? String(e)})`,
     );
   }
-  return deviceFromNode(host, path, access, node);
 }
 
 /** The parts of a --device value, checked (the host path is not looked at). */
@@ -206,7 +225,8 @@ export function splitDeviceFlag(text: string): { host: string; path: string; acc
 
 /** The node and rule for a --device whose host path was stat'ed (pure, for tests). */
 export function deviceFromNode(host: string, path: string, access: string, st: HostNode): { node: Device; rule: DeviceRule } {
-  if (st.kind === "other") throw new SecurityError(`--device ${host}: is not a device (give a character or block device node, e.g. /dev/fuse)`);
+  if (st.kind === "other")
+    throw new SecurityError(`--device ${host}: is not a device (give a character or block device node, e.g. /dev/fuse, or a directory of them)`);
   const { major, minor } = splitDev(st.rdev);
   return {
     node: { path, hostPath: host, type: st.kind, major, minor, fileMode: st.mode & 0o777, uid: st.uid, gid: st.gid },

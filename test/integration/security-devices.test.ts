@@ -123,6 +123,14 @@ describe.skipIf(!root)("device rules", () => {
     if (V1_DEVICES) expect(sortedLines(r.stdout).filter((l) => /^[abc] /.test(l))).toEqual([...DEFAULT_LIST, "c 1:11 w"].sort());
   });
 
+  test.skipIf(!existsSync("/dev/net/tun"))("--device DIR:CTR gives every node below DIR, allowed, at the same place below CTR", async () => {
+    const r = await probe(["--device", "/dev/net:/dev/mynet"], ["ls -l /dev/mynet/tun", "r /dev/mynet/tun"].join("\n"));
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/^c.* 10, +200 .* \/dev\/mynet\/tun$/m);
+    // opening the clone device without a request succeeds; the rule let it through
+    expect(r.answers["/dev/mynet/tun"]).toBe("ok");
+  });
+
   test("--device HOST:CTR with --userns: the host's node is bound on the container's path", async () => {
     // a user namespace cannot mknod: the node is bound, and it must be HOST's, not the host's CTR path
     const r = await probe(["--userns", "--device", "/dev/zero:/dev/myzero"], "ls -l /dev/myzero");

@@ -5,6 +5,9 @@
  * (not from the compiler's constants), against the v1 semantics.
  */
 import { describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { devicesV1Writes, expectedDevicesList } from "../../src/cgroup/devices-v1.ts";
 import {
   cgroupLine,
@@ -175,11 +178,29 @@ describe("--device", () => {
   });
 
   test("a real device, a missing path, a file that is not a device", () => {
-    const n = parseDeviceFlag("/dev/null:/dev/mynull");
-    expect(n.node).toMatchObject({ path: "/dev/mynull", type: "c", major: 1, minor: 3 });
+    const [n] = parseDeviceFlag("/dev/null:/dev/mynull");
+    expect(n?.node).toMatchObject({ path: "/dev/mynull", type: "c", major: 1, minor: 3 });
     expect(() => parseDeviceFlag("/dev/nsbox-no-such-device")).toThrow("--device /dev/nsbox-no-such-device: no such file");
     expect(() => parseDeviceFlag("/etc/hostname")).toThrow("--device /etc/hostname: is not a device");
-    expect(() => parseDeviceFlag("/dev")).toThrow("--device /dev: is not a device");
+  });
+
+  test.skipIf(!existsSync("/dev/net/tun"))("a directory gives every device node below it, at the same place below CONTAINER", () => {
+    const found = parseDeviceFlag("/dev/net:/dev/mynet:r");
+    expect(found.map((d) => d.node.path)).toContain("/dev/mynet/tun");
+    expect(found.find((d) => d.node.path === "/dev/mynet/tun")).toMatchObject({
+      node: { hostPath: "/dev/net/tun", type: "c", major: 10, minor: 200 },
+      rule: { allow: true, type: "c", major: 10, minor: 200, access: "r" },
+    });
+  });
+
+  test("a directory without device nodes is refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nsbox-devdir-"));
+    try {
+      writeFileSync(join(dir, "plain"), "");
+      expect(() => parseDeviceFlag(dir)).toThrow(`--device ${dir}: the directory holds no device node`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
