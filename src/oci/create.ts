@@ -30,6 +30,7 @@ import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
 import { runHooks } from "./hooks.ts";
+import { attachIdmapped } from "./idmap.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;
@@ -125,6 +126,8 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
         { code: C.ROOT, fields: ["/"], what: "open the root" },
         { code: C.MOUNT, fields: ["/proc/self/fd/0", "/dev/console", "", MS.BIND, "", MK.FILE, 1], what: "bind the terminal on /dev/console" },
       );
+    // (the trees are made before the fork: the helper inherits their fds)
+    attachIdmapped(s2, bundle.idmapped, c, fds);
     if (o.foreground) becomeSubreaper();
     const sp = spawnProcess(w, c);
     mark("spawned");
