@@ -6,8 +6,9 @@
  * (conmon, containerd's shim) or to init, and outlives nsbox.
  *
  * Order, as runc: state dir -> cgroup -> process -> READY: id maps, cgroup
- * join, rlimits, oom_score_adj, prestart/createRuntime hooks -> GO -> CREATED:
- * createContainer hooks, terminal to --console-socket, state.json, --pid-file.
+ * join, rlimits, oom_score_adj, prestart/createRuntime hooks -> GO -> READY
+ * after the mounts: createContainer hooks in its namespaces -> GO -> pivot_root
+ * ... -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
 import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
@@ -29,7 +30,7 @@ import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
-import { runHooks } from "./hooks.ts";
+import { hookSyncPoint, runHooks } from "./hooks.ts";
 import { attachIdmapped } from "./idmap.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
@@ -126,6 +127,9 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
         { code: C.ROOT, fields: ["/"], what: "open the root" },
         { code: C.MOUNT, fields: ["/proc/self/fd/0", "/dev/console", "", MS.BIND, "", MK.FILE, 1], what: "bind the terminal on /dev/console" },
       );
+    // (a stop after the mounts, before pivot_root: see hooks.ts)
+    const hookStop = !!bundle.hooks.createContainer?.length;
+    if (hookStop) hookSyncPoint(c);
     // (the trees are made before the fork: the helper inherits their fds)
     attachIdmapped(s2, bundle.idmapped, c, fds);
     if (o.foreground) becomeSubreaper();
@@ -137,19 +141,25 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     if (pid <= 0) throw new ConfigError(`cannot create the container process: ${pid < 0 ? strerror(-pid).toLowerCase() : "it died at once"}`);
     record.pid = pid;
     record.start = procId(pid)?.start ?? "";
-    const master = await handshake(sp, s2, c, pid, async () => {
-      // (the handshake has written the id maps by now)
-      cg?.join(pid);
-      if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
-      setUpProcess(s2, pid);
-      // (prestart sees "created" as runc and crun give it, and runtime-tools checks)
-      await runHooks(bundle.hooks, "prestart", stateJson(record, "created"));
-      await runHooks(bundle.hooks, "createRuntime", stateJson(record, "creating"));
-    });
+    const master = await handshake(
+      sp,
+      s2,
+      c,
+      pid,
+      async () => {
+        // (the handshake has written the id maps by now)
+        cg?.join(pid);
+        if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
+        setUpProcess(s2, pid);
+        // (prestart sees "created" as runc and crun give it, and runtime-tools checks)
+        await runHooks(bundle.hooks, "prestart", stateJson(record, "created"));
+        await runHooks(bundle.hooks, "createRuntime", stateJson(record, "creating"));
+      },
+      undefined,
+      hookStop ? [() => runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"), { pid })] : [],
+    );
     mark("created");
     copyUp(spec, pid);
-    // its filesystem set up, its command not yet run (see hooks.ts for where)
-    if (procId(pid)) await runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"));
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
     if (master !== undefined && o.consoleSocket) {
