@@ -114,6 +114,9 @@ static void run_c(const u8 *prog, int len) {
         case C_PIVOT:
             CHECK(c_pivot());
             break;
+        case C_MOVEROOT:
+            CHECK(c_moveroot());
+            break;
         case C_IFUP:
             CHECK(c_ifup(rd_str(&c)));
             break;

@@ -67,6 +67,7 @@ enum {
     C_KEYRING = 50,    /* name ("": anonymous): join a new session keyring, as runc (ENOSYS: none to join) */
     C_CHROOT = 52,     /* path: the root without a mount namespace (OCI, as runc) */
     C_RLIMIT = 51,     /* resource soft_lo soft_hi hard_lo hard_hi: set by C_EXEC just before its execve */
+    C_MOVEROOT = 53,   /* MS_MOVE the new root onto / and chroot into it (OCI --no-pivot) */
 };
 
 /* Messages on the sync socket. */

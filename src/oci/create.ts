@@ -44,6 +44,8 @@ export interface CreateOptions {
   preserveFds: number;
   /** a session keyring of its own (runc's default; --no-new-keyring: the caller's) */
   newKeyring?: boolean;
+  /** --no-pivot: MS_MOVE the root onto / and chroot, as runc (for a rootfs that pivot_root refuses, on the initramfs) */
+  noPivot?: boolean;
   /** run in the foreground: nsbox stays the process's parent (subreaper) to wait for it */
   foreground?: boolean;
 }
@@ -127,6 +129,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
         { code: C.ROOT, fields: ["/"], what: "open the root" },
         { code: C.MOUNT, fields: ["/proc/self/fd/0", "/dev/console", "", MS.BIND, "", MK.FILE, 1], what: "bind the terminal on /dev/console" },
       );
+    if (o.noPivot) noPivot(c);
     // (a stop after the mounts, before pivot_root: see hooks.ts)
     const hookStop = !!bundle.hooks.createContainer?.length;
     if (hookStop) hookSyncPoint(c);
@@ -444,4 +447,10 @@ export function writePidFile(path: string, pid: number): void {
   const tmp = join(dirname(path), `.${Date.now()}-${process.pid}.pid`);
   writeFileSync(tmp, String(pid));
   renameSync(tmp, path);
+}
+
+/** --no-pivot: the pivot_root step becomes runc's msMoveRoot (csrc c_moveroot). */
+export function noPivot(c: Op[]): void {
+  const at = c.findIndex((op) => op.code === C.PIVOT);
+  if (at >= 0) c[at] = { code: C.MOVEROOT, fields: [], what: "move the rootfs onto / and chroot into it (--no-pivot)" };
 }

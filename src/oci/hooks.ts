@@ -173,7 +173,7 @@ async function runHookInContainer(h: Hook, state: object, pid: number, runtimePa
  * arrive in order (the one for the set-up, then the one for the hooks).
  */
 export function hookSyncPoint(c: Op[]): void {
-  const at = c.findIndex((op) => op.code === C.PIVOT || op.code === C.CHROOT);
+  const at = c.findIndex((op) => op.code === C.PIVOT || op.code === C.MOVEROOT || op.code === C.CHROOT);
   const first = c.findIndex((op) => op.code === C.SYNC);
   if (at < 0 || first < 0 || first > at) throw new Error("internal error: the container's program has no place for the createContainer hooks");
   const stop: Op[] = [];

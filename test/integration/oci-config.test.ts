@@ -113,6 +113,20 @@ describe("the container's system", () => {
     expect(out).toBe("/bin/sh\n0\n");
   });
 
+  test("--no-pivot: the rootfs is moved onto / and chrooted into (runc's msMoveRoot), with its mounts", async () => {
+    // (what differs from pivot_root is only the old root left under the new one,
+    // which nothing in the container can reach: the step itself is checked in test/unit/oci-create)
+    const b = makeBundle(ctx, "nopivot", (c) => {
+      c.process.args = [
+        "sh",
+        "-c",
+        "ls /bin/sh; awk '$5 == \"/\"' /proc/self/mountinfo | wc -l; [ -e /proc/self/status ] && echo proc; touch /x 2>/dev/null || echo ro-root",
+      ];
+    });
+    const r = await h.oci(["run", "--no-pivot", "--bundle", b, "nopivot"]);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, "", "/bin/sh\n1\nproc\nro-root\n"]);
+  });
+
   test("rootfsPropagation: private by default, shared and unbindable on request", async () => {
     const rootLine = "awk '$5 == \"/\"' /proc/self/mountinfo";
     const tags = (out: string) => (out.split(" - ")[0] ?? "").split(" ").slice(6).join(" ");
