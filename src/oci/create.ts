@@ -11,7 +11,20 @@
  * ... -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { handshake, openJoinFds } from "../container/create.ts";
@@ -195,7 +208,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
 
 /**
  * tmpcopyup (podman's tmpfs on /tmp, /run, /var/tmp; crun's option): the new
- * tmpfs starts with what the image has there. Copied from the host side of
+ * tmpfs starts with what the image has there, with its owners. Copied from the host side of
  * the rootfs into the waiting process's tree (/proc/PID/root), its command not
  * yet run. A path through a symlink is skipped with a warning: an absolute
  * link would resolve on the host here.
@@ -224,12 +237,23 @@ function copyUp(spec: ContainerSpec, pid: number) {
       const st = statSync(src);
       chmodSync(dst, st.mode & 0o7777);
       chownSync(dst, st.uid, st.gid);
-      for (const name of readdirSync(src))
+      for (const name of readdirSync(src)) {
         cpSync(join(src, name), join(dst, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
+        copyOwners(join(src, name), join(dst, name));
+      }
     } catch (e) {
       throw new ConfigError(`cannot copy ${m.destination} of the image into its tmpfs (tmpcopyup): ${sysMessage(e)}`);
     }
   }
+}
+
+/** cpSync keeps modes, times and links, not owners (the image's /var/tmp/x of its user): chown each copy as its source. */
+function copyOwners(src: string, dst: string) {
+  const st = lstatSync(src);
+  lchownSync(dst, st.uid, st.gid);
+  // (a chown clears set-id bits: give them back)
+  if (!st.isSymbolicLink() && st.mode & 0o6000) chmodSync(dst, st.mode & 0o7777);
+  if (st.isDirectory()) for (const name of readdirSync(src)) copyOwners(join(src, name), join(dst, name));
 }
 
 const isCgroupMount = (m: { type?: string }) => m.type === "cgroup" || m.type === "cgroup2";
