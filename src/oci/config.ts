@@ -159,9 +159,10 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   const linux = obj(c.linux, "linux");
   const proc = parseProcess(c.process);
   const namespaces = parseNamespaces(linux.namespaces);
+  const idMaps = { uid: parseIdMaps(linux.uidMappings, "linux.uidMappings"), gid: parseIdMaps(linux.gidMappings, "linux.gidMappings") };
   const idmapped: IdmapRequest[] = [];
   const mounts = (Array.isArray(c.mounts) ? c.mounts : c.mounts === undefined ? [] : bad("mounts", "must be a list")).map((m, i) =>
-    parseMount(m, i, dir, idmapped),
+    parseMount(m, i, dir, idmapped, idMaps),
   );
   // As runc: a bare idmap takes the container's mappings, so there must be some
   for (const r of idmapped)
@@ -222,8 +223,8 @@ export function parseConfig(c: Obj, dir: string): Bundle {
     mounts,
     linux: {
       namespaces,
-      uidMappings: parseIdMaps(linux.uidMappings, "linux.uidMappings"),
-      gidMappings: parseIdMaps(linux.gidMappings, "linux.gidMappings"),
+      uidMappings: idMaps.uid,
+      gidMappings: idMaps.gid,
       devices,
       cgroupsPath: linux.cgroupsPath === undefined ? undefined : str(linux.cgroupsPath, "linux.cgroupsPath"),
       resources,
@@ -462,7 +463,9 @@ export const BIND_MOUNT_OPTIONS = [
 ];
 const BIND_OPTS = new Set(BIND_MOUNT_OPTIONS);
 
-function parseMount(v: unknown, i: number, dir: string, idmapped: IdmapRequest[]): Mount {
+type ContainerMaps = { uid?: IdMapping[]; gid?: IdMapping[] };
+
+function parseMount(v: unknown, i: number, dir: string, idmapped: IdmapRequest[], maps: ContainerMaps): Mount {
   const at = `mounts[${i}]`;
   const o = obj(v, at);
   unknownKeys(o, ["destination", "type", "source", "options", "uidMappings", "gidMappings"], `${at}.`);
@@ -489,21 +492,26 @@ function parseMount(v: unknown, i: number, dir: string, idmapped: IdmapRequest[]
     if (source && !existsSync(source)) bad(`${at}.source`, `${source} does not exist (bind mount of ${destination})`);
   }
   const mount: Mount = { destination, type: bind ? "bind" : type, source, options: bind ? options.filter((opt) => BIND_OPTS.has(opt)) : options };
-  const request = parseIdmap(o, at, idmapWords, bind, mount);
+  const request = parseIdmap(o, at, idmapWords, bind, mount, maps);
   if (request) idmapped.push(request);
   return mount;
 }
 
-/** mounts[i].uidMappings/gidMappings and the idmap/ridmap options, checked as runc checks them. */
-function parseIdmap(o: Obj, at: string, words: string[], bind: boolean, mount: Mount): IdmapRequest | undefined {
-  const uidMappings = parseIdMaps(o.uidMappings, `${at}.uidMappings`);
-  const gidMappings = parseIdMaps(o.gidMappings, `${at}.gidMappings`);
+/**
+ * mounts[i].uidMappings/gidMappings and the idmap/ridmap options, checked as runc
+ * checks them; crun's idmap=uids=...;gids=... is read as crun reads it.
+ */
+function parseIdmap(o: Obj, at: string, words: string[], bind: boolean, mount: Mount, maps: ContainerMaps): IdmapRequest | undefined {
+  let uidMappings = parseIdMaps(o.uidMappings, `${at}.uidMappings`);
+  let gidMappings = parseIdMaps(o.gidMappings, `${at}.gidMappings`);
   if (!words.length && !uidMappings?.length && !gidMappings?.length) return undefined;
   const what = `the idmapped mount of ${mount.destination}`;
-  const custom = words.find((w) => w.includes("="));
-  if (custom)
-    bad(`${at}.options`, `${JSON.stringify(custom)} (crun's mapping syntax) is not supported by nsbox: give ${at}.uidMappings and gidMappings instead`);
   if (words.length > 1) bad(`${at}.options`, `give one of idmap and ridmap for ${what}`);
+  const word = words[0] ?? "";
+  if (word.includes("=")) {
+    if (uidMappings?.length || gidMappings?.length) bad(at, `${what} has mappings in both ${JSON.stringify(word)} and uidMappings/gidMappings: give one`);
+    ({ uidMappings, gidMappings } = crunIdmapOption(word, `${at}.options`, maps));
+  }
   if (!bind) bad(at, `${what} must be a bind mount (type bind, or the bind/rbind option): nsbox, as runc, idmaps only binds`);
   if (!uidMappings?.length !== !gidMappings?.length) bad(at, `${what} needs both uidMappings and gidMappings`);
   if (process.getuid?.() !== 0) bad(at, `${what} needs root: nsbox writes a user namespace's maps for it (runc refuses it for rootless containers too)`);
@@ -512,8 +520,41 @@ function parseIdmap(o: Obj, at: string, words: string[], bind: boolean, mount: M
     at,
     uidMappings: uidMappings?.length ? uidMappings : undefined,
     gidMappings: gidMappings?.length ? gidMappings : undefined,
-    recursive: words[0] === "ridmap",
+    recursive: word.startsWith("ridmap"),
   };
+}
+
+/**
+ * crun's option: idmap=uids=FS-HOST-SIZE#...;gids=... (crun's
+ * parse_idmapped_mount_option): triplets split by "#", each "@"-prefixed one
+ * relative (its HOST is a container id, taken through linux.uidMappings/gidMappings).
+ */
+function crunIdmapOption(word: string, what: string, maps: ContainerMaps): { uidMappings?: IdMapping[]; gidMappings?: IdMapping[] } {
+  const out: { uidMappings?: IdMapping[]; gidMappings?: IdMapping[] } = {};
+  const value = word.slice(word.indexOf("=") + 1);
+  for (const part of value.split(";").filter(Boolean)) {
+    const uids = part.startsWith("uids=");
+    if (!uids && !part.startsWith("gids=")) bad(what, `${JSON.stringify(part)} in ${JSON.stringify(word)} must start with uids= or gids=`);
+    const own = uids ? maps.uid : maps.gid;
+    const list = part
+      .slice(5)
+      .split("#")
+      .filter(Boolean)
+      .map((t) => {
+        const relative = t.startsWith("@");
+        const m = /^(\d+)-(\d+)-(\d+)$/.exec(relative ? t.slice(1) : t);
+        if (!m) return bad(what, `${JSON.stringify(t)} in ${JSON.stringify(word)} must be FROM-TO-COUNT (e.g. 0-1000-1)`);
+        const [containerID, id, size] = [Number(m[1]), Number(m[2]), Number(m[3])];
+        if (!relative) return { containerID, hostID: id, size };
+        const base = own?.find((x) => id >= x.containerID && id < x.containerID + x.size);
+        if (!base)
+          return bad(what, `${JSON.stringify(t)}: the container's ${uids ? "uid" : "gid"} ${id} has no mapping (linux.${uids ? "uid" : "gid"}Mappings)`);
+        return { containerID, hostID: id - base.containerID + base.hostID, size };
+      });
+    if (uids) out.uidMappings = list;
+    else out.gidMappings = list;
+  }
+  return out;
 }
 
 function parseDevices(v: unknown): Device[] {

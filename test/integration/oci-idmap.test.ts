@@ -107,6 +107,17 @@ describe("idmapped bind mounts", () => {
     expect(r.stdout).toBe("4000\n5000\n");
   });
 
+  test("crun's idmap=uids=...;gids=... option, @ relative to the container's mappings", async () => {
+    const d = hostDir("crun", "mnt/crun");
+    // disk 1000 -> the container's 0 (host 100000); disk 0 -> host 7 (no id inside: the overflow id)
+    const r = await seen("crunopt", "stat -c '%u:%g' /mnt/crun/f /mnt/crun/g", (c) => {
+      userns(c);
+      c.mounts.push({ destination: "/mnt/crun", type: "bind", source: d, options: ["rbind", "idmap=uids=@1000-0-1#0-7-1;gids=@1000-0-1"] });
+    });
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toBe("0:0\n65534:65534\n");
+  });
+
   test("a filesystem without idmapped mounts is refused in one line naming the mount; nothing is left", async () => {
     const r = await seen("noidmap", "true", (c) => {
       c.mounts.push({
