@@ -39,12 +39,25 @@ static void run_c(const u8 *prog, int len) {
             break;
         }
         case C_ATTACH: {
-            /* The mount nsbox made for us (an idmapped rootfs) goes to dst. */
+            /* A detached mount nsbox made for us (an idmapped tree) goes to dst:
+             * fd -1 is the one sent with GO (the --userns rootfs), another an fd
+             * nsbox opened before the fork (an OCI idmapped mount), which we
+             * inherited. inroot: dst is inside the new root, made as mk says. */
+            i32 fd = (i32)rd_u32(&c);
             const char *dst = rd_str(&c);
-            if (c_passed < 0) c_fail(-EBADF);
-            CHECK(SC5(SYS_move_mount, c_passed, "", AT_FDCWD, dst, 4 /* MOVE_MOUNT_F_EMPTY_PATH */));
-            sys_close(c_passed);
-            c_passed = -1;
+            u32 mk = rd_u32(&c), inroot = rd_u32(&c);
+            long tfd;
+            if (fd < 0) fd = c_passed;
+            if (fd < 0) c_fail(-EBADF);
+            if (inroot) {
+                tfd = c_open_in_root(dst, (int)mk);
+                CHECK(tfd);
+                CHECK(SC5(SYS_move_mount, fd, "", tfd, "", 4 /* MOVE_MOUNT_F_EMPTY_PATH */ | 0x40 /* MOVE_MOUNT_T_EMPTY_PATH */));
+                sys_close((int)tfd);
+            } else
+                CHECK(SC5(SYS_move_mount, fd, "", AT_FDCWD, dst, 4 /* MOVE_MOUNT_F_EMPTY_PATH */));
+            sys_close(fd);
+            if (fd == c_passed) c_passed = -1;
             break;
         }
         case C_PDEATHSIG: {
@@ -100,6 +113,9 @@ static void run_c(const u8 *prog, int len) {
         }
         case C_PIVOT:
             CHECK(c_pivot());
+            break;
+        case C_MOVEROOT:
+            CHECK(c_moveroot());
             break;
         case C_IFUP:
             CHECK(c_ifup(rd_str(&c)));

@@ -179,3 +179,19 @@ static long c_pivot(void) {
     c_root = -1;
     return SC1(SYS_chdir, "/");
 }
+
+/* OCI --no-pivot (runc's msMoveRoot): for a root pivot_root refuses (a rootfs on
+ * the initramfs), move the new root's mount onto "/" and chroot into it. The old
+ * root stays underneath, hidden from the process's root but in its namespace
+ * (runc also masks the host's /proc and /sys left there; nsbox does not). */
+static long c_moveroot(void) {
+    long r = SC1(SYS_fchdir, c_root);
+    if (r < 0) return r;
+    r = SC5(SYS_mount, ".", "/", 0, MS_MOVE, 0);
+    if (r < 0) return r;
+    r = SC1(SYS_chroot, ".");
+    if (r < 0) return r;
+    sys_close(c_root);
+    c_root = -1;
+    return SC1(SYS_chdir, "/");
+}

@@ -53,7 +53,7 @@ enum {
     C_MKDIR = 36,      /* path mode (in root) */
     C_REMOUNT = 37,    /* path flags: after pivot, e.g. a read-only root */
     C_PRCTL = 38,      /* option arg: no_new_privs, dumpable... */
-    C_ATTACH = 39,     /* dst: move the mount nsbox sent with GO to dst */
+    C_ATTACH = 39,     /* fd dst mk inroot: move a detached mount (fd -1: the one sent with GO) to dst */
     C_IFUP = 40,       /* name: bring a network interface up (lo of a new netns) */
     C_CAPBSET = 41,    /* lo hi last: drop the rest of the bounding set, keep caps over setuid */
     C_CAPSET = 42,     /* eff[2] prm[2] inh[2] amb[2] last: the capability sets after setuid */
@@ -67,6 +67,7 @@ enum {
     C_KEYRING = 50,    /* name ("": anonymous): join a new session keyring, as runc (ENOSYS: none to join) */
     C_CHROOT = 52,     /* path: the root without a mount namespace (OCI, as runc) */
     C_RLIMIT = 51,     /* resource soft_lo soft_hi hard_lo hard_hi: set by C_EXEC just before its execve */
+    C_MOVEROOT = 53,   /* MS_MOVE the new root onto / and chroot into it (OCI --no-pivot) */
 };
 
 /* Messages on the sync socket. */

@@ -199,20 +199,52 @@ static int nsb_send(int sock, const u8 *buf, int len, int fd) {
 
 /* A detached copy of the tree at path, idmapped through the user namespace
  * usernsfd: the container's root sees a root-owned rootfs as its own, with no
- * chown of the files (Linux 5.12+; overlay accepts it as a lower layer from 5.19). */
-static int nsb_idmap_tree(const char *path, int usernsfd) {
+ * chown of the files (Linux 5.12+; overlay accepts it as a lower layer from 5.19).
+ * how: IDMAP_TREE_REC copies the mounts below path too (rbind), IDMAP_REC
+ * idmaps them too (OCI "ridmap"; "idmap" maps the top one only, as runc and
+ * crun), ATTR_REC applies attrs (MOUNT_ATTR_RDONLY...: an OCI bind's "ro") to
+ * them too. Done on the detached tree, before it is attached anywhere. */
+#define IDMAP_TREE_REC 1
+#define IDMAP_REC 2
+#define IDMAP_ATTR_REC 4
+static int nsb_idmap_tree(const char *path, int usernsfd, int how, u32 attrs) {
     struct mount_attr a;
-    long fd = SC3(SYS_open_tree, AT_FDCWD, path, 1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | 0x8000 /* AT_RECURSIVE */), r;
+    long fd = SC3(SYS_open_tree, AT_FDCWD, path,
+                  1 /* OPEN_TREE_CLONE */ | O_CLOEXEC | 0x800 /* AT_NO_AUTOMOUNT */ | ((how & IDMAP_TREE_REC) ? 0x8000 /* AT_RECURSIVE */ : 0)),
+         r;
     if (fd < 0) return (int)fd;
     memset(&a, 0, sizeof a);
     a.attr_set = 0x00100000; /* MOUNT_ATTR_IDMAP */
     a.userns_fd = (u64)usernsfd;
-    r = nsb_syscall6(SYS_mount_setattr, fd, (long)"", AT_EMPTY_PATH | 0x8000, (long)&a, sizeof a, 0);
+    r = nsb_syscall6(SYS_mount_setattr, fd, (long)"", AT_EMPTY_PATH | ((how & IDMAP_REC) ? 0x8000 : 0), (long)&a, sizeof a, 0);
+    if (r >= 0 && attrs) {
+        memset(&a, 0, sizeof a);
+        a.attr_set = attrs;
+        r = nsb_syscall6(SYS_mount_setattr, fd, (long)"", AT_EMPTY_PATH | ((how & IDMAP_ATTR_REC) ? 0x8000 : 0), (long)&a, sizeof a, 0);
+    }
     if (r < 0) {
         sys_close((int)fd);
         return (int)r;
     }
     return (int)fd;
+}
+
+/* A process in a new user namespace that only waits to be killed: its
+ * /proc/PID/ns/user, once nsbox has written the maps, is what an OCI idmapped
+ * mount's mount_setattr needs (a user namespace exists only with a process in
+ * it; crun and runc make one the same way). Returns its pid or -errno. */
+static int nsb_userns_holder(void) {
+    u64 all = ~0ull, old;
+    long pid;
+    sys_rt_sigprocmask(SIG_SETMASK, &all, &old);
+    pid = SC2(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0);
+    if (pid == 0) {
+        /* every signal blocked: only SIGKILL ends it (or nsbox's death) */
+        sys_prctl(PR_SET_PDEATHSIG, 9 /* SIGKILL */, 0);
+        for (;;) SC2(SYS_rt_sigsuspend, &all, 8);
+    }
+    sys_rt_sigprocmask(SIG_SETMASK, &old, NULL);
+    return (int)pid;
 }
 
 /* Reads exactly len bytes (blocking); returns len, fewer at end-of-file, or -errno. */
@@ -307,6 +339,7 @@ enum {
     F_NETLINK = 17,
     F_TERMIOS = 18,
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
+    F_USERNS_HOLDER = 20,
 };
 
 int nsb_call(int fn, const i64 *a) {
@@ -314,7 +347,8 @@ int nsb_call(int fn, const i64 *a) {
     case F_SPAWN: return nsb_spawn((const u8 *)a[0], (int)a[1], (const u8 *)a[2], (int)a[3], (i32 *)a[4]);
     case F_RECV: return nsb_recv((int)a[0], (u8 *)a[1], (int)a[2], (i32 *)a[3]);
     case F_SEND: return nsb_send((int)a[0], (const u8 *)a[1], (int)a[2], (int)a[3]);
-    case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1]);
+    case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1], (int)a[2], (u32)a[3]);
+    case F_USERNS_HOLDER: return nsb_userns_holder();
     case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);
     case F_PIDFD_SIGNAL: return (int)SC4(SYS_pidfd_send_signal, a[0], a[1], 0, 0);
     case F_MOUNT:

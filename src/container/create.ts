@@ -229,15 +229,29 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
 /**
  * The parent's half of the sync protocol: READY -> set up from outside -> GO,
  * then PTY (with -t) and end-of-file when execve succeeded. Returns the pty master.
+ * A program with more sync points (OCI's createContainer hooks) has each later
+ * READY answered by the next of later, then GO.
  */
-export async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid: number, setUp: () => void, idmapLower?: string): Promise<number | undefined> {
+export async function handshake(
+  s: Spawned,
+  spec: ContainerSpec,
+  ops: Op[],
+  pid: number,
+  setUp: () => void,
+  idmapLower?: string,
+  later: (() => Promise<void>)[] = [],
+): Promise<number | undefined> {
   let master: number | undefined;
+  let readies = 0;
   for (;;) {
     const m = recvMessage(s);
     if (m.type === "ready") {
+      const first = readies++ === 0;
       try {
-        writeIdMaps(spec, pid);
-        await setUp();
+        if (first) {
+          writeIdMaps(spec, pid);
+          await setUp();
+        } else await later[readies - 2]?.();
       } catch (e) {
         // If the child failed meanwhile (its namespaces gone with it), its own
         // report is the one that says what went wrong. If it is still waiting
@@ -251,7 +265,7 @@ export async function handshake(s: Spawned, spec: ContainerSpec, ops: Op[], pid:
         if (next.type === "error") throw childError(ops[next.op], next.errno, spec.process.args[0] ?? "", ops.slice(0, next.op));
         throw e instanceof NsboxError ? e : new NsboxError((e as Error).message);
       }
-      const tree = idmapLower === undefined ? -1 : idmappedRootfs(idmapLower, pid);
+      const tree = idmapLower === undefined || !first ? -1 : idmappedRootfs(idmapLower, pid);
       sendGo(s, tree);
       closeFd(tree);
     } else if (m.type === "pty") master = m.fd;

@@ -250,7 +250,7 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   if (p.idmappedLowerDir) {
     // Files owned by host root would show up as "nobody" in the user namespace,
     // and overlay could not copy them up: nsbox sends an idmapped copy instead.
-    c.push({ code: C.ATTACH, fields: [p.idmappedLowerDir], what: `attach the idmapped rootfs on ${p.idmappedLowerDir}` });
+    c.push({ code: C.ATTACH, fields: [-1, p.idmappedLowerDir, MK.NONE, 0], what: `attach the idmapped rootfs on ${p.idmappedLowerDir}` });
     lower = p.idmappedLowerDir;
   }
   const image = spec.nsbox.image;

@@ -45,6 +45,7 @@ export const F = {
   NETLINK: 17,
   TERMIOS: 18,
   BPF: 19,
+  USERNS_HOLDER: 20,
 } as const;
 
 const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;

@@ -45,6 +45,7 @@ export const C = {
   KEYRING: 50,
   RLIMIT: 51,
   CHROOT: 52,
+  MOVEROOT: 53,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */

@@ -54,9 +54,27 @@ export function sendGo(s: Spawned, fd = -1): void {
   call(F.SEND, s.syncFd, new Uint32Array([MSG.GO, 0, 0]), 12, fd);
 }
 
-/** A detached, idmapped copy of the tree at path (see nsb_idmap_tree in csrc/helper.c). */
-export function idmappedTree(path: string, usernsFd: number): number {
-  return call(F.IDMAP_TREE, Buffer.from(`${path}\0`), usernsFd);
+/** How idmappedTree copies and maps (IDMAP_* in csrc/host_calls.c). */
+export interface IdmapHow {
+  /** copy the mounts below path too (rbind) */
+  tree: boolean;
+  /** idmap those too ("ridmap") */
+  idmap: boolean;
+  /** MOUNT_ATTR_RDONLY, _NOSUID, _NODEV, _NOEXEC to set, and whether below too */
+  attrs: number;
+  attrsBelow: boolean;
+}
+const WHOLE: IdmapHow = { tree: true, idmap: true, attrs: 0, attrsBelow: true };
+
+/** A detached, idmapped copy of the tree at path (see nsb_idmap_tree in csrc/host_calls.c); fd or -errno. */
+export function idmappedTree(path: string, usernsFd: number, how: IdmapHow = WHOLE): number {
+  const bits = (how.tree ? 1 : 0) | (how.idmap ? 2 : 0) | (how.attrsBelow ? 4 : 0);
+  return call(F.IDMAP_TREE, Buffer.from(`${path}\0`), usernsFd, bits, how.attrs);
+}
+
+/** A process alone in a new user namespace, waiting for SIGKILL (see nsb_userns_holder); pid or -errno. */
+export function userNamespaceHolder(): number {
+  return call(F.USERNS_HOLDER);
 }
 
 /** wait4(pid): { pid, status } with pid 0 when WNOHANG found it still running, -errno on error. */

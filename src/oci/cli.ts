@@ -267,6 +267,7 @@ async function runVerb(verb: string, p: Parsed): Promise<number> {
         consoleSocket: s("console-socket"),
         preserveFds: preserve,
         newKeyring: f["no-new-keyring"] !== true,
+        noPivot: f["no-pivot"] === true,
       };
       if (verb === "create") {
         await ociCreate(o);

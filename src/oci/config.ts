@@ -16,7 +16,7 @@ import type { DeviceRule } from "../security/devices.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
 import { defaultDevices } from "../spec/defaults.ts";
 import { MS, mountFlags } from "../spec/mountopts.ts";
-import type { ContainerSpec, Device, Mount, Namespace, NamespaceType, Resources } from "../spec/spec.ts";
+import type { ContainerSpec, Device, IdMapping, Mount, Namespace, NamespaceType, Resources } from "../spec/spec.ts";
 import { SPEC_VERSION } from "./dispatch.ts";
 
 export interface Hook {
@@ -41,6 +41,21 @@ export interface Bundle {
   v1Files?: V1File[];
   /** the apparmor profile to exec into (only when the host enforces apparmor) */
   apparmor?: string;
+  /** idmapped bind mounts (see idmap.ts) */
+  idmapped: IdmapRequest[];
+}
+
+/** An idmapped bind mount of config.json (made by idmap.ts). */
+export interface IdmapRequest {
+  /** the mount in spec.mounts (options without the idmap words) */
+  mount: Mount;
+  /** "mounts[3]", for errors */
+  at: string;
+  /** undefined: a bare idmap/ridmap, which takes the container's user namespace mappings */
+  uidMappings?: IdMapping[];
+  gidMappings?: IdMapping[];
+  /** ridmap: the mounts below the bind's source are idmapped too */
+  recursive: boolean;
 }
 
 export interface V1File {
@@ -144,7 +159,18 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   const linux = obj(c.linux, "linux");
   const proc = parseProcess(c.process);
   const namespaces = parseNamespaces(linux.namespaces);
-  const mounts = (Array.isArray(c.mounts) ? c.mounts : c.mounts === undefined ? [] : bad("mounts", "must be a list")).map((m, i) => parseMount(m, i, dir));
+  const idMaps = { uid: parseIdMaps(linux.uidMappings, "linux.uidMappings"), gid: parseIdMaps(linux.gidMappings, "linux.gidMappings") };
+  const idmapped: IdmapRequest[] = [];
+  const mounts = (Array.isArray(c.mounts) ? c.mounts : c.mounts === undefined ? [] : bad("mounts", "must be a list")).map((m, i) =>
+    parseMount(m, i, dir, idmapped, idMaps),
+  );
+  // As runc: a bare idmap takes the container's mappings, so there must be some
+  for (const r of idmapped)
+    if (!r.uidMappings && !namespaces.some((n) => n.type === "user"))
+      bad(
+        `${r.at}.options`,
+        "idmap without uidMappings/gidMappings takes the container's user namespace mappings, and there is no user namespace (linux.namespaces)",
+      );
   const hostname = c.hostname === undefined ? "" : str(c.hostname, "hostname");
   if (hostname && !namespaces.some((n) => n.type === "uts")) bad("hostname", "needs a new uts namespace (linux.namespaces)");
   const domainname = c.domainname === undefined ? undefined : str(c.domainname, "domainname");
@@ -197,8 +223,8 @@ export function parseConfig(c: Obj, dir: string): Bundle {
     mounts,
     linux: {
       namespaces,
-      uidMappings: parseIdMaps(linux.uidMappings, "linux.uidMappings"),
-      gidMappings: parseIdMaps(linux.gidMappings, "linux.gidMappings"),
+      uidMappings: idMaps.uid,
+      gidMappings: idMaps.gid,
       devices,
       cgroupsPath: linux.cgroupsPath === undefined ? undefined : str(linux.cgroupsPath, "linux.cgroupsPath"),
       resources,
@@ -221,7 +247,7 @@ export function parseConfig(c: Obj, dir: string): Bundle {
   if ((spec.linux.uidMappings?.length || spec.linux.gidMappings?.length) && !namespaces.some((n) => n.type === "user"))
     bad("linux.uidMappings", "needs a user namespace (linux.namespaces)");
   if (linux.seccomp !== undefined && linux.seccomp !== null) spec.linux.seccomp = parseSeccompShape(linux.seccomp);
-  return { dir, spec, hooks: parseHooks(c.hooks), annotations: parseAnnotations(c.annotations), unified, v1Files, apparmor: proc.apparmor };
+  return { dir, spec, hooks: parseHooks(c.hooks), annotations: parseAnnotations(c.annotations), unified, v1Files, apparmor: proc.apparmor, idmapped };
 }
 
 function selinux(what: string) {
@@ -437,23 +463,25 @@ export const BIND_MOUNT_OPTIONS = [
 ];
 const BIND_OPTS = new Set(BIND_MOUNT_OPTIONS);
 
-function parseMount(v: unknown, i: number, dir: string): Mount {
+type ContainerMaps = { uid?: IdMapping[]; gid?: IdMapping[] };
+
+function parseMount(v: unknown, i: number, dir: string, idmapped: IdmapRequest[], maps: ContainerMaps): Mount {
   const at = `mounts[${i}]`;
   const o = obj(v, at);
   unknownKeys(o, ["destination", "type", "source", "options", "uidMappings", "gidMappings"], `${at}.`);
-  refuse(o, "uidMappings", `${at}.`, "(an idmapped mount) is not supported by nsbox yet");
-  refuse(o, "gidMappings", `${at}.`, "(an idmapped mount) is not supported by nsbox yet");
   const destination = str(o.destination, `${at}.destination`);
   if (!destination.startsWith("/")) bad(`${at}.destination`, `${JSON.stringify(destination)} must be an absolute path`);
-  const options = strs(o.options, `${at}.options`);
+  const words = strs(o.options, `${at}.options`);
   const type = o.type === undefined ? undefined : str(o.type, `${at}.type`);
   let source = o.source === undefined ? undefined : str(o.source, `${at}.source`);
+  const idmapWords = words.filter((w) => w === "idmap" || w === "ridmap" || w.startsWith("idmap=") || w.startsWith("ridmap="));
+  const options = words.filter((w) => !idmapWords.includes(w));
   const { flags } = mountFlags(options);
   const bind = type === "bind" || (flags & MS.BIND) !== 0;
   if (bind) {
     // runc and crun pass data words (mode=755, size=...) of a bind to mount(2),
     // which ignores them for MS_BIND: nsbox drops them, and says so under --debug.
-    // A word without "=" (idmap, rro...) asks for something: refused.
+    // A word without "=" (rro...) asks for something: refused.
     for (const opt of options)
       if (!BIND_OPTS.has(opt) && !opt.includes("="))
         bad(`${at}.options`, `${JSON.stringify(opt)} on the bind mount of ${destination} is not supported by nsbox`);
@@ -463,7 +491,70 @@ function parseMount(v: unknown, i: number, dir: string): Mount {
     if (source && !isAbsolute(source)) source = join(dir, source);
     if (source && !existsSync(source)) bad(`${at}.source`, `${source} does not exist (bind mount of ${destination})`);
   }
-  return { destination, type: bind ? "bind" : type, source, options: bind ? options.filter((opt) => BIND_OPTS.has(opt)) : options };
+  const mount: Mount = { destination, type: bind ? "bind" : type, source, options: bind ? options.filter((opt) => BIND_OPTS.has(opt)) : options };
+  const request = parseIdmap(o, at, idmapWords, bind, mount, maps);
+  if (request) idmapped.push(request);
+  return mount;
+}
+
+/**
+ * mounts[i].uidMappings/gidMappings and the idmap/ridmap options, checked as runc
+ * checks them; crun's idmap=uids=...;gids=... is read as crun reads it.
+ */
+function parseIdmap(o: Obj, at: string, words: string[], bind: boolean, mount: Mount, maps: ContainerMaps): IdmapRequest | undefined {
+  let uidMappings = parseIdMaps(o.uidMappings, `${at}.uidMappings`);
+  let gidMappings = parseIdMaps(o.gidMappings, `${at}.gidMappings`);
+  if (!words.length && !uidMappings?.length && !gidMappings?.length) return undefined;
+  const what = `the idmapped mount of ${mount.destination}`;
+  if (words.length > 1) bad(`${at}.options`, `give one of idmap and ridmap for ${what}`);
+  const word = words[0] ?? "";
+  if (word.includes("=")) {
+    if (uidMappings?.length || gidMappings?.length) bad(at, `${what} has mappings in both ${JSON.stringify(word)} and uidMappings/gidMappings: give one`);
+    ({ uidMappings, gidMappings } = crunIdmapOption(word, `${at}.options`, maps));
+  }
+  if (!bind) bad(at, `${what} must be a bind mount (type bind, or the bind/rbind option): nsbox, as runc, idmaps only binds`);
+  if (!uidMappings?.length !== !gidMappings?.length) bad(at, `${what} needs both uidMappings and gidMappings`);
+  if (process.getuid?.() !== 0) bad(at, `${what} needs root: nsbox writes a user namespace's maps for it (runc refuses it for rootless containers too)`);
+  return {
+    mount,
+    at,
+    uidMappings: uidMappings?.length ? uidMappings : undefined,
+    gidMappings: gidMappings?.length ? gidMappings : undefined,
+    recursive: word.startsWith("ridmap"),
+  };
+}
+
+/**
+ * crun's option: idmap=uids=FS-HOST-SIZE#...;gids=... (crun's
+ * parse_idmapped_mount_option): triplets split by "#", each "@"-prefixed one
+ * relative (its HOST is a container id, taken through linux.uidMappings/gidMappings).
+ */
+function crunIdmapOption(word: string, what: string, maps: ContainerMaps): { uidMappings?: IdMapping[]; gidMappings?: IdMapping[] } {
+  const out: { uidMappings?: IdMapping[]; gidMappings?: IdMapping[] } = {};
+  const value = word.slice(word.indexOf("=") + 1);
+  for (const part of value.split(";").filter(Boolean)) {
+    const uids = part.startsWith("uids=");
+    if (!uids && !part.startsWith("gids=")) bad(what, `${JSON.stringify(part)} in ${JSON.stringify(word)} must start with uids= or gids=`);
+    const own = uids ? maps.uid : maps.gid;
+    const list = part
+      .slice(5)
+      .split("#")
+      .filter(Boolean)
+      .map((t) => {
+        const relative = t.startsWith("@");
+        const m = /^(\d+)-(\d+)-(\d+)$/.exec(relative ? t.slice(1) : t);
+        if (!m) return bad(what, `${JSON.stringify(t)} in ${JSON.stringify(word)} must be FROM-TO-COUNT (e.g. 0-1000-1)`);
+        const [containerID, id, size] = [Number(m[1]), Number(m[2]), Number(m[3])];
+        if (!relative) return { containerID, hostID: id, size };
+        const base = own?.find((x) => id >= x.containerID && id < x.containerID + x.size);
+        if (!base)
+          return bad(what, `${JSON.stringify(t)}: the container's ${uids ? "uid" : "gid"} ${id} has no mapping (linux.${uids ? "uid" : "gid"}Mappings)`);
+        return { containerID, hostID: id - base.containerID + base.hostID, size };
+      });
+    if (uids) out.uidMappings = list;
+    else out.gidMappings = list;
+  }
+  return out;
 }
 
 function parseDevices(v: unknown): Device[] {

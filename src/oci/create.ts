@@ -6,11 +6,25 @@
  * (conmon, containerd's shim) or to init, and outlives nsbox.
  *
  * Order, as runc: state dir -> cgroup -> process -> READY: id maps, cgroup
- * join, rlimits, oom_score_adj, prestart/createRuntime hooks -> GO -> CREATED:
- * createContainer hooks, terminal to --console-socket, state.json, --pid-file.
+ * join, rlimits, oom_score_adj, prestart/createRuntime hooks -> GO -> READY
+ * after the mounts: createContainer hooks in its namespaces -> GO -> pivot_root
+ * ... -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { handshake, openJoinFds } from "../container/create.ts";
@@ -29,7 +43,8 @@ import type { ContainerSpec } from "../spec/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";
-import { runHooks } from "./hooks.ts";
+import { hookSyncPoint, runHooks } from "./hooks.ts";
+import { attachIdmapped } from "./idmap.ts";
 import { checkId, claimDir, ctrDir, fifoPath, type OciRecord, ociRoot, removeDir, removeFreezer, stateJson, writeRecord } from "./state.ts";
 
 const O_PATH = 0o10000000;
@@ -42,6 +57,8 @@ export interface CreateOptions {
   preserveFds: number;
   /** a session keyring of its own (runc's default; --no-new-keyring: the caller's) */
   newKeyring?: boolean;
+  /** --no-pivot: MS_MOVE the root onto / and chroot, as runc (for a rootfs that pivot_root refuses, on the initramfs) */
+  noPivot?: boolean;
   /** run in the foreground: nsbox stays the process's parent (subreaper) to wait for it */
   foreground?: boolean;
 }
@@ -125,6 +142,12 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
         { code: C.ROOT, fields: ["/"], what: "open the root" },
         { code: C.MOUNT, fields: ["/proc/self/fd/0", "/dev/console", "", MS.BIND, "", MK.FILE, 1], what: "bind the terminal on /dev/console" },
       );
+    if (o.noPivot) noPivot(c);
+    // (a stop after the mounts, before pivot_root: see hooks.ts)
+    const hookStop = !!bundle.hooks.createContainer?.length;
+    if (hookStop) hookSyncPoint(c);
+    // (the trees are made before the fork: the helper inherits their fds)
+    attachIdmapped(s2, bundle.idmapped, c, fds);
     if (o.foreground) becomeSubreaper();
     const sp = spawnProcess(w, c);
     mark("spawned");
@@ -134,19 +157,25 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     if (pid <= 0) throw new ConfigError(`cannot create the container process: ${pid < 0 ? strerror(-pid).toLowerCase() : "it died at once"}`);
     record.pid = pid;
     record.start = procId(pid)?.start ?? "";
-    const master = await handshake(sp, s2, c, pid, async () => {
-      // (the handshake has written the id maps by now)
-      cg?.join(pid);
-      if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
-      setUpProcess(s2, pid);
-      // (prestart sees "created" as runc and crun give it, and runtime-tools checks)
-      await runHooks(bundle.hooks, "prestart", stateJson(record, "created"));
-      await runHooks(bundle.hooks, "createRuntime", stateJson(record, "creating"));
-    });
+    const master = await handshake(
+      sp,
+      s2,
+      c,
+      pid,
+      async () => {
+        // (the handshake has written the id maps by now)
+        cg?.join(pid);
+        if (record.freezer) writeFileSync(join(record.freezer, "cgroup.procs"), String(pid));
+        setUpProcess(s2, pid);
+        // (prestart sees "created" as runc and crun give it, and runtime-tools checks)
+        await runHooks(bundle.hooks, "prestart", stateJson(record, "created"));
+        await runHooks(bundle.hooks, "createRuntime", stateJson(record, "creating"));
+      },
+      undefined,
+      hookStop ? [() => runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"), { pid })] : [],
+    );
     mark("created");
     copyUp(spec, pid);
-    // its filesystem set up, its command not yet run (see hooks.ts for where)
-    if (procId(pid)) await runHooks(bundle.hooks, "createContainer", stateJson(record, "creating"));
     // handshake also returns at end-of-file: then the process died instead of waiting
     if (!procId(pid)) throw new ConfigError(`the container process exited during create (${spec.process.args[0]})`);
     if (master !== undefined && o.consoleSocket) {
@@ -179,7 +208,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
 
 /**
  * tmpcopyup (podman's tmpfs on /tmp, /run, /var/tmp; crun's option): the new
- * tmpfs starts with what the image has there. Copied from the host side of
+ * tmpfs starts with what the image has there, with its owners. Copied from the host side of
  * the rootfs into the waiting process's tree (/proc/PID/root), its command not
  * yet run. A path through a symlink is skipped with a warning: an absolute
  * link would resolve on the host here.
@@ -208,12 +237,23 @@ function copyUp(spec: ContainerSpec, pid: number) {
       const st = statSync(src);
       chmodSync(dst, st.mode & 0o7777);
       chownSync(dst, st.uid, st.gid);
-      for (const name of readdirSync(src))
+      for (const name of readdirSync(src)) {
         cpSync(join(src, name), join(dst, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
+        copyOwners(join(src, name), join(dst, name));
+      }
     } catch (e) {
       throw new ConfigError(`cannot copy ${m.destination} of the image into its tmpfs (tmpcopyup): ${sysMessage(e)}`);
     }
   }
+}
+
+/** cpSync keeps modes, times and links, not owners (the image's /var/tmp/x of its user): chown each copy as its source. */
+function copyOwners(src: string, dst: string) {
+  const st = lstatSync(src);
+  lchownSync(dst, st.uid, st.gid);
+  // (a chown clears set-id bits: give them back)
+  if (!st.isSymbolicLink() && st.mode & 0o6000) chmodSync(dst, st.mode & 0o7777);
+  if (st.isDirectory()) for (const name of readdirSync(src)) copyOwners(join(src, name), join(dst, name));
 }
 
 const isCgroupMount = (m: { type?: string }) => m.type === "cgroup" || m.type === "cgroup2";
@@ -431,4 +471,10 @@ export function writePidFile(path: string, pid: number): void {
   const tmp = join(dirname(path), `.${Date.now()}-${process.pid}.pid`);
   writeFileSync(tmp, String(pid));
   renameSync(tmp, path);
+}
+
+/** --no-pivot: the pivot_root step becomes runc's msMoveRoot (csrc c_moveroot). */
+export function noPivot(c: Op[]): void {
+  const at = c.findIndex((op) => op.code === C.PIVOT);
+  if (at >= 0) c[at] = { code: C.MOVEROOT, fields: [], what: "move the rootfs onto / and chroot into it (--no-pivot)" };
 }

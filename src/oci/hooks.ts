@@ -5,12 +5,15 @@
  * createContainer, startContainer); poststart and poststop failures are warnings,
  * as the runtime-spec says.
  *
- * Where they run: startContainer in the container's namespaces, found in its
- * filesystem, as the spec says (the helper's W joins them and execs the hook by
- * fd). The others in the runtime's namespaces, createContainer included: runc
- * runs that one in the container's mount namespace before pivot_root, where
- * the host's files are still the root; nsbox has pivoted by the time it can run
- * hooks, and a host binary there would not even find its dynamic loader.
+ * Where they run, as the runtime-spec says: startContainer in the container's
+ * namespaces, found in its filesystem (the helper's W joins them and execs the
+ * hook by fd). createContainer in the container's namespaces too, but found in
+ * the runtime's (opened by nsbox before W joins), at a stop of the container's
+ * process after its mounts and before pivot_root (hookSyncPoint): its mount
+ * namespace's root is still the host's, so a host binary finds its loader,
+ * and the container's mounts are there under the rootfs path, as under runc.
+ * Neither joins the pid namespace (W would have to fork: the hook stays where
+ * the state's pid means something). The others run in the runtime's namespaces.
  */
 import { openSync, readlinkSync, writeSync } from "node:fs";
 import { CLONE } from "../container/plan.ts";
@@ -25,13 +28,15 @@ export interface HookTarget {
   pid: number;
 }
 
-const IN_CONTAINER: HookKind[] = ["startContainer"];
+const IN_CONTAINER: HookKind[] = ["startContainer", "createContainer"];
+/** Hooks whose path is resolved in the runtime's mount namespace though they run in the container's. */
+const RUNTIME_PATH: HookKind[] = ["createContainer"];
 
 export async function runHooks(hooks: Hooks, kind: HookKind, state: object, target?: HookTarget): Promise<void> {
   const list = hooks[kind] ?? [];
   for (const [i, h] of list.entries()) {
     try {
-      if (target && IN_CONTAINER.includes(kind)) await runHookInContainer(h, state, target.pid);
+      if (target && IN_CONTAINER.includes(kind)) await runHookInContainer(h, state, target.pid, RUNTIME_PATH.includes(kind));
       else await runHook(h, state);
     } catch (e) {
       const msg = `${kind} hook ${i} (${h.path}) failed: ${(e as Error).message}`;
@@ -90,11 +95,12 @@ const NAMESPACES: [string, number][] = [
 
 /**
  * W joins the container's namespaces (the mount one last: it also makes the
- * container's root W's) and execs the hook from an fd opened before: fd 3, so
+ * container's root W's) and execs the hook from an fd opened before (in the
+ * container's root, or nsbox's for runtimePath): fd 3, so
  * that a #! script's interpreter can open it as /dev/fd/3. stdout is
  * discarded, stderr is nsbox's.
  */
-async function runHookInContainer(h: Hook, state: object, pid: number): Promise<void> {
+async function runHookInContainer(h: Hook, state: object, pid: number, runtimePath: boolean): Promise<void> {
   const fds: number[] = [];
   const own = (fd: number) => {
     fds.push(fd);
@@ -103,9 +109,9 @@ async function runHookInContainer(h: Hook, state: object, pid: number): Promise<
   try {
     let exe: number;
     try {
-      exe = own(openSync(`/proc/${pid}/root${h.path}`, O_PATH));
+      exe = own(openSync(runtimePath ? h.path : `/proc/${pid}/root${h.path}`, O_PATH));
     } catch (e) {
-      throw new Error(`cannot open it in the container: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new Error(`cannot open it${runtimePath ? "" : " in the container"}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const w: Op[] = [];
     for (const [t, flag] of NAMESPACES) {
@@ -156,4 +162,27 @@ async function runHookInContainer(h: Hook, state: object, pid: number): Promise<
   } finally {
     for (const fd of fds) closeFd(fd);
   }
+}
+
+/**
+ * The stop in the container's program where nsbox runs the createContainer
+ * hooks: after the mounts, before pivot_root (or the chroot of a container
+ * without a mount namespace of its own). Without a user namespace the program
+ * sends READY before its mounts and waits for GO after pivot_root (nsbox joins
+ * the cgroup meanwhile): that wait moves to before the stop, so that the GOs
+ * arrive in order (the one for the set-up, then the one for the hooks).
+ */
+export function hookSyncPoint(c: Op[]): void {
+  const at = c.findIndex((op) => op.code === C.PIVOT || op.code === C.MOVEROOT || op.code === C.CHROOT);
+  const first = c.findIndex((op) => op.code === C.SYNC);
+  if (at < 0 || first < 0 || first > at) throw new Error("internal error: the container's program has no place for the createContainer hooks");
+  const stop: Op[] = [];
+  const [sendsReady, waitsGo] = (c[first] as Op).fields as [number, number];
+  if (sendsReady && !waitsGo) {
+    const wait = c.findIndex((op, i) => i > first && op.code === C.SYNC && op.fields[0] === 0 && op.fields[1] === 1);
+    if (wait < at) throw new Error("internal error: the container's program waits for nsbox before its mounts end");
+    stop.push(...c.splice(wait, 1));
+  }
+  stop.push({ code: C.SYNC, fields: [1, 1], what: "wait for the createContainer hooks" });
+  c.splice(at, 0, ...stop);
 }

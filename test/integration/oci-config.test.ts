@@ -6,7 +6,7 @@
  * the cgroup limits. Each runs `run --bundle` and reads what the process saw.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { useNsbox } from "../helpers/nsbox.ts";
 import { type Config, makeBundle, ociHarness } from "../helpers/oci.ts";
@@ -89,8 +89,14 @@ describe("the container's system", () => {
   test("what runc and crun accept: podman's tmpcopyup tmpfs, propagation words on a tmpfs, data words on a bind, a FIFO, RLIMIT_AS", async () => {
     const out = await seen(
       "accepts",
-      "head -1 /etc/passwd; touch /etc/new && echo etc-writable; awk '$5 == \"/s\"' /proc/self/mountinfo | grep -o 'shared:[0-9]*' | sed 's/:.*//'; stat -c '%F %a' /dev/pipe0; ulimit -v; ulimit -Hv",
+      "head -1 /etc/passwd; stat -c '%u:%g %a' /etc/owned /etc/owned/f; touch /etc/new && echo etc-writable; awk '$5 == \"/s\"' /proc/self/mountinfo | grep -o 'shared:[0-9]*' | sed 's/:.*//'; stat -c '%F %a' /dev/pipe0; ulimit -v; ulimit -Hv",
       (c) => {
+        // (tmpcopyup keeps the owners, and a set-gid bit a chown would have cleared)
+        mkdirSync(join(ctx.rootfs, "etc/owned"), { recursive: true });
+        writeFileSync(join(ctx.rootfs, "etc/owned/f"), "");
+        chownSync(join(ctx.rootfs, "etc/owned/f"), 1234, 5678);
+        chmodSync(join(ctx.rootfs, "etc/owned/f"), 0o2755);
+        chownSync(join(ctx.rootfs, "etc/owned"), 42, 43);
         c.mounts.push({ destination: "/etc", type: "tmpfs", source: "tmpfs", options: ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"] });
         c.mounts.push({ destination: "/s", type: "tmpfs", source: "tmpfs", options: ["shared"] });
         c.mounts.push({ destination: "/b", type: "bind", source: ctx.mkdir("cfg-bindmode"), options: ["rbind", "mode=755"] });
@@ -98,7 +104,7 @@ describe("the container's system", () => {
         c.process.rlimits = [{ type: "RLIMIT_AS", soft: 2 ** 30, hard: 2 ** 31 }];
       },
     );
-    expect(out).toBe("root:x:0:0:root:/root:/bin/sh\netc-writable\nshared\nfifo 600\n1048576\n2097152\n");
+    expect(out).toBe("root:x:0:0:root:/root:/bin/sh\n42:43 755\n1234:5678 2755\netc-writable\nshared\nfifo 600\n1048576\n2097152\n");
   });
 
   test("no mount namespace: nothing is mounted, the root is entered with chroot", async () => {
@@ -111,6 +117,20 @@ describe("the container's system", () => {
     });
     // the rootfs's /proc is an empty directory: nothing mounted it
     expect(out).toBe("/bin/sh\n0\n");
+  });
+
+  test("--no-pivot: the rootfs is moved onto / and chrooted into (runc's msMoveRoot), with its mounts", async () => {
+    // (what differs from pivot_root is only the old root left under the new one,
+    // which nothing in the container can reach: the step itself is checked in test/unit/oci-create)
+    const b = makeBundle(ctx, "nopivot", (c) => {
+      c.process.args = [
+        "sh",
+        "-c",
+        "ls /bin/sh; awk '$5 == \"/\"' /proc/self/mountinfo | wc -l; [ -e /proc/self/status ] && echo proc; touch /x 2>/dev/null || echo ro-root",
+      ];
+    });
+    const r = await h.oci(["run", "--no-pivot", "--bundle", b, "nopivot"]);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, "", "/bin/sh\n1\nproc\nro-root\n"]);
   });
 
   test("rootfsPropagation: private by default, shared and unbindable on request", async () => {

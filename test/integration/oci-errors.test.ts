@@ -107,12 +107,22 @@ describe("bad bundles", () => {
       [
         "idmap",
         (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind"], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }] }),
-        "mounts[7].uidMappings (an idmapped mount)",
+        "config.json: mounts[7] the idmapped mount of /x needs both uidMappings and gidMappings",
+      ],
+      [
+        "idmapns",
+        (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind", "idmap"] }),
+        "mounts[7].options idmap without uidMappings/gidMappings takes the container's user namespace mappings, and there is no user namespace",
+      ],
+      [
+        "idmaptmpfs",
+        (c) => c.mounts.push({ destination: "/x", type: "tmpfs", source: "tmpfs", options: ["ridmap"] }),
+        "the idmapped mount of /x must be a bind mount",
       ],
       [
         "bindopt",
-        (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind", "idmap"] }),
-        'mounts[7].options "idmap" on the bind mount of /x',
+        (c) => c.mounts.push({ destination: "/x", type: "bind", source: "/tmp", options: ["rbind", "rro"] }),
+        'mounts[7].options "rro" on the bind mount of /x',
       ],
       ["net", (c) => (c.linux.resources.network = { classID: 1 }), "linux.resources.network is not supported"],
       ["oom", (c) => (c.linux.resources.memory = { useHierarchy: true }), "linux.resources.memory.useHierarchy is not supported"],

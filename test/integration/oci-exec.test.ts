@@ -5,7 +5,7 @@
  * dispatch rule that tells runc's command lines from nsbox's own.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NSBOX, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 import { makeBundle, ociHarness } from "../helpers/oci.ts";
@@ -37,6 +37,19 @@ describe("exec", () => {
     const cg = await h.oci(["exec", "ex1", "cat", "/proc/self/cgroup"]);
     expect(cg.stdout).toContain(":memory:/\n");
     expect((await h.oci(["delete", "-f", "ex1"])).code).toBe(0);
+  });
+
+  test("into a container without a mount namespace: the exec is chrooted into its root too", async () => {
+    await running("exnomnt", (c) => {
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "mount");
+      c.mounts = [];
+      c.linux.maskedPaths = [];
+      c.linux.readonlyPaths = [];
+    });
+    // the rootfs's /proc is an empty directory (the host's would list processes), and its busybox is its /bin/sh
+    const r = await h.oci(["exec", "exnomnt", "sh", "-c", "ls /proc | wc -l; readlink /bin/sh"]);
+    expect([r.code, r.stderr, r.stdout]).toEqual([0, "", `0\n${readlinkSync(join(ctx.rootfs, "bin/sh"))}\n`]);
+    expect((await h.oci(["delete", "-f", "exnomnt"])).code).toBe(0);
   });
 
   test("--process FILE --detach --pid-file, as containerd's shim", async () => {

@@ -249,7 +249,7 @@ describe("fds and terminals", () => {
 });
 
 describe("hooks", () => {
-  test("run in the spec's order, each with the state on stdin, startContainer in the container", async () => {
+  test("run in the spec's order, each with the state on stdin, createContainer and startContainer in the container", async () => {
     const { oci, dir } = harness();
     const hostDir = join(dir, "hooks");
     mkdirSync(hostDir);
@@ -283,6 +283,8 @@ describe("hooks", () => {
     // prestart: "created", as runc and crun give it (and runtime-tools checks)
     expect(entries.map((e) => e.state.status)).toEqual(["created", "creating", "creating", "created", "running", "stopped"]);
     // the hostname tells the uts namespace; the log's path (/hooks) the mount namespace
+    // (createContainer runs in the container's namespaces before pivot_root, where the host's path of the
+    // log still works, and before the hostname is set, as under runc: it still sees the host's name; oci-hooks checks its namespaces)
     expect(entries.map((e) => (e.host === "runc" ? "container" : e.host === hostname() ? "runtime" : e.host))).toEqual([
       "runtime",
       "runtime",
