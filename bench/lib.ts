@@ -515,10 +515,16 @@ export function peakRssMiB(ctx: BenchContext, cmds: { name: string; argv: Arg[] 
 
 // ---------------------------------------------------------------- tables
 
+/**
+ * A column of a table: the four contenders, and "hello", the compiled Bun
+ * hello world (bench/hello.ts), shown only in tables that measured it.
+ */
+export type Column = Contender | "hello";
+
 /** One measured quantity across contenders; a missing contender prints as n/a (e.g. bwrap has no cgroup limits). */
 export interface Row {
   metric: string;
-  values: Partial<Record<Contender, number>>;
+  values: Partial<Record<Column, number>>;
   digits?: number;
 }
 
@@ -527,21 +533,52 @@ export interface Table {
   rows: Row[];
 }
 
+/**
+ * A target of an issue, checked in the same run: `value` (e.g. a ratio) must
+ * be at most `limit`. `how` says how value was computed, with its inputs.
+ */
+export interface Target {
+  what: string;
+  value: number;
+  limit: number;
+  how: string;
+}
+
+export function met(t: Target): boolean {
+  return Number.isFinite(t.value) && t.value <= t.limit;
+}
+
+/** A block of preformatted text (e.g. a trace), printed as is; a fenced code block in results.md. */
+export interface Block {
+  title: string;
+  text: string;
+}
+
 export interface SectionResult {
   title: string;
   tables: Table[];
   notes: string[];
+  /** the issue's targets, as a table of their own under the section's tables */
+  targets?: Target[];
+  blocks?: Block[];
   /** set when the section could not run here (a missing nsbox feature): printed instead of tables */
   skipped?: string;
 }
 
 const RIVALS = ["crun", "runc", "bwrap"] as const;
-const HEADER = ["", ...CONTENDERS, ...RIVALS.map((r) => `nsbox/${r}`)];
 
-function cells(row: Row): string[] {
+function columns(t: Table): Column[] {
+  return t.rows.some((r) => r.values.hello !== undefined) ? [...CONTENDERS, "hello"] : [...CONTENDERS];
+}
+
+function header(t: Table): string[] {
+  return ["", ...columns(t), ...RIVALS.map((r) => `nsbox/${r}`)];
+}
+
+function cells(row: Row, cols: Column[]): string[] {
   const d = row.digits ?? 1;
   const n = row.values.nsbox;
-  const vals = CONTENDERS.map((c) => (row.values[c] === undefined ? "n/a" : (row.values[c] as number).toFixed(d)));
+  const vals = cols.map((c) => (row.values[c] === undefined ? "n/a" : (row.values[c] as number).toFixed(d)));
   const ratios = RIVALS.map((r) => {
     const v = row.values[r];
     return n === undefined || v === undefined || v === 0 ? "n/a" : (n / v).toFixed(2);
@@ -549,18 +586,42 @@ function cells(row: Row): string[] {
   return [row.metric, ...vals, ...ratios];
 }
 
+function aligned(grid: string[][]): string[] {
+  const widths = (grid[0] ?? []).map((_, i) => Math.max(...grid.map((r) => (r[i] ?? "").length)));
+  return grid.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  "));
+}
+
+function markdownGrid(grid: string[][]): string[] {
+  const row = (r: string[]) => `| ${r.join(" | ")} |`;
+  const head = grid[0] ?? [];
+  return [row(head), row(head.map((_, i) => (i === 0 ? "---" : "---:"))), ...grid.slice(1).map(row)];
+}
+
+function tableGrid(t: Table): string[][] {
+  const cols = columns(t);
+  return [header(t), ...t.rows.map((r) => cells(r, cols))];
+}
+
 /** Aligned plain text for the terminal. */
 export function renderText(t: Table): string {
-  const grid = [HEADER, ...t.rows.map(cells)];
-  const widths = HEADER.map((_, i) => Math.max(...grid.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
-  return [t.title, line(grid[0] as string[]), ...grid.slice(1).map(line)].join("\n");
+  return [t.title, ...aligned(tableGrid(t))].join("\n");
 }
 
 /** A markdown table for bench/results.md (and the README). */
 export function renderMarkdown(t: Table): string {
-  const row = (r: string[]) => `| ${r.join(" | ")} |`;
-  return [`**${t.title}**`, "", row(HEADER), row(HEADER.map((_, i) => (i === 0 ? "---" : "---:"))), ...t.rows.map((r) => row(cells(r)))].join("\n");
+  return [`**${t.title}**`, "", ...markdownGrid(tableGrid(t))].join("\n");
+}
+
+function targetGrid(ts: Target[]): string[][] {
+  return [["target", "measured", "at most", "", "how"], ...ts.map((t) => [t.what, t.value.toFixed(2), t.limit.toFixed(2), met(t) ? "met" : "NOT met", t.how])];
+}
+
+export function renderTargetsText(ts: Target[]): string {
+  return ["targets", ...aligned(targetGrid(ts))].join("\n");
+}
+
+export function renderTargetsMarkdown(ts: Target[]): string {
+  return ["**targets**", "", ...markdownGrid(targetGrid(ts))].join("\n");
 }
 
 export const RATIO_NOTE = "ratio = nsbox / other: below 1 means nsbox is faster (or smaller)";

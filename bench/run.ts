@@ -22,6 +22,8 @@ import {
   type Options,
   REPO,
   renderMarkdown,
+  renderTargetsMarkdown,
+  renderTargetsText,
   renderText,
   type SectionResult,
 } from "./lib.ts";
@@ -36,6 +38,7 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "limits", file: "./limits.ts" },
   { name: "exec", file: "./exec.ts" },
   { name: "idle", file: "./idle.ts" },
+  { name: "foreground", file: "./foreground.ts" },
   { name: "net", file: "./net.ts" },
   { name: "security", file: "./security.ts" },
   { name: "images", file: "./images.ts" },
@@ -111,12 +114,34 @@ function hostFacts(ctx: BenchContext): string[] {
 
 function sectionText(r: SectionResult): string {
   if (r.skipped) return `${r.title}\n  ${r.skipped}`;
-  return [...r.tables.map(renderText), ...r.notes.map((n) => `  - ${n}`)].join("\n");
+  const targets = r.targets?.length ? [renderTargetsText(r.targets)] : [];
+  const blocks = (r.blocks ?? []).map((b) => [b.title, ...b.text.split("\n").map((l) => `    ${l}`)].join("\n"));
+  return [...r.tables.map(renderText), ...targets, ...r.notes.map((n) => `  - ${n}`), ...blocks].join("\n");
 }
 
 function sectionMarkdown(r: SectionResult): string {
-  const body = r.skipped ? [r.skipped] : [...r.tables.map(renderMarkdown), "", ...r.notes.map((n) => `- ${n}`)];
+  const targets = r.targets?.length ? ["", renderTargetsMarkdown(r.targets)] : [];
+  const blocks = (r.blocks ?? []).flatMap((b) => ["", `**${b.title}**`, "", "```", b.text, "```"]);
+  const body = r.skipped ? [r.skipped] : [...r.tables.map(renderMarkdown), ...targets, "", ...r.notes.map((n) => `- ${n}`), ...blocks];
   return [`## ${r.title}`, "", ...body].join("\n");
+}
+
+/**
+ * The part of bench/results.md that a run keeps: from this heading to the end
+ * (written by hand: before/after numbers and traces, what was tried and what
+ * it moved), so that rewriting the measured sections does not lose it.
+ */
+const KEPT_HEADING = "## History (kept across runs)";
+
+function keptPart(file: string): string {
+  let old = "";
+  try {
+    old = readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+  const at = old.indexOf(`\n${KEPT_HEADING}\n`);
+  return at < 0 ? "" : old.slice(at + 1);
 }
 
 async function runSection(ctx: BenchContext, name: string): Promise<SectionResult> {
@@ -172,7 +197,8 @@ async function main(argv: string[]): Promise<number> {
     return 130;
   }
   const file = join(REPO, "bench/results.md");
-  writeFileSync(file, `${md.join("\n")}\n`);
+  const kept = keptPart(file);
+  writeFileSync(file, `${md.join("\n")}\n${kept ? `\n${kept}` : ""}`);
   console.log(`\nwrote ${file}`);
   return failed ? 1 : 0;
 }
