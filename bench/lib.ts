@@ -129,6 +129,8 @@ export class CgroupPlan {
   readonly prefix = `nsbox-bench-${process.pid}`;
   private readonly hierarchies: string[];
   private readonly existedBefore = new Set<string>();
+  /** nsbox-<id> cgroups below our own cgroup when the bench started (see nsboxLeftovers) */
+  private readonly nsboxBefore = new Set<string>();
   private n = 0;
 
   constructor() {
@@ -137,6 +139,7 @@ export class CgroupPlan {
       .filter((m) => (m.fstype === "cgroup" || m.fstype === "cgroup2") && m.point.startsWith("/sys/fs/cgroup"))
       .map((m) => m.point);
     for (const dir of this.ancestorDirs()) if (existsSync(dir)) this.existedBefore.add(dir);
+    for (const dir of this.nsboxCgroups()) this.nsboxBefore.add(dir);
   }
 
   /** A fresh cgroup path (as given to cgroupsPath / --cgroup-parent): <own cgroup>/nsbox-bench-<pid>-<n>. */
@@ -165,6 +168,26 @@ export class CgroupPlan {
       // another process may have started using it meanwhile: then rmdir fails with EBUSY, and it is not ours to remove
       if (existsSync(dir) && rmdirTree(dir).length) left.push(dir);
     }
+    return left;
+  }
+
+  /**
+   * nsbox puts a container's cgroup, nsbox-<id>, below the cgroup it runs in:
+   * below the bench's own (never a hierarchy's root, which others share).
+   */
+  private nsboxCgroups(): string[] {
+    if (this.parent === "/") return [];
+    return this.hierarchies.flatMap((h) =>
+      safeReaddir(join(h, this.parent))
+        .filter((n) => /^nsbox-[0-9a-f]{12,64}$/.test(n))
+        .map((n) => join(h, this.parent, n)),
+    );
+  }
+
+  /** nsbox-<id> cgroups that nsbox made during the bench and left (removed now when empty): a clean-up bug in nsbox. */
+  nsboxLeftovers(): string[] {
+    const left = this.nsboxCgroups().filter((d) => !this.nsboxBefore.has(d));
+    for (const dir of left) rmdirTree(dir);
     return left;
   }
 
@@ -326,6 +349,8 @@ export function cleanupContext(ctx: BenchContext): string[] {
   } catch (e) {
     problems.push(`cannot remove ${ctx.tmp}: ${(e as Error).message}`);
   }
+  for (const dir of ctx.cgroups.nsboxLeftovers())
+    problems.push(`nsbox left its cgroup behind${existsSync(dir) ? " (not empty: left in place)" : " (removed now)"}: ${dir}`);
   for (const dir of ctx.cgroups.cleanup()) problems.push(`cgroup could not be removed: ${dir}`);
   for (const dir of ctx.cgroups.foreign()) problems.push(`note: a cgroup from another bench run exists (not ours, left alone): ${dir}`);
   return problems;
