@@ -33,6 +33,7 @@ import {
   shq,
   wrapCommand,
 } from "./lib.ts";
+import { medianTrace, TRACE_RUNS } from "./trace.ts";
 
 export const title = "exec latency: `exec CONTAINER /bin/true` into a running container";
 
@@ -99,6 +100,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     const ne = s("nsenter");
     const he = s("hello");
     const target = aboveBunTarget("exec: (nsbox exec − hello) / crun exec", ns, he, cr, "crun exec");
+    const trace = medianTrace(ctx, "nsbox exec ID /bin/true", cmds[0]?.argv ?? [], [{ name: "hello", argv: [h.bin] }], Math.min(TRACE_RUNS, ctx.opts.runs));
     return {
       title,
       tables: [
@@ -108,6 +110,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
         },
       ],
       targets: [target],
+      blocks: [trace.block],
       notes: [
         RATIO_NOTE,
         `issue 14: ${target.what} = ${target.value.toFixed(2)}, target ≤ ${target.limit}: ${met(target) ? "met" : "NOT met"}`,
@@ -115,6 +118,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
         `nsenter -t PID -a /bin/true into the same nsbox container, measured in the same hyperfine runs: median ${ne.median.toFixed(2)} ms; nsbox/nsenter = ${(ns.median / ne.median).toFixed(2)} (nsenter is the floor: setns and exec, no cgroup, user, environment or exit-status handling)`,
         `latency mean ± stddev (ms): nsbox ${ns.mean.toFixed(2)} ± ${ns.stddev.toFixed(2)}, crun ${cr.mean.toFixed(2)} ± ${cr.stddev.toFixed(2)}, nsenter ${ne.mean.toFixed(2)} ± ${ne.stddev.toFixed(2)}, hello ${he.mean.toFixed(2)} ± ${he.stddev.toFixed(2)}`,
         "nsbox exec joins user (when different), ipc, uts, net, cgroup, mnt and pid namespaces and the container's cgroup, and waits for the exit status; crun exec does the same from its OCI state; runc and bwrap: not measured (n/a)",
+        ...trace.notes,
         "all of them run as `unshare -m sh -c '[umount /sys/fs/cgroup/unified &&] exec …'`, as in the other sections; the nsbox container is `run -d --net none`, the crun one has the spec's own network namespace (lo only)",
       ],
     };

@@ -27,7 +27,7 @@ import {
   type Stats,
   type Target,
 } from "./lib.ts";
-import { medianTrace } from "./trace.ts";
+import { medianTrace, TRACE_RUNS } from "./trace.ts";
 
 export const title = "start-to-exit latency and peak memory of `run ROOTFS /bin/true`";
 
@@ -44,8 +44,6 @@ export function contenders(ctx: BenchContext): Record<Contender, Arg[]> {
   };
 }
 
-/** Traced runs for the median trace: enough for a stable median, few enough to keep the section short. */
-const TRACE_RUNS = 15;
 const RSS_TARGET = 1.5;
 
 export async function run(ctx: BenchContext): Promise<SectionResult> {

@@ -11,6 +11,9 @@
  */
 import { type Arg, type BenchContext, BenchError, type Block, median, wrapArgv } from "./lib.ts";
 
+/** Traced runs per trace: enough for a stable median, few enough to keep a section short. */
+export const TRACE_RUNS = 15;
+
 export interface Mark {
   ms: number;
   what: string;
@@ -93,7 +96,7 @@ export function medianTrace(ctx: BenchContext, label: string, traced: Arg[], flo
   );
   const floorText = floors.map((f) => `${f.name} ${median(floorWalls.get(f.name) ?? []).toFixed(1)} ms`).join(", ");
   return {
-    block: { title: `NSBOX_TRACE=1 ${label}: the median of ${n} runs by wall time (run ${rank} of ${n})`, text: lines.join("\n") },
+    block: { title: `NSBOX_TRACE=1 ${label}: the median of ${n} runs by wall time (it was run ${rank} of the ${n})`, text: lines.join("\n") },
     notes: [
       `traced runs (${n}, interleaved, measured by the bench as spawn to exit, so about 1 ms above hyperfine's): ${label} median ${median(all.map((r) => r.wallMs)).toFixed(1)} ms; untraced in the same loop: ${floorText}`,
     ],
