@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type BenchContext, BenchError, exec, mustExec, REPO, type Stats, type Target } from "./lib.ts";
+import { type BenchContext, BenchError, exec, median, mustExec, REPO, type Stats, type Target } from "./lib.ts";
 
 /** The flags of `$(BUN) build --compile ... src/main.ts --outfile $@` in the Makefile's dist/nsbox rule. */
 function makefileBuildFlags(): string[] {
@@ -55,6 +55,35 @@ export function helloNote(h: Hello): string {
   return `hello = \`bun build ${h.flags.join(" ")}\` of one console.log (the Makefile's flags for dist/nsbox), Bun ${h.bunVersion} (${same}), run through the same wrapper in the same hyperfine call`;
 }
 
+/** A small seeded generator (mulberry32): the same samples give the same interval on every run. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const BOOTSTRAP = 2000;
+
+/**
+ * A 95% bootstrap interval of (median(a) − median(b)) / median(c): each
+ * contender's runs resampled with replacement. Wide when the host was noisy;
+ * "met" is only sure when the whole interval is below the target.
+ */
+export function ratioInterval(a: number[], b: number[], c: number[]): [number, number] | undefined {
+  if (!a.length || !b.length || !c.length) return undefined;
+  const rnd = random(14);
+  const resampledMedian = (xs: number[]) => median(Array.from(xs, () => xs[Math.floor(rnd() * xs.length)] as number));
+  const out: number[] = [];
+  for (let i = 0; i < BOOTSTRAP; i++) out.push((resampledMedian(a) - resampledMedian(b)) / resampledMedian(c));
+  out.sort((x, y) => x - y);
+  return [out[Math.floor(BOOTSTRAP * 0.025)] as number, out[Math.floor(BOOTSTRAP * 0.975)] as number];
+}
+
 /**
  * Issue 14's start-up target: (nsbox − hello) / rival on the medians, at most
  * 1.0. The CPU-time form (user+system per run, which load from elsewhere on
@@ -62,10 +91,11 @@ export function helloNote(h: Hello): string {
  */
 export function aboveBunTarget(what: string, nsbox: Stats, hello: Stats, rival: Stats, rivalName: string): Target {
   const cpu = nsbox.cpu !== undefined && hello.cpu !== undefined && rival.cpu ? ((nsbox.cpu - hello.cpu) / rival.cpu).toFixed(2) : "n/a";
+  const ci = ratioInterval(nsbox.times ?? [], hello.times ?? [], rival.times ?? []);
   return {
     what,
     value: (nsbox.median - hello.median) / rival.median,
     limit: 1.0,
-    how: `medians: (${nsbox.median.toFixed(1)} − ${hello.median.toFixed(1)}) / ${rival.median.toFixed(1)} ms (${rivalName}); on CPU time: ${cpu}`,
+    how: `medians: (${nsbox.median.toFixed(1)} − ${hello.median.toFixed(1)}) / ${rival.median.toFixed(1)} ms (${rivalName})${ci ? `, 95% interval ${ci[0].toFixed(2)}–${ci[1].toFixed(2)}` : ""}; on CPU time: ${cpu}`,
   };
 }

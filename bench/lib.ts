@@ -467,6 +467,8 @@ export interface Stats {
   stddev: number;
   /** hyperfine only: mean user+system CPU time per run (ms), which load from elsewhere on the host stretches far less than wall time */
   cpu?: number;
+  /** hyperfine only: every run's wall time (ms), e.g. for a confidence interval */
+  times?: number[];
 }
 
 export function stats(xs: number[]): Stats {
@@ -513,7 +515,7 @@ export function hyperfine(ctx: BenchContext, cmds: { name: string; argv: Arg[] }
       if (res) cpuMs.set(c.name, (cpuMs.get(c.name) ?? 0) + (res.user + res.system) * 1000 * res.times.length);
     }
   }
-  return new Map([...times].map(([name, xs]) => [name, { ...stats(xs), cpu: (cpuMs.get(name) ?? 0) / xs.length }]));
+  return new Map([...times].map(([name, xs]) => [name, { ...stats(xs), cpu: (cpuMs.get(name) ?? 0) / xs.length, times: xs }]));
 }
 
 /**
