@@ -9,9 +9,9 @@
  * Exit status: 0 when every section ran (or was skipped for a missing nsbox
  * feature) and nothing was left behind; 1 otherwise.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type BenchContext,
   BenchError,
@@ -96,13 +96,14 @@ function firstLine(argv: string[]): string {
 /** The facts a reader needs to compare results.md from different machines. */
 function hostFacts(ctx: BenchContext): string[] {
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "?";
-  const git = exec(["git", "-C", REPO, "describe", "--always", "--dirty"]).stdout.trim();
+  // the tree the measured binary was built in (--nsbox may point into another checkout than this bench's)
+  const git = exec(["git", "-C", dirname(realpathSync(ctx.opts.nsbox)), "describe", "--always", "--dirty"]).stdout.trim();
   return [
     `date: ${new Date().toISOString()}`,
     `kernel: ${firstLine(["uname", "-sr"])}`,
     `CPU: ${cpu} (${cpus().length} cores)`,
     `cgroups: ${ctx.wrapper.umountUnified ? "hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified, unmounted inside the wrapper)" : "no hybrid unified mount"}; bench cgroup ${ctx.cgroups.parent}`,
-    `nsbox: ${firstLine([ctx.opts.nsbox, "--version"])}${git ? ` (git ${git})` : ""}`,
+    `nsbox: ${firstLine([ctx.opts.nsbox, "--version"])}${git ? ` (${ctx.opts.nsbox}, built ${statSync(ctx.opts.nsbox).mtime.toISOString()} in git ${git})` : ` (${ctx.opts.nsbox})`}`,
     `crun: ${firstLine(["crun", "--version"])}`,
     `runc: ${firstLine(["runc", "--version"])}`,
     `bwrap: ${firstLine(["bwrap", "--version"])}`,
