@@ -2,8 +2,10 @@
  * `make bench` = `bun bench/run.ts [SECTION...] [--runs N] [--warmup N] [--mem-runs N] [--nsbox PATH]`
  *
  * Runs the benchmark sections (all, or the ones named), prints each section's
- * table, and writes bench/results.md (overwritten every run) with the host,
- * the versions and every table, ready to paste into the README. Every number
+ * table, and writes bench/results.md with the host, the versions and every
+ * table, ready to paste into the README. Sections not run this time are kept
+ * from the previous results.md (marked so), and so is its hand-written
+ * "History (kept across runs)" part at the end. Every number
  * is nsbox against crun, runc and bwrap measured in the same run, as ratios.
  *
  * Exit status: 0 when every section ran (or was skipped for a missing nsbox
@@ -134,15 +136,44 @@ function sectionMarkdown(r: SectionResult): string {
  */
 const KEPT_HEADING = "## History (kept across runs)";
 
-function keptPart(file: string): string {
-  let old = "";
+function readOld(file: string): string {
   try {
-    old = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch {
     return "";
   }
+}
+
+function keptPart(old: string): string {
   const at = old.indexOf(`\n${KEPT_HEADING}\n`);
   return at < 0 ? "" : old.slice(at + 1);
+}
+
+const KEPT_MARK = "_not measured in this run: kept from";
+
+/**
+ * The sections of the previous results.md that this run did not measure, by
+ * title: a run of a few sections (`bun bench/run.ts start`) does not drop the
+ * others' tables, and says where each kept one came from.
+ */
+async function keptSections(old: string, measured: Set<string>): Promise<Map<string, string>> {
+  const date = /^- date: (.*)$/m.exec(old)?.[1] ?? "an earlier run";
+  const at = old.indexOf(`\n${KEPT_HEADING}\n`);
+  const byTitle = new Map<string, string>();
+  for (const part of (at < 0 ? old : old.slice(0, at)).split(/\n(?=## )/).slice(1)) {
+    const [heading, ...rest] = part.trimEnd().split("\n");
+    byTitle.set((heading ?? "").slice(3), rest.join("\n"));
+  }
+  const out = new Map<string, string>();
+  for (const s of SECTIONS) {
+    if (measured.has(s.name)) continue;
+    const title = ((await import(s.file)) as { title?: string }).title;
+    const body = title === undefined ? undefined : byTitle.get(title);
+    if (body === undefined) continue;
+    const marked = body.includes(KEPT_MARK) ? body : `\n${KEPT_MARK} the results.md of ${date}_\n${body}`;
+    out.set(s.name, `## ${title}\n${marked}`);
+  }
+  return out;
 }
 
 async function runSection(ctx: BenchContext, name: string): Promise<SectionResult> {
@@ -166,6 +197,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   const md: string[] = [];
+  const sections = new Map<string, string>();
   try {
     const facts = hostFacts(ctx);
     console.log(facts.join("\n"));
@@ -185,7 +217,7 @@ async function main(argv: string[]): Promise<number> {
       }
       console.log(sectionText(result));
       console.log(`  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
-      md.push("", sectionMarkdown(result));
+      sections.set(name, sectionMarkdown(result));
     }
   } finally {
     const problems = cleanupContext(ctx);
@@ -198,8 +230,14 @@ async function main(argv: string[]): Promise<number> {
     return 130;
   }
   const file = join(REPO, "bench/results.md");
-  const kept = keptPart(file);
-  writeFileSync(file, `${md.join("\n")}\n${kept ? `\n${kept}` : ""}`);
+  const old = readOld(file);
+  const kept = await keptSections(old, new Set(sections.keys()));
+  for (const s of SECTIONS) {
+    const text = sections.get(s.name) ?? kept.get(s.name);
+    if (text) md.push("", text);
+  }
+  const history = keptPart(old);
+  writeFileSync(file, `${md.join("\n")}\n${history ? `\n${history}` : ""}`);
   console.log(`\nwrote ${file}`);
   return failed ? 1 : 0;
 }
