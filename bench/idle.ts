@@ -13,7 +13,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type BenchContext, BenchError, exec, median, nsboxArgv, type SectionResult, shq, wrapArgv } from "./lib.ts";
-import { commOf, type Mem, memOf, ppidOf } from "./procs.ts";
+import { commOf, type Mem, memOf, ppidOf, sumMem } from "./procs.ts";
 
 export const title = "host memory per idle detached container (`run -d ROOTFS sleep 3600`)";
 
@@ -45,11 +45,7 @@ interface Measured {
 }
 
 function average(mems: Mem[]): Mem {
-  return {
-    pssKib: mems.reduce((a, m) => a + m.pssKib, 0) / mems.length,
-    rssKib: mems.reduce((a, m) => a + m.rssKib, 0) / mems.length,
-    privateKib: mems.reduce((a, m) => a + m.privateKib, 0) / mems.length,
-  };
+  return sumMem(mems, mems.length);
 }
 
 // ---------------------------------------------------------------- nsbox

@@ -618,10 +618,11 @@ function aligned(grid: string[][]): string[] {
   return grid.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  "));
 }
 
-function markdownGrid(grid: string[][]): string[] {
+/** A markdown table: the first column left-aligned, the others right-aligned unless `left` names them. */
+function markdownGrid(grid: string[][], left: number[] = []): string[] {
   const row = (r: string[]) => `| ${r.join(" | ")} |`;
   const head = grid[0] ?? [];
-  return [row(head), row(head.map((_, i) => (i === 0 ? "---" : "---:"))), ...grid.slice(1).map(row)];
+  return [row(head), row(head.map((_, i) => (i === 0 || left.includes(i) ? "---" : "---:"))), ...grid.slice(1).map(row)];
 }
 
 function tableGrid(t: Table): string[][] {
@@ -648,7 +649,7 @@ export function renderTargetsText(ts: Target[]): string {
 }
 
 export function renderTargetsMarkdown(ts: Target[]): string {
-  return ["**targets**", "", ...markdownGrid(targetGrid(ts))].join("\n");
+  return ["**targets**", "", ...markdownGrid(targetGrid(ts), [3, 4])].join("\n");
 }
 
 export const RATIO_NOTE = "ratio = nsbox / other: below 1 means nsbox is faster (or smaller)";

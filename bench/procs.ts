@@ -17,6 +17,9 @@ export interface Mem {
   rssKib: number;
   /** Private_Clean + Private_Dirty: pages no other process maps (USS), whatever else runs on the host */
   privateKib: number;
+  /** PSS of anonymous memory (heaps, stacks: each process's own) and of file pages (the executable: shared by every process that runs it) */
+  pssAnonKib: number;
+  pssFileKib: number;
 }
 
 /** Pss, Rss and private pages (KiB) of a process, from /proc/PID/smaps_rollup. */
@@ -28,14 +31,24 @@ export function memOf(pid: number): Mem {
     throw new BenchError(`cannot read /proc/${pid}/smaps_rollup: ${(e as Error).message}`);
   }
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? Number.NaN);
-  return { pssKib: field("Pss"), rssKib: field("Rss"), privateKib: field("Private_Clean") + field("Private_Dirty") };
+  return {
+    pssKib: field("Pss"),
+    rssKib: field("Rss"),
+    privateKib: field("Private_Clean") + field("Private_Dirty"),
+    pssAnonKib: field("Pss_Anon"),
+    pssFileKib: field("Pss_File"),
+  };
 }
 
-export function sumMem(mems: Mem[]): Mem {
+/** The sum of mems, divided by `per` (e.g. per container). */
+export function sumMem(mems: Mem[], per = 1): Mem {
+  const sum = (f: (m: Mem) => number) => mems.reduce((a, m) => a + f(m), 0) / per;
   return {
-    pssKib: mems.reduce((a, m) => a + m.pssKib, 0),
-    rssKib: mems.reduce((a, m) => a + m.rssKib, 0),
-    privateKib: mems.reduce((a, m) => a + m.privateKib, 0),
+    pssKib: sum((m) => m.pssKib),
+    rssKib: sum((m) => m.rssKib),
+    privateKib: sum((m) => m.privateKib),
+    pssAnonKib: sum((m) => m.pssAnonKib),
+    pssFileKib: sum((m) => m.pssFileKib),
   };
 }
 
