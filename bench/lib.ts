@@ -325,11 +325,18 @@ function gnuTime(): boolean {
 
 /**
  * Removes what the bench made and checks that nothing is left: runtime state
- * (containers still listed are deleted first), mounts below tmp, tmp itself,
- * and our cgroups. Returns a list of problems (empty when clean).
+ * (containers still listed by nsbox, crun or runc are deleted first), mounts
+ * below tmp, tmp itself, our cgroups and the ones nsbox made below ours. Returns a list of problems (empty when clean).
  */
 export function cleanupContext(ctx: BenchContext): string[] {
   const problems: string[] = [];
+  // every section removes its nsbox containers (foreground ones remove themselves): one still listed is a leak
+  const ps = exec([ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "ps", "-a", "-q", "--no-trunc"], { env: ctx.env });
+  const left = ps.stdout.split("\n").filter((l) => /^[0-9a-f]{12,64}$/.test(l.trim()));
+  if (left.length) {
+    problems.push(`nsbox left containers behind (removed now): ${left.join(", ")}`);
+    exec([ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "rm", "-f", ...left], { env: ctx.env });
+  }
   for (const rt of ["crun", "runc"] as const) {
     const left = runtimeContainers(ctx, rt);
     if (left.length) problems.push(`${rt} left containers behind (deleted now): ${left.join(", ")}`);
