@@ -211,6 +211,8 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     (who) => `${who} ${[...new Set([...(alone.get(who) ?? []).flatMap((s) => s.exitCodes), ...(together.get(who)?.exitCodes ?? [])])].join("/")}`,
   );
   const sharing = processesRunning(ctx.opts.nsbox).length;
+  // a foreground run's exit code is its container's (here 128+SIGKILL), whoever does the waiting
+  const wrongCodes = CONTENDERS.filter((who) => [...(alone.get(who) ?? []), together.get(who)].some((s) => s?.exitCodes.some((c) => c !== 137)));
   return {
     title,
     tables: [
@@ -236,6 +238,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
       "counted (bench/procs.ts runtimeProcesses): every descendant of the process the bench started (bench/subreaper.c, a child subreaper, so forked or re-parented helpers stay below it) in the host's PID namespace, and any in the container's PID namespace that runs from a memfd or the nsbox binary (a shim as PID 1); the container's own processes are not counted; RSS sums shared pages in full, PSS splits them among the processes that map them",
       `the processes counted alone (comm and PSS in MiB, per run): ${shapes.join("; ")}`,
       `after the containers' PID 1 was killed from the host (SIGKILL), each runtime exited, leaving no process; exit codes: ${codes.join(", ")}`,
+      ...wrongCodes.map((who) => `WARNING ${who}: a foreground run did not exit with its container's status (137 = 128+SIGKILL)`),
       `nsbox's file pages are shared with any other process running ${ctx.opts.nsbox} (${sharing} such processes at the end of the section), which lowers its PSS but not its USS`,
       "nsbox runs with --net none; crun and runc from `<rt> spec`'s config.json plus a cgroup namespace (lib.ts makeBundle); all through the usual `unshare -m` wrapper; bwrap: n/a",
     ],
