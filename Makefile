@@ -112,8 +112,9 @@ test-cgroup2: build
 test-arm64: build-arm64
 	test/vm/arm64.sh
 
+# make bench BENCH="start limits exec foreground --runs 60": some sections, other options
 bench: build
-	$(BUN) bench/run.ts
+	$(BUN) bench/run.ts $(BENCH)
 
 install: build
 	install -D -m 0755 dist/nsbox $(DESTDIR)$(PREFIX)/bin/nsbox

@@ -7,11 +7,15 @@
  * join, no user or environment set-up, no waiting for the process's exit status
  * by a runtime).
  *
- * All three go through the same wrapper as every other contender (see
+ * Issue 14's target here: (nsbox exec − hello) / crun exec at most 1.0, the
+ * hello world (bench/hello.ts) measured in the same hyperfine call.
+ *
+ * All of them go through the same wrapper as every other contender (see
  * lib.ts), in one hyperfine run, in interleaved rounds.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { aboveBunTarget, hello, helloNote } from "./hello.ts";
 import {
   type Arg,
   type BenchContext,
@@ -19,6 +23,7 @@ import {
   exec,
   hyperfine,
   makeBundle,
+  met,
   mustRunOnce,
   nsboxArgv,
   RATIO_NOTE,
@@ -28,6 +33,7 @@ import {
   shq,
   wrapCommand,
 } from "./lib.ts";
+import { medianTrace, TRACE_RUNS } from "./trace.ts";
 
 export const title = "exec latency: `exec CONTAINER /bin/true` into a running container";
 
@@ -74,10 +80,12 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     const n = startNsbox(ctx);
     nsboxId = n.id;
     crunId = startCrun(ctx);
+    const h = hello(ctx);
     const cmds: { name: string; argv: Arg[] }[] = [
       { name: "nsbox", argv: [ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "exec", nsboxId, "/bin/true"] },
       { name: "crun", argv: ["crun", "--root", ctx.stateDir("crun"), "exec", crunId, "/bin/true"] },
       { name: "nsenter", argv: ["nsenter", "-t", String(n.pid), "-a", "/bin/true"] },
+      { name: "hello", argv: [h.bin] },
     ];
     // One plain run each: a contender that cannot exec here fails with its own message.
     for (const c of cmds) mustRunOnce(ctx, `${c.name} exec`, c.argv);
@@ -90,20 +98,28 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     const ns = s("nsbox");
     const cr = s("crun");
     const ne = s("nsenter");
+    const he = s("hello");
+    const target = aboveBunTarget("exec: (nsbox exec − hello) / crun exec", ns, he, cr, "crun exec");
+    const trace = medianTrace(ctx, "nsbox exec ID /bin/true", cmds[0]?.argv ?? [], [{ name: "hello", argv: [h.bin] }], Math.min(TRACE_RUNS, ctx.opts.runs));
     return {
       title,
       tables: [
         {
           title: `exec ID /bin/true into a running \`sleep 3600\` container: ${ctx.opts.runs} runs (in rounds, each after ${ctx.opts.warmup} warm-up)`,
-          rows: [{ metric: "exec latency, median (ms)", values: { nsbox: ns.median, crun: cr.median }, digits: 2 }],
+          rows: [{ metric: "exec latency, median (ms)", values: { nsbox: ns.median, crun: cr.median, hello: he.median }, digits: 2 }],
         },
       ],
+      targets: [target],
+      blocks: [trace.block],
       notes: [
         RATIO_NOTE,
+        `issue 14: ${target.what} = ${target.value.toFixed(2)}, target ≤ ${target.limit}: ${met(target) ? "met" : "NOT met"}`,
+        helloNote(h),
         `nsenter -t PID -a /bin/true into the same nsbox container, measured in the same hyperfine runs: median ${ne.median.toFixed(2)} ms; nsbox/nsenter = ${(ns.median / ne.median).toFixed(2)} (nsenter is the floor: setns and exec, no cgroup, user, environment or exit-status handling)`,
-        `latency mean ± stddev (ms): nsbox ${ns.mean.toFixed(2)} ± ${ns.stddev.toFixed(2)}, crun ${cr.mean.toFixed(2)} ± ${cr.stddev.toFixed(2)}, nsenter ${ne.mean.toFixed(2)} ± ${ne.stddev.toFixed(2)}`,
+        `latency mean ± stddev (ms): nsbox ${ns.mean.toFixed(2)} ± ${ns.stddev.toFixed(2)}, crun ${cr.mean.toFixed(2)} ± ${cr.stddev.toFixed(2)}, nsenter ${ne.mean.toFixed(2)} ± ${ne.stddev.toFixed(2)}, hello ${he.mean.toFixed(2)} ± ${he.stddev.toFixed(2)}`,
         "nsbox exec joins user (when different), ipc, uts, net, cgroup, mnt and pid namespaces and the container's cgroup, and waits for the exit status; crun exec does the same from its OCI state; runc and bwrap: not measured (n/a)",
-        "all three run as `unshare -m sh -c '[umount /sys/fs/cgroup/unified &&] exec …'`, as in the other sections; the nsbox container is `run -d --net none`, the crun one has the spec's own network namespace (lo only)",
+        ...trace.notes,
+        "all of them run as `unshare -m sh -c '[umount /sys/fs/cgroup/unified &&] exec …'`, as in the other sections; the nsbox container is `run -d --net none`, the crun one has the spec's own network namespace (lo only)",
       ],
     };
   } finally {

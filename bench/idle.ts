@@ -13,45 +13,12 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type BenchContext, BenchError, exec, median, nsboxArgv, type SectionResult, shq, wrapArgv } from "./lib.ts";
+import { commOf, type Mem, memOf, ppidOf, sumMem } from "./procs.ts";
 
 export const title = "host memory per idle detached container (`run -d ROOTFS sleep 3600`)";
 
 const COUNT = 20;
 const TARGET_KIB = 1024;
-
-interface Mem {
-  pssKib: number;
-  rssKib: number;
-}
-
-/** Pss and Rss (KiB) of a process, from /proc/PID/smaps_rollup. */
-function memOf(pid: number): Mem {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  } catch (e) {
-    throw new BenchError(`cannot read /proc/${pid}/smaps_rollup: ${(e as Error).message}`);
-  }
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? Number.NaN);
-  return { pssKib: field("Pss"), rssKib: field("Rss") };
-}
-
-function ppidOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return 0;
-  }
-}
-
-function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  } catch {
-    return "?";
-  }
-}
 
 /** Processes running the nsbox binary (a Bun process) that belong to this bench (its temp dir in their command line or environment). */
 function nsboxProcesses(ctx: BenchContext): number[] {
@@ -78,10 +45,7 @@ interface Measured {
 }
 
 function average(mems: Mem[]): Mem {
-  return {
-    pssKib: mems.reduce((a, m) => a + m.pssKib, 0) / mems.length,
-    rssKib: mems.reduce((a, m) => a + m.rssKib, 0) / mems.length,
-  };
+  return sumMem(mems, mems.length);
 }
 
 // ---------------------------------------------------------------- nsbox

@@ -129,6 +129,8 @@ export class CgroupPlan {
   readonly prefix = `nsbox-bench-${process.pid}`;
   private readonly hierarchies: string[];
   private readonly existedBefore = new Set<string>();
+  /** nsbox-<id> cgroups below our own cgroup when the bench started (see nsboxLeftovers) */
+  private readonly nsboxBefore = new Set<string>();
   private n = 0;
 
   constructor() {
@@ -137,6 +139,7 @@ export class CgroupPlan {
       .filter((m) => (m.fstype === "cgroup" || m.fstype === "cgroup2") && m.point.startsWith("/sys/fs/cgroup"))
       .map((m) => m.point);
     for (const dir of this.ancestorDirs()) if (existsSync(dir)) this.existedBefore.add(dir);
+    for (const dir of this.nsboxCgroups()) this.nsboxBefore.add(dir);
   }
 
   /** A fresh cgroup path (as given to cgroupsPath / --cgroup-parent): <own cgroup>/nsbox-bench-<pid>-<n>. */
@@ -165,6 +168,26 @@ export class CgroupPlan {
       // another process may have started using it meanwhile: then rmdir fails with EBUSY, and it is not ours to remove
       if (existsSync(dir) && rmdirTree(dir).length) left.push(dir);
     }
+    return left;
+  }
+
+  /**
+   * nsbox puts a container's cgroup, nsbox-<id>, below the cgroup it runs in:
+   * below the bench's own (never a hierarchy's root, which others share).
+   */
+  private nsboxCgroups(): string[] {
+    if (this.parent === "/") return [];
+    return this.hierarchies.flatMap((h) =>
+      safeReaddir(join(h, this.parent))
+        .filter((n) => /^nsbox-[0-9a-f]{12,64}$/.test(n))
+        .map((n) => join(h, this.parent, n)),
+    );
+  }
+
+  /** nsbox-<id> cgroups that nsbox made during the bench and left (removed now when empty): a clean-up bug in nsbox. */
+  nsboxLeftovers(): string[] {
+    const left = this.nsboxCgroups().filter((d) => !this.nsboxBefore.has(d));
+    for (const dir of left) rmdirTree(dir);
     return left;
   }
 
@@ -302,11 +325,18 @@ function gnuTime(): boolean {
 
 /**
  * Removes what the bench made and checks that nothing is left: runtime state
- * (containers still listed are deleted first), mounts below tmp, tmp itself,
- * and our cgroups. Returns a list of problems (empty when clean).
+ * (containers still listed by nsbox, crun or runc are deleted first), mounts
+ * below tmp, tmp itself, our cgroups and the ones nsbox made below ours. Returns a list of problems (empty when clean).
  */
 export function cleanupContext(ctx: BenchContext): string[] {
   const problems: string[] = [];
+  // every section removes its nsbox containers (foreground ones remove themselves): one still listed is a leak
+  const ps = exec([ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "ps", "-a", "-q", "--no-trunc"], { env: ctx.env });
+  const left = ps.stdout.split("\n").filter((l) => /^[0-9a-f]{12,64}$/.test(l.trim()));
+  if (left.length) {
+    problems.push(`nsbox left containers behind (removed now): ${left.join(", ")}`);
+    exec([ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "rm", "-f", ...left], { env: ctx.env });
+  }
   for (const rt of ["crun", "runc"] as const) {
     const left = runtimeContainers(ctx, rt);
     if (left.length) problems.push(`${rt} left containers behind (deleted now): ${left.join(", ")}`);
@@ -326,6 +356,8 @@ export function cleanupContext(ctx: BenchContext): string[] {
   } catch (e) {
     problems.push(`cannot remove ${ctx.tmp}: ${(e as Error).message}`);
   }
+  for (const dir of ctx.cgroups.nsboxLeftovers())
+    problems.push(`nsbox left its cgroup behind${existsSync(dir) ? " (not empty: left in place)" : " (removed now)"}: ${dir}`);
   for (const dir of ctx.cgroups.cleanup()) problems.push(`cgroup could not be removed: ${dir}`);
   for (const dir of ctx.cgroups.foreign()) problems.push(`note: a cgroup from another bench run exists (not ours, left alone): ${dir}`);
   return problems;
@@ -442,6 +474,8 @@ export interface Stats {
   stddev: number;
   /** hyperfine only: mean user+system CPU time per run (ms), which load from elsewhere on the host stretches far less than wall time */
   cpu?: number;
+  /** hyperfine only: every run's wall time (ms), e.g. for a confidence interval */
+  times?: number[];
 }
 
 export function stats(xs: number[]): Stats {
@@ -488,7 +522,7 @@ export function hyperfine(ctx: BenchContext, cmds: { name: string; argv: Arg[] }
       if (res) cpuMs.set(c.name, (cpuMs.get(c.name) ?? 0) + (res.user + res.system) * 1000 * res.times.length);
     }
   }
-  return new Map([...times].map(([name, xs]) => [name, { ...stats(xs), cpu: (cpuMs.get(name) ?? 0) / xs.length }]));
+  return new Map([...times].map(([name, xs]) => [name, { ...stats(xs), cpu: (cpuMs.get(name) ?? 0) / xs.length, times: xs }]));
 }
 
 /**
@@ -515,10 +549,16 @@ export function peakRssMiB(ctx: BenchContext, cmds: { name: string; argv: Arg[] 
 
 // ---------------------------------------------------------------- tables
 
+/**
+ * A column of a table: the four contenders, and "hello", the compiled Bun
+ * hello world (bench/hello.ts), shown only in tables that measured it.
+ */
+export type Column = Contender | "hello";
+
 /** One measured quantity across contenders; a missing contender prints as n/a (e.g. bwrap has no cgroup limits). */
 export interface Row {
   metric: string;
-  values: Partial<Record<Contender, number>>;
+  values: Partial<Record<Column, number>>;
   digits?: number;
 }
 
@@ -527,21 +567,52 @@ export interface Table {
   rows: Row[];
 }
 
+/**
+ * A target of an issue, checked in the same run: `value` (e.g. a ratio) must
+ * be at most `limit`. `how` says how value was computed, with its inputs.
+ */
+export interface Target {
+  what: string;
+  value: number;
+  limit: number;
+  how: string;
+}
+
+export function met(t: Target): boolean {
+  return Number.isFinite(t.value) && t.value <= t.limit;
+}
+
+/** A block of preformatted text (e.g. a trace), printed as is; a fenced code block in results.md. */
+export interface Block {
+  title: string;
+  text: string;
+}
+
 export interface SectionResult {
   title: string;
   tables: Table[];
   notes: string[];
+  /** the issue's targets, as a table of their own under the section's tables */
+  targets?: Target[];
+  blocks?: Block[];
   /** set when the section could not run here (a missing nsbox feature): printed instead of tables */
   skipped?: string;
 }
 
 const RIVALS = ["crun", "runc", "bwrap"] as const;
-const HEADER = ["", ...CONTENDERS, ...RIVALS.map((r) => `nsbox/${r}`)];
 
-function cells(row: Row): string[] {
+function columns(t: Table): Column[] {
+  return t.rows.some((r) => r.values.hello !== undefined) ? [...CONTENDERS, "hello"] : [...CONTENDERS];
+}
+
+function header(t: Table): string[] {
+  return ["", ...columns(t), ...RIVALS.map((r) => `nsbox/${r}`)];
+}
+
+function cells(row: Row, cols: Column[]): string[] {
   const d = row.digits ?? 1;
   const n = row.values.nsbox;
-  const vals = CONTENDERS.map((c) => (row.values[c] === undefined ? "n/a" : (row.values[c] as number).toFixed(d)));
+  const vals = cols.map((c) => (row.values[c] === undefined ? "n/a" : (row.values[c] as number).toFixed(d)));
   const ratios = RIVALS.map((r) => {
     const v = row.values[r];
     return n === undefined || v === undefined || v === 0 ? "n/a" : (n / v).toFixed(2);
@@ -549,18 +620,43 @@ function cells(row: Row): string[] {
   return [row.metric, ...vals, ...ratios];
 }
 
+function aligned(grid: string[][]): string[] {
+  const widths = (grid[0] ?? []).map((_, i) => Math.max(...grid.map((r) => (r[i] ?? "").length)));
+  return grid.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  "));
+}
+
+/** A markdown table: the first column left-aligned, the others right-aligned unless `left` names them. */
+function markdownGrid(grid: string[][], left: number[] = []): string[] {
+  const row = (r: string[]) => `| ${r.join(" | ")} |`;
+  const head = grid[0] ?? [];
+  return [row(head), row(head.map((_, i) => (i === 0 || left.includes(i) ? "---" : "---:"))), ...grid.slice(1).map(row)];
+}
+
+function tableGrid(t: Table): string[][] {
+  const cols = columns(t);
+  return [header(t), ...t.rows.map((r) => cells(r, cols))];
+}
+
 /** Aligned plain text for the terminal. */
 export function renderText(t: Table): string {
-  const grid = [HEADER, ...t.rows.map(cells)];
-  const widths = HEADER.map((_, i) => Math.max(...grid.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
-  return [t.title, line(grid[0] as string[]), ...grid.slice(1).map(line)].join("\n");
+  return [t.title, ...aligned(tableGrid(t))].join("\n");
 }
 
 /** A markdown table for bench/results.md (and the README). */
 export function renderMarkdown(t: Table): string {
-  const row = (r: string[]) => `| ${r.join(" | ")} |`;
-  return [`**${t.title}**`, "", row(HEADER), row(HEADER.map((_, i) => (i === 0 ? "---" : "---:"))), ...t.rows.map((r) => row(cells(r)))].join("\n");
+  return [`**${t.title}**`, "", ...markdownGrid(tableGrid(t))].join("\n");
+}
+
+function targetGrid(ts: Target[]): string[][] {
+  return [["target", "measured", "at most", "", "how"], ...ts.map((t) => [t.what, t.value.toFixed(2), t.limit.toFixed(2), met(t) ? "met" : "NOT met", t.how])];
+}
+
+export function renderTargetsText(ts: Target[]): string {
+  return ["targets", ...aligned(targetGrid(ts))].join("\n");
+}
+
+export function renderTargetsMarkdown(ts: Target[]): string {
+  return ["**targets**", "", ...markdownGrid(targetGrid(ts), [3, 4])].join("\n");
 }
 
 export const RATIO_NOTE = "ratio = nsbox / other: below 1 means nsbox is faster (or smaller)";

@@ -4,15 +4,21 @@
  * --pids-limit 64) against crun and runc with the same linux.resources and the
  * same kind of nested cgroup path. bwrap has no cgroup limits: n/a.
  *
+ * Issue 14's target here: (nsbox − hello) / crun at most 1.0, the hello world
+ * (bench/hello.ts) measured in the same hyperfine call.
+ *
  * nsbox's --memory/--pids-limit are new: when this nsbox does not know them
  * (exit 125, "unknown flag") the section is skipped, not failed.
  */
+
+import { aboveBunTarget, hello, helloNote } from "./hello.ts";
 import {
   type Arg,
   type BenchContext,
-  type Contender,
+  type Column,
   hyperfine,
   makeBundle,
+  met,
   mounts,
   mustRunOnce,
   nsboxArgv,
@@ -21,6 +27,7 @@ import {
   runOnce,
   runtimeArgv,
   type SectionResult,
+  type Stats,
 } from "./lib.ts";
 
 export const title = "start latency with limits (--memory 64m --pids-limit 64)";
@@ -67,16 +74,23 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
   if (missing) return { title, tables: [], notes: [], skipped: `skipped: ${missing}` };
 
   const checks = LIMITED.map((who) => checkLimits(ctx, who));
-  const cmds = LIMITED.map((name) => ({ name, argv: argvFor(ctx, name, ["/bin/true"]) }));
+  const h = hello(ctx);
+  const cmds: { name: Column; argv: Arg[] }[] = [
+    ...LIMITED.map((name) => ({ name, argv: argvFor(ctx, name, ["/bin/true"]) })),
+    { name: "hello", argv: [h.bin] },
+  ];
   const lat = hyperfine(ctx, cmds);
-  const values: Partial<Record<Contender, number>> = {};
+  const values: Partial<Record<Column, number>> = {};
   const spread: string[] = [];
-  for (const c of LIMITED) {
+  for (const { name: c } of cmds) {
     const s = lat.get(c);
     if (!s) continue;
     values[c] = s.median;
     spread.push(`${c} ${s.mean.toFixed(1)} ± ${s.stddev.toFixed(1)}`);
   }
+  const s = (c: Column) => lat.get(c) as Stats;
+  const target = aboveBunTarget("limits: (nsbox − hello) / crun", s("nsbox"), s("hello"), s("crun"), "crun with the same limits");
+  const runc = ((s("nsbox").median - s("hello").median) / s("runc").median).toFixed(2);
   return {
     title,
     tables: [
@@ -85,6 +99,14 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
         rows: [{ metric: "latency, median (ms)", values, digits: 1 }],
       },
     ],
-    notes: [RATIO_NOTE, `latency mean ± stddev (ms): ${spread.join(", ")}`, "bwrap: n/a (no cgroup limits)", ...checks],
+    targets: [target],
+    notes: [
+      RATIO_NOTE,
+      `issue 14: ${target.what} = ${target.value.toFixed(2)}, target ≤ ${target.limit}: ${met(target) ? "met" : "NOT met"}; against runc: ${runc}`,
+      helloNote(h),
+      `latency mean ± stddev (ms): ${spread.join(", ")}`,
+      "bwrap: n/a (no cgroup limits)",
+      ...checks,
+    ],
   };
 }

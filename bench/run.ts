@@ -2,16 +2,18 @@
  * `make bench` = `bun bench/run.ts [SECTION...] [--runs N] [--warmup N] [--mem-runs N] [--nsbox PATH]`
  *
  * Runs the benchmark sections (all, or the ones named), prints each section's
- * table, and writes bench/results.md (overwritten every run) with the host,
- * the versions and every table, ready to paste into the README. Every number
+ * table, and writes bench/results.md with the host, the versions and every
+ * table, ready to paste into the README. Sections not run this time are kept
+ * from the previous results.md (marked so), and so is its hand-written
+ * "History (kept across runs)" part at the end. Every number
  * is nsbox against crun, runc and bwrap measured in the same run, as ratios.
  *
  * Exit status: 0 when every section ran (or was skipped for a missing nsbox
  * feature) and nothing was left behind; 1 otherwise.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type BenchContext,
   BenchError,
@@ -22,6 +24,8 @@ import {
   type Options,
   REPO,
   renderMarkdown,
+  renderTargetsMarkdown,
+  renderTargetsText,
   renderText,
   type SectionResult,
 } from "./lib.ts";
@@ -36,6 +40,7 @@ export const SECTIONS: { name: string; file: string }[] = [
   { name: "limits", file: "./limits.ts" },
   { name: "exec", file: "./exec.ts" },
   { name: "idle", file: "./idle.ts" },
+  { name: "foreground", file: "./foreground.ts" },
   { name: "net", file: "./net.ts" },
   { name: "security", file: "./security.ts" },
   { name: "images", file: "./images.ts" },
@@ -93,13 +98,14 @@ function firstLine(argv: string[]): string {
 /** The facts a reader needs to compare results.md from different machines. */
 function hostFacts(ctx: BenchContext): string[] {
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "?";
-  const git = exec(["git", "-C", REPO, "describe", "--always", "--dirty"]).stdout.trim();
+  // the tree the measured binary was built in (--nsbox may point into another checkout than this bench's)
+  const git = exec(["git", "-C", dirname(realpathSync(ctx.opts.nsbox)), "describe", "--always", "--dirty"]).stdout.trim();
   return [
     `date: ${new Date().toISOString()}`,
     `kernel: ${firstLine(["uname", "-sr"])}`,
     `CPU: ${cpu} (${cpus().length} cores)`,
     `cgroups: ${ctx.wrapper.umountUnified ? "hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified, unmounted inside the wrapper)" : "no hybrid unified mount"}; bench cgroup ${ctx.cgroups.parent}`,
-    `nsbox: ${firstLine([ctx.opts.nsbox, "--version"])}${git ? ` (git ${git})` : ""}`,
+    `nsbox: ${firstLine([ctx.opts.nsbox, "--version"])}${git ? ` (${ctx.opts.nsbox}, built ${statSync(ctx.opts.nsbox).mtime.toISOString()} in git ${git})` : ` (${ctx.opts.nsbox})`}`,
     `crun: ${firstLine(["crun", "--version"])}`,
     `runc: ${firstLine(["runc", "--version"])}`,
     `bwrap: ${firstLine(["bwrap", "--version"])}`,
@@ -111,12 +117,63 @@ function hostFacts(ctx: BenchContext): string[] {
 
 function sectionText(r: SectionResult): string {
   if (r.skipped) return `${r.title}\n  ${r.skipped}`;
-  return [...r.tables.map(renderText), ...r.notes.map((n) => `  - ${n}`)].join("\n");
+  const targets = r.targets?.length ? [renderTargetsText(r.targets)] : [];
+  const blocks = (r.blocks ?? []).map((b) => [b.title, ...b.text.split("\n").map((l) => `    ${l}`)].join("\n"));
+  return [...r.tables.map(renderText), ...targets, ...r.notes.map((n) => `  - ${n}`), ...blocks].join("\n");
 }
 
 function sectionMarkdown(r: SectionResult): string {
-  const body = r.skipped ? [r.skipped] : [...r.tables.map(renderMarkdown), "", ...r.notes.map((n) => `- ${n}`)];
+  const targets = r.targets?.length ? ["", renderTargetsMarkdown(r.targets)] : [];
+  const blocks = (r.blocks ?? []).flatMap((b) => ["", `**${b.title}**`, "", "```", b.text, "```"]);
+  const body = r.skipped ? [r.skipped] : [...r.tables.map(renderMarkdown), ...targets, "", ...r.notes.map((n) => `- ${n}`), ...blocks];
   return [`## ${r.title}`, "", ...body].join("\n");
+}
+
+/**
+ * The part of bench/results.md that a run keeps: from this heading to the end
+ * (written by hand: before/after numbers and traces, what was tried and what
+ * it moved), so that rewriting the measured sections does not lose it.
+ */
+const KEPT_HEADING = "## History (kept across runs)";
+
+function readOld(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+function keptPart(old: string): string {
+  const at = old.indexOf(`\n${KEPT_HEADING}\n`);
+  return at < 0 ? "" : old.slice(at + 1);
+}
+
+const KEPT_MARK = "_not measured in this run: kept from";
+
+/**
+ * The sections of the previous results.md that this run did not measure, by
+ * title: a run of a few sections (`bun bench/run.ts start`) does not drop the
+ * others' tables, and says where each kept one came from.
+ */
+async function keptSections(old: string, measured: Set<string>): Promise<Map<string, string>> {
+  const date = /^- date: (.*)$/m.exec(old)?.[1] ?? "an earlier run";
+  const at = old.indexOf(`\n${KEPT_HEADING}\n`);
+  const byTitle = new Map<string, string>();
+  for (const part of (at < 0 ? old : old.slice(0, at)).split(/\n(?=## )/).slice(1)) {
+    const [heading, ...rest] = part.trimEnd().split("\n");
+    byTitle.set((heading ?? "").slice(3), rest.join("\n"));
+  }
+  const out = new Map<string, string>();
+  for (const s of SECTIONS) {
+    if (measured.has(s.name)) continue;
+    const title = ((await import(s.file)) as { title?: string }).title;
+    const body = title === undefined ? undefined : byTitle.get(title);
+    if (body === undefined) continue;
+    const marked = body.includes(KEPT_MARK) ? body : `\n${KEPT_MARK} the results.md of ${date}_\n${body}`;
+    out.set(s.name, `## ${title}\n${marked}`);
+  }
+  return out;
 }
 
 async function runSection(ctx: BenchContext, name: string): Promise<SectionResult> {
@@ -140,6 +197,7 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   const md: string[] = [];
+  const sections = new Map<string, string>();
   try {
     const facts = hostFacts(ctx);
     console.log(facts.join("\n"));
@@ -159,7 +217,7 @@ async function main(argv: string[]): Promise<number> {
       }
       console.log(sectionText(result));
       console.log(`  (${((performance.now() - started) / 1000).toFixed(1)} s)`);
-      md.push("", sectionMarkdown(result));
+      sections.set(name, sectionMarkdown(result));
     }
   } finally {
     const problems = cleanupContext(ctx);
@@ -172,7 +230,14 @@ async function main(argv: string[]): Promise<number> {
     return 130;
   }
   const file = join(REPO, "bench/results.md");
-  writeFileSync(file, `${md.join("\n")}\n`);
+  const old = readOld(file);
+  const kept = await keptSections(old, new Set(sections.keys()));
+  for (const s of SECTIONS) {
+    const text = sections.get(s.name) ?? kept.get(s.name);
+    if (text) md.push("", text);
+  }
+  const history = keptPart(old);
+  writeFileSync(file, `${md.join("\n")}\n${history ? `\n${history}` : ""}`);
   console.log(`\nwrote ${file}`);
   return failed ? 1 : 0;
 }

@@ -2,23 +2,32 @@
  * Section "start": start-to-exit latency and peak memory of `run ROOTFS
  * /bin/true` — the whole life of a container that does nothing, so what is
  * measured is the runtime's own cost: namespaces, mounts, cgroup, exec, wait,
- * tear-down.
+ * tear-down. Beside them, issue 14's floor: a compiled Bun hello world
+ * (bench/hello.ts) in the same hyperfine call, and the targets computed from
+ * it; then NSBOX_TRACE=1 of a median run (bench/trace.ts).
  */
+
+import { aboveBunTarget, hello, helloNote } from "./hello.ts";
 import {
   type Arg,
   type BenchContext,
   bwrapArgv,
   CONTENDERS,
+  type Column,
   type Contender,
   hyperfine,
   makeBundle,
+  met,
   mustRunOnce,
   nsboxArgv,
   peakRssMiB,
   RATIO_NOTE,
   runtimeArgv,
   type SectionResult,
+  type Stats,
+  type Target,
 } from "./lib.ts";
+import { medianTrace, TRACE_RUNS } from "./trace.ts";
 
 export const title = "start-to-exit latency and peak memory of `run ROOTFS /bin/true`";
 
@@ -35,18 +44,21 @@ export function contenders(ctx: BenchContext): Record<Contender, Arg[]> {
   };
 }
 
+const RSS_TARGET = 1.5;
+
 export async function run(ctx: BenchContext): Promise<SectionResult> {
   const cmds = contenders(ctx);
+  const h = hello(ctx);
+  const all: { name: Column; argv: Arg[] }[] = [...CONTENDERS.map((name) => ({ name, argv: cmds[name] })), { name: "hello", argv: [h.bin] }];
   // One plain run each first: a contender that cannot start here fails with its own message, not hyperfine's.
-  for (const c of CONTENDERS) mustRunOnce(ctx, c, cmds[c]);
+  for (const c of all) mustRunOnce(ctx, c.name, c.argv);
 
-  const list = CONTENDERS.map((name) => ({ name, argv: cmds[name] }));
-  const lat = hyperfine(ctx, list);
-  const mem = peakRssMiB(ctx, list);
-  const latency: Partial<Record<Contender, number>> = {};
-  const memory: Partial<Record<Contender, number>> = {};
+  const lat = hyperfine(ctx, all);
+  const mem = peakRssMiB(ctx, all);
+  const latency: Partial<Record<Column, number>> = {};
+  const memory: Partial<Record<Column, number>> = {};
   const spread: string[] = [];
-  for (const c of CONTENDERS) {
+  for (const { name: c } of all) {
     const s = lat.get(c);
     if (s) {
       latency[c] = s.median;
@@ -54,6 +66,27 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     }
     memory[c] = mem.get(c);
   }
+  const s = (c: Column) => lat.get(c) as Stats;
+  const targets: Target[] = [
+    aboveBunTarget("start: (nsbox − hello) / crun", s("nsbox"), s("hello"), s("crun"), "crun"),
+    {
+      what: "start: peak RSS nsbox / hello",
+      value: (memory.nsbox ?? Number.NaN) / (memory.hello ?? Number.NaN),
+      limit: RSS_TARGET,
+      how: `medians: ${memory.nsbox?.toFixed(1)} / ${memory.hello?.toFixed(1)} MiB`,
+    },
+  ];
+  const above = (c: Contender) => `${((s("nsbox").median - s("hello").median) / s(c).median).toFixed(2)} (${c})`;
+  const trace = medianTrace(
+    ctx,
+    "nsbox run --net none ROOTFS /bin/true",
+    cmds.nsbox,
+    [
+      { name: "hello", argv: [h.bin] },
+      { name: "nsbox --version", argv: [ctx.opts.nsbox, "--version"] },
+    ],
+    Math.min(TRACE_RUNS, ctx.opts.runs),
+  );
 
   return {
     title,
@@ -66,12 +99,18 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
         ],
       },
     ],
+    targets,
+    blocks: [trace.block],
     notes: [
       RATIO_NOTE,
+      `issue 14: ${targets.map((t) => `${t.what} = ${t.value.toFixed(2)}, target ≤ ${t.limit}: ${met(t) ? "met" : "NOT met"}`).join("; ")}`,
+      `(nsbox − hello) against the others: ${(["crun", "runc", "bwrap"] as const).map(above).join(", ")}`,
+      helloNote(h),
       `latency mean ± stddev (ms): ${spread.join(", ")}`,
       "peak RSS: GNU time's %M, the largest single process of the run's process tree (ru_maxrss of waited-for children), not a sum",
       "all four run as `unshare -m sh -c '[umount /sys/fs/cgroup/unified &&] exec …'` (crun needs it on hybrid cgroup hosts); nsbox runs its rootfs through an overlay (writable), crun/runc bind it writable, bwrap read-only",
       "nsbox runs with --net none (a new network namespace with lo: what crun's and runc's default config.json gives); the bridge's cost is in the net section",
+      ...trace.notes,
     ],
   };
 }
