@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { useNsbox } from "../helpers/nsbox.ts";
+import { mountsBelow, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 import { type Config, makeBundle, ociHarness } from "../helpers/oci.ts";
 
 const ctx = useNsbox("ocicfg");
@@ -180,6 +180,43 @@ describe("the container's system", () => {
     });
     // /proc/self of nsbox, the test's child: the test's own network namespace
     expect(out).toBe(`${readlinkSync("/proc/self/ns/net")}\n`);
+  });
+});
+
+describe("a mount namespace joined by path", () => {
+  test("gets the rootfs, its mounts and pivot_root, as runc and crun set them up in it; exec joins it; the runtime's namespace is untouched", async () => {
+    // the namespace to join: a private copy of the test's, held by a sleep
+    const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sleep", "1000"], { stdout: "ignore", stderr: "inherit" });
+    try {
+      const nsPath = `/proc/${holder.pid}/ns/mnt`;
+      await waitUntil(() => readlinkSync(nsPath) !== readlinkSync("/proc/self/ns/mnt"), 10000);
+      const b = makeBundle(ctx, "joinmnt", (c) => {
+        c.process.args = ["sleep", "1000"];
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "mount" ? { type: "mount", path: nsPath } : n));
+        c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["size=64k"] });
+      });
+      const r = await h.oci(["run", "-d", "--bundle", b, "joinmnt"]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      const pid = JSON.parse((await h.oci(["state", "joinmnt"])).stdout).pid;
+      // the container's process is in that namespace, pivoted into its rootfs with its mounts (/proc, /tmp)
+      expect(readlinkSync(`/proc/${pid}/ns/mnt`)).toBe(readlinkSync(nsPath));
+      const e = await h.oci([
+        "exec",
+        "joinmnt",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/mnt; ls /bin/sh; grep -c ' /tmp .* tmpfs .*size=64k' /proc/self/mountinfo",
+      ]);
+      expect([e.code, e.stderr, e.stdout]).toEqual([0, "", `${readlinkSync(nsPath)}\n/bin/sh\n1\n`]);
+      // pivot_root moved the holder's root too (the kernel's rule for a namespace's processes, as under runc)
+      expect(readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8")).toMatch(/ \/tmp .* tmpfs .*size=64k/);
+      // nothing was mounted in the runtime's own namespace
+      expect(mountsBelow(ctx.rootfs)).toEqual([]);
+      expect((await h.oci(["delete", "--force", "joinmnt"])).code).toBe(0);
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.exited;
+    }
   });
 });
 
