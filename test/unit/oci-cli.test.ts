@@ -1,11 +1,12 @@
 /**
  * The pure parts of the OCI runtime: which command lines are runc's, systemd
- * cgroupsPath mapping, signal names, and config.json -> ContainerSpec.
+ * cgroupsPath mapping, signal names, events' --interval, and config.json -> ContainerSpec.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { ConfigError, parseConfig } from "../../src/oci/config.ts";
 import { cgroupPath } from "../../src/oci/create.ts";
 import { isOciCommandLine } from "../../src/oci/dispatch.ts";
+import { parseInterval } from "../../src/oci/events.ts";
 import { signalNumber } from "../../src/oci/lifecycle.ts";
 import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
 
@@ -119,5 +120,14 @@ describe("config.json", () => {
     expect(fifo).toMatchObject({ type: "p", major: 0, minor: 0 });
     // a FIFO needs no device-cgroup rule
     expect(b.spec.linux.resources?.devices ?? []).not.toContainEqual(expect.objectContaining({ major: 8, minor: 1 }));
+  });
+});
+
+describe("events --interval", () => {
+  test("runc's durations; 0 and words are refused", () => {
+    expect([parseInterval(undefined), parseInterval("500ms"), parseInterval("2s"), parseInterval("1m"), parseInterval("3")]).toEqual([
+      5000, 500, 2000, 60000, 3000,
+    ]);
+    for (const bad of ["0s", "0", "fast", "1h", "-1s", ""]) expect(() => parseInterval(bad)).toThrow(ConfigError);
   });
 });
