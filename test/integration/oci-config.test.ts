@@ -133,6 +133,38 @@ describe("the container's system", () => {
     expect([r.code, r.stderr, r.stdout]).toEqual([0, "", "/bin/sh\n1\nproc\nro-root\n"]);
   });
 
+  test("--no-pivot detaches the old root's full proc and sysfs mounts before the move, as runc's msMoveRoot", async () => {
+    // The old root is out of the container's reach by path, so the namespace is
+    // looked at through a process that keeps the old root: the holder of a
+    // mount namespace the container joins (whose mountinfo nsbox reads for the list).
+    const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sleep", "1000"], { stdout: "ignore", stderr: "inherit" });
+    try {
+      const nsPath = `/proc/${holder.pid}/ns/mnt`;
+      await waitUntil(() => readlinkSync(nsPath) !== readlinkSync("/proc/self/ns/mnt"), 10000);
+      const full = (fstype: string) =>
+        readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8")
+          .split("\n")
+          .filter((l) => l.split(" ")[3] === "/" && l.split(" - ")[1]?.startsWith(`${fstype} `)).length;
+      // the host's, before
+      expect(full("proc")).toBeGreaterThanOrEqual(1);
+      expect(full("sysfs")).toBeGreaterThanOrEqual(1);
+      const b = makeBundle(ctx, "nopivotmask", (c) => {
+        c.process.args = ["sleep", "1000"];
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "mount" ? { type: "mount", path: nsPath } : n));
+      });
+      const r = await h.oci(["run", "-d", "--no-pivot", "--bundle", b, "nopivotmask"]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      // only the container's own are left (they show at /proc and /sys: its root was moved onto the holder's)
+      expect([full("proc"), full("sysfs")]).toEqual([1, 1]);
+      const e = await h.oci(["exec", "nopivotmask", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; ls /sys/kernel >/dev/null && echo sys"]);
+      expect([e.code, e.stderr, e.stdout]).toEqual([0, "", "sleep 1000 sys\n"]);
+      expect((await h.oci(["delete", "--force", "nopivotmask"])).code).toBe(0);
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.exited;
+    }
+  });
+
   test("rootfsPropagation: private by default, shared and unbindable on request", async () => {
     const rootLine = "awk '$5 == \"/\"' /proc/self/mountinfo";
     const tags = (out: string) => (out.split(" - ")[0] ?? "").split(" ").slice(6).join(" ");
