@@ -4,8 +4,7 @@
  * and {"type":"oom","id":ID} each time the kernel reports an OOM in its cgroup,
  * until the container stops. The OOM sources are runc's (libcontainer/
  * notify_linux.go, notify_v2_linux.go): on v1 an eventfd registered for
- * memory.oom_control through cgroup.event_control (one notice per OOM, also when
- * the OOM killer is disabled and the task waits); on v2 the oom_kill counter of
+ * memory.oom_control through cgroup.event_control (one notice per OOM); on v2 the oom_kill counter of
  * memory.events. Both are polled every OOM_POLL_MS rather than waited on: a read
  * of a non-blocking eventfd and of a counter lose nothing between polls, and the
  * last poll after the container stopped catches the OOM that stopped it.
