@@ -34,7 +34,7 @@ function statsEvent(r: OciRecord) {
 }
 
 /** How many OOMs happened since the last call; close() lets go of the files. */
-interface OomSource {
+export interface OomSource {
   take(): number;
   close(): void;
 }
@@ -73,7 +73,7 @@ function v1Oom(dir: string): OomSource {
 }
 
 /** v2: the oom_kill counter of memory.events (runc reports when it is non-zero after a change; this, when it grew). */
-function v2Oom(dir: string): OomSource {
+export function v2Oom(dir: string): OomSource {
   const count = () => keyed(readCg(join(dir, "memory.events")), "oom_kill") ?? 0;
   let seen = count();
   return {
