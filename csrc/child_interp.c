@@ -117,6 +117,9 @@ static void run_c(const u8 *prog, int len) {
         case C_MOVEROOT:
             CHECK(c_moveroot());
             break;
+        case C_UNMOUNTHOST:
+            CHECK(c_unmounthost(rd_str(&c)));
+            break;
         case C_IFUP:
             CHECK(c_ifup(rd_str(&c)));
             break;

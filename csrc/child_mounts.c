@@ -183,7 +183,7 @@ static long c_pivot(void) {
 /* OCI --no-pivot (runc's msMoveRoot): for a root pivot_root refuses (a rootfs on
  * the initramfs), move the new root's mount onto "/" and chroot into it. The old
  * root stays underneath, hidden from the process's root but in its namespace
- * (runc also masks the host's /proc and /sys left there; nsbox does not). */
+ * (its full proc and sysfs mounts are detached first: c_unmounthost). */
 static long c_moveroot(void) {
     long r = SC1(SYS_fchdir, c_root);
     if (r < 0) return r;
@@ -194,4 +194,19 @@ static long c_moveroot(void) {
     sys_close(c_root);
     c_root = -1;
     return SC1(SYS_chdir, "/");
+}
+
+/* OCI --no-pivot, before c_moveroot, for each full proc or sysfs mount of the
+ * old root (as runc's msMoveRoot): while one is in the namespace, the kernel lets
+ * the container mount procfs or sysfs anew, unmasked. Made a slave first, so that
+ * its unmount reaches no other namespace; detached, or covered with a tmpfs where
+ * that is refused (a locked mount in a user namespace). Gone (under an earlier
+ * one): nothing to do. */
+static long c_unmounthost(const char *path) {
+    long r = SC5(SYS_mount, 0, path, 0, MS_SLAVE | MS_REC, 0);
+    if (r == -ENOENT) return 0;
+    if (r < 0) return r;
+    r = SC2(SYS_umount2, path, MNT_DETACH);
+    if (r == -EINVAL || r == -EPERM) r = SC5(SYS_mount, "tmpfs", path, "tmpfs", 0, 0);
+    return r;
 }

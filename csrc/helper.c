@@ -68,6 +68,7 @@ enum {
     C_CHROOT = 52,     /* path: the root without a mount namespace (OCI, as runc) */
     C_RLIMIT = 51,     /* resource soft_lo soft_hi hard_lo hard_hi: set by C_EXEC just before its execve */
     C_MOVEROOT = 53,   /* MS_MOVE the new root onto / and chroot into it (OCI --no-pivot) */
+    C_UNMOUNTHOST = 54, /* path: detach (or cover) a proc/sysfs of the old root before C_MOVEROOT */
 };
 
 /* Messages on the sync socket. */

@@ -109,7 +109,12 @@ export const runFlags = {
     description: "no-new-privileges, seccomp=unconfined|PROFILE.json, systempaths=unconfined (label= and apparmor= are accepted)",
     valueHint: "OPT",
   },
-  device: { type: "string", multiple: true, description: "give the container a host device (or every device under a directory): HOST[:CONTAINER][:rwm]", valueHint: "DEV" },
+  device: {
+    type: "string",
+    multiple: true,
+    description: "give the container a host device (or every device under a directory): HOST[:CONTAINER][:rwm]",
+    valueHint: "DEV",
+  },
   "device-cgroup-rule": {
     type: "string",
     multiple: true,

@@ -158,7 +158,10 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   for (const t of ["mount", "uts", "ipc", "network"] as const) if (creates(spec, t)) unshare |= CLONE[t];
   if (unshare) c.push({ code: C.UNSHARE, fields: [unshare], what: "create namespaces" });
   if (creates(spec, "network")) c.push({ code: C.IFUP, fields: ["lo"], what: "bring up the loopback interface" });
-  const mountNs = creates(spec, "mount");
+  // An OCI mount namespace joined by path gets the rootfs, the mounts and pivot_root
+  // too, set up in that namespace as runc and crun do (which changes it for every
+  // process in it: pivot_root moves the root of those that had the old one).
+  const mountNs = creates(spec, "mount") || (!!p.oci && spec.linux.namespaces.some((n) => n.type === "mount"));
   const cgroupMounts = spec.mounts.filter(isCgroupMount);
   let rootfsLateRo: string[] = [];
   if (userns || !mountNs) {

@@ -2,7 +2,8 @@
  * The few system calls the OCI verbs need that Node has no API for: mkfifo
  * (exec.fifo), prlimit (process.rlimits on the waiting process), and a Unix
  * socket connection to pass the pty master to --console-socket (SCM_RIGHTS,
- * sent by the helper's nsb_send). libc is already mapped: dlopen costs ~0.2 ms.
+ * sent by the helper's nsb_send), and an eventfd for `events`' OOM notices.
+ * libc is already mapped: dlopen costs ~0.2 ms.
  */
 import { dlopen, FFIType, ptr, toArrayBuffer } from "bun:ffi";
 import { call, F } from "./helper.ts";
@@ -16,6 +17,7 @@ function open() {
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
+    eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -69,4 +71,16 @@ export function sendFdTo(path: string, fd: number): void {
   } finally {
     libc().close(sock);
   }
+}
+
+/**
+ * An eventfd (close-on-exec, non-blocking: `events` polls it with read), for the
+ * cgroup v1 OOM notification runc registers through cgroup.event_control.
+ */
+export function eventfd(): number {
+  const EFD_CLOEXEC = 0o2000000;
+  const EFD_NONBLOCK = 0o4000;
+  const fd = libc().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) throw new Error(`cannot make an eventfd: ${errnoText()}`);
+  return fd;
 }

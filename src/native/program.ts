@@ -46,6 +46,7 @@ export const C = {
   RLIMIT: 51,
   CHROOT: 52,
   MOVEROOT: 53,
+  UNMOUNTHOST: 54,
 } as const;
 
 /** Messages on the sync socket (struct nsb_msg). */

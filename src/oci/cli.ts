@@ -16,12 +16,13 @@ import { log } from "../log.ts";
 import { mark } from "../trace.ts";
 import { ConfigError, SPEC_VERSION } from "./config.ts";
 import { ociCreate } from "./create.ts";
+import { ociEvents } from "./events.ts";
 import { ociExec } from "./exec.ts";
 import { ociDelete, ociKill, ociList, ociPause, ociPids, ociStart, ociState, signalNumber } from "./lifecycle.ts";
 import { ociRun } from "./run.ts";
 import { DEFAULT_OCI_ROOT, setOciRoot } from "./state.ts";
 import { featuresJson, writeSpec } from "./template.ts";
-import { ociEvents, ociUpdate, type UpdateFlags } from "./update.ts";
+import { ociUpdate, type UpdateFlags } from "./update.ts";
 
 type Kind = "bool" | "string" | "list";
 type Defs = Record<string, { kind: Kind; alias?: string }>;

@@ -21,6 +21,8 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
+  realpathSync,
   renameSync,
   statSync,
   writeFileSync,
@@ -142,10 +144,16 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
         { code: C.ROOT, fields: ["/"], what: "open the root" },
         { code: C.MOUNT, fields: ["/proc/self/fd/0", "/dev/console", "", MS.BIND, "", MK.FILE, 1], what: "bind the terminal on /dev/console" },
       );
-    if (o.noPivot) noPivot(c);
-    // (a stop after the mounts, before pivot_root: see hooks.ts)
+    // (a stop after the mounts, before pivot_root: see hooks.ts; with --no-pivot
+    // before the host's /proc and /sys go, as runc runs them before msMoveRoot)
     const hookStop = !!bundle.hooks.createContainer?.length;
     if (hookStop) hookSyncPoint(c);
+    if (o.noPivot && c.some((op) => op.code === C.PIVOT)) {
+      const info = mountinfoOf(s2);
+      if (info === undefined)
+        log.warn(`--no-pivot: cannot read the mounts of the mount namespace to join: the host's /proc and /sys stay under the container's root`);
+      noPivot(c, hostPseudoMounts(info ?? "", realRoot(s2.root.path)));
+    }
     // (the trees are made before the fork: the helper inherits their fds)
     attachIdmapped(s2, bundle.idmapped, c, fds);
     if (o.foreground) becomeSubreaper();
@@ -473,8 +481,63 @@ export function writePidFile(path: string, pid: number): void {
   renameSync(tmp, path);
 }
 
-/** --no-pivot: the pivot_root step becomes runc's msMoveRoot (csrc c_moveroot). */
-export function noPivot(c: Op[]): void {
+/**
+ * --no-pivot: the pivot_root step becomes runc's msMoveRoot (csrc c_moveroot),
+ * after the old root's full proc and sysfs mounts (hostPseudoMounts) are detached.
+ */
+export function noPivot(c: Op[], hostMounts: string[] = []): void {
   const at = c.findIndex((op) => op.code === C.PIVOT);
-  if (at >= 0) c[at] = { code: C.MOVEROOT, fields: [], what: "move the rootfs onto / and chroot into it (--no-pivot)" };
+  if (at < 0) return;
+  c.splice(at, 1, ...hostMounts.map((p) => ({ code: C.UNMOUNTHOST, fields: [p], what: `detach the host's ${p} left under the root (--no-pivot)` })), {
+    code: C.MOVEROOT,
+    fields: [],
+    what: "move the rootfs onto / and chroot into it (--no-pivot)",
+  });
+}
+
+/**
+ * The mount points runc's msMoveRoot takes away before it moves the root: every
+ * full (root "/") proc or sysfs mount of the namespace outside the rootfs, in
+ * mountinfo's order (parents first). With one left under a chroot, the kernel
+ * would let the container mount procfs or sysfs anew, without its masks.
+ */
+export function hostPseudoMounts(mountinfo: string, rootfs: string): string[] {
+  const out: string[] = [];
+  const decode = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+  for (const line of mountinfo.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const f = line.slice(0, sep).split(" ");
+    const fstype = line.slice(sep + 3).split(" ")[0];
+    const point = decode(f[4] ?? "");
+    if (f[3] !== "/" || (fstype !== "proc" && fstype !== "sysfs")) continue;
+    if (point === rootfs || point.startsWith(rootfs === "/" ? "/" : `${rootfs}/`)) continue;
+    out.push(point);
+  }
+  return out;
+}
+
+/** The rootfs as mountinfo shows it (symbolic links resolved). */
+function realRoot(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * The mountinfo of the namespace the container's root will be moved in: a copy
+ * of nsbox's for a new one; for one joined as /proc/PID/ns/mnt, PID's. Any other
+ * path: undefined (nothing to read it through).
+ */
+function mountinfoOf(spec: ContainerSpec): string | undefined {
+  const ns = spec.linux.namespaces.find((n) => n.type === "mount");
+  const m = ns?.path ? /^\/proc\/(\d+|self|thread-self)\/ns\/mnt$/.exec(ns.path) : null;
+  const file = !ns?.path ? "/proc/self/mountinfo" : m ? `/proc/${m[1]}/mountinfo` : undefined;
+  try {
+    return file ? readFileSync(file, "utf8") : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -126,8 +126,9 @@ export async function ociExec(f: ExecFlags): Promise<number> {
       const fd = fds.get(t);
       if (fd !== undefined) c.push({ code: C.SETNS, fields: [fd, CLONE_OF_NSFILE[t] as number], what: `join the container's ${t} namespace` });
     }
-    // A container without a mount namespace of its own was entered with chroot (see plan.ts): so is its exec, as runc's
-    if (!bundle.spec.linux.namespaces.some((n) => n.type === "mount" && !n.path))
+    // A container without a mount namespace was entered with chroot (see plan.ts): so is its exec, as runc's
+    // (one joined by path was pivoted into its rootfs like a new one: joining it is enough)
+    if (!bundle.spec.linux.namespaces.some((n) => n.type === "mount"))
       c.push({ code: C.CHROOT, fields: [`/proc/${r.pid}/root`], what: "chroot into the container's root" });
     c.push({ code: C.SYNC, fields: [1, 1], what: "wait for nsbox" });
     if (!f.detach) c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the process to nsbox" });

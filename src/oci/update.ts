@@ -1,11 +1,9 @@
 /**
- * `update` (new cgroup limits for a running container, from --resources FILE,
- * an OCI linux.resources object, or runc's flags) and `events` (its cgroup's
- * statistics as runc's JSON events: once with --stats, else every --interval
- * until the container stops).
+ * `update`: new cgroup limits for a running container, from --resources FILE,
+ * an OCI linux.resources object, or runc's flags.
  */
 import { readFileSync } from "node:fs";
-import { CgroupError, openCgroup } from "../cgroup/index.ts";
+import { CgroupError } from "../cgroup/index.ts";
 import { applyV1 } from "../cgroup/v1.ts";
 import { applyV2 } from "../cgroup/v2.ts";
 import { sysMessage } from "../errors.ts";
@@ -101,35 +99,5 @@ export function ociUpdate(id: string, f: UpdateFlags): void {
   } catch (e) {
     if (e instanceof CgroupError) throw new ConfigError(e.message);
     throw e;
-  }
-}
-
-function statsEvent(id: string) {
-  const r = mustRecord(id);
-  const s = r.cgroup ? openCgroup(r.cgroup).stats() : {};
-  return {
-    type: "stats",
-    id,
-    data: {
-      cpu: { usage: { total: s.cpuNs ?? 0 } },
-      memory: { usage: { usage: s.memoryUsage ?? 0, limit: s.memoryLimit ?? 0 } },
-      pids: { current: s.pids ?? 0, limit: s.pidsLimit ?? 0 },
-    },
-  };
-}
-
-export async function ociEvents(id: string, once: boolean, intervalText: string | undefined): Promise<void> {
-  const r = mustRecord(id);
-  if (statusOf(r) === "stopped") throw new ConfigError(`container ${id} is not running`);
-  if (once) {
-    console.log(JSON.stringify(statsEvent(id)));
-    return;
-  }
-  const m = /^(\d+)(ms|s|m)?$/.exec(intervalText ?? "5s");
-  if (!m) throw new ConfigError(`--interval ${intervalText}: give a duration such as 5s or 500ms`);
-  const ms = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60000 : 1000);
-  while (statusOf(mustRecord(id)) !== "stopped") {
-    console.log(JSON.stringify(statsEvent(id)));
-    await Bun.sleep(Math.max(ms, 100));
   }
 }

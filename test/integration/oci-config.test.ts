@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { useNsbox } from "../helpers/nsbox.ts";
+import { mountsBelow, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 import { type Config, makeBundle, ociHarness } from "../helpers/oci.ts";
 
 const ctx = useNsbox("ocicfg");
@@ -133,6 +133,38 @@ describe("the container's system", () => {
     expect([r.code, r.stderr, r.stdout]).toEqual([0, "", "/bin/sh\n1\nproc\nro-root\n"]);
   });
 
+  test("--no-pivot detaches the old root's full proc and sysfs mounts before the move, as runc's msMoveRoot", async () => {
+    // The old root is out of the container's reach by path, so the namespace is
+    // looked at through a process that keeps the old root: the holder of a
+    // mount namespace the container joins (whose mountinfo nsbox reads for the list).
+    const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sleep", "1000"], { stdout: "ignore", stderr: "inherit" });
+    try {
+      const nsPath = `/proc/${holder.pid}/ns/mnt`;
+      await waitUntil(() => readlinkSync(nsPath) !== readlinkSync("/proc/self/ns/mnt"), 10000);
+      const full = (fstype: string) =>
+        readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8")
+          .split("\n")
+          .filter((l) => l.split(" ")[3] === "/" && l.split(" - ")[1]?.startsWith(`${fstype} `)).length;
+      // the host's, before
+      expect(full("proc")).toBeGreaterThanOrEqual(1);
+      expect(full("sysfs")).toBeGreaterThanOrEqual(1);
+      const b = makeBundle(ctx, "nopivotmask", (c) => {
+        c.process.args = ["sleep", "1000"];
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "mount" ? { type: "mount", path: nsPath } : n));
+      });
+      const r = await h.oci(["run", "-d", "--no-pivot", "--bundle", b, "nopivotmask"]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      // only the container's own are left (they show at /proc and /sys: its root was moved onto the holder's)
+      expect([full("proc"), full("sysfs")]).toEqual([1, 1]);
+      const e = await h.oci(["exec", "nopivotmask", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; ls /sys/kernel >/dev/null && echo sys"]);
+      expect([e.code, e.stderr, e.stdout]).toEqual([0, "", "sleep 1000 sys\n"]);
+      expect((await h.oci(["delete", "--force", "nopivotmask"])).code).toBe(0);
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.exited;
+    }
+  });
+
   test("rootfsPropagation: private by default, shared and unbindable on request", async () => {
     const rootLine = "awk '$5 == \"/\"' /proc/self/mountinfo";
     const tags = (out: string) => (out.split(" - ")[0] ?? "").split(" ").slice(6).join(" ");
@@ -180,6 +212,43 @@ describe("the container's system", () => {
     });
     // /proc/self of nsbox, the test's child: the test's own network namespace
     expect(out).toBe(`${readlinkSync("/proc/self/ns/net")}\n`);
+  });
+});
+
+describe("a mount namespace joined by path", () => {
+  test("gets the rootfs, its mounts and pivot_root, as runc and crun set them up in it; exec joins it; the runtime's namespace is untouched", async () => {
+    // the namespace to join: a private copy of the test's, held by a sleep
+    const holder = Bun.spawn(["unshare", "-m", "--propagation", "private", "sleep", "1000"], { stdout: "ignore", stderr: "inherit" });
+    try {
+      const nsPath = `/proc/${holder.pid}/ns/mnt`;
+      await waitUntil(() => readlinkSync(nsPath) !== readlinkSync("/proc/self/ns/mnt"), 10000);
+      const b = makeBundle(ctx, "joinmnt", (c) => {
+        c.process.args = ["sleep", "1000"];
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) => (n.type === "mount" ? { type: "mount", path: nsPath } : n));
+        c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["size=64k"] });
+      });
+      const r = await h.oci(["run", "-d", "--bundle", b, "joinmnt"]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      const pid = JSON.parse((await h.oci(["state", "joinmnt"])).stdout).pid;
+      // the container's process is in that namespace, pivoted into its rootfs with its mounts (/proc, /tmp)
+      expect(readlinkSync(`/proc/${pid}/ns/mnt`)).toBe(readlinkSync(nsPath));
+      const e = await h.oci([
+        "exec",
+        "joinmnt",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/mnt; ls /bin/sh; grep -c ' /tmp .* tmpfs .*size=64k' /proc/self/mountinfo",
+      ]);
+      expect([e.code, e.stderr, e.stdout]).toEqual([0, "", `${readlinkSync(nsPath)}\n/bin/sh\n1\n`]);
+      // pivot_root moved the holder's root too (the kernel's rule for a namespace's processes, as under runc)
+      expect(readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8")).toMatch(/ \/tmp .* tmpfs .*size=64k/);
+      // nothing was mounted in the runtime's own namespace
+      expect(mountsBelow(ctx.rootfs)).toEqual([]);
+      expect((await h.oci(["delete", "--force", "joinmnt"])).code).toBe(0);
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.exited;
+    }
   });
 });
 

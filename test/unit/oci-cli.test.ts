@@ -1,11 +1,14 @@
 /**
  * The pure parts of the OCI runtime: which command lines are runc's, systemd
- * cgroupsPath mapping, signal names, and config.json -> ContainerSpec.
+ * cgroupsPath mapping, signal names, events' --interval, and config.json -> ContainerSpec.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError, parseConfig } from "../../src/oci/config.ts";
 import { cgroupPath } from "../../src/oci/create.ts";
 import { isOciCommandLine } from "../../src/oci/dispatch.ts";
+import { parseInterval, v2Oom } from "../../src/oci/events.ts";
 import { signalNumber } from "../../src/oci/lifecycle.ts";
 import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
 
@@ -119,5 +122,31 @@ describe("config.json", () => {
     expect(fifo).toMatchObject({ type: "p", major: 0, minor: 0 });
     // a FIFO needs no device-cgroup rule
     expect(b.spec.linux.resources?.devices ?? []).not.toContainEqual(expect.objectContaining({ major: 8, minor: 1 }));
+  });
+});
+
+describe("events --interval", () => {
+  test("runc's durations; 0 and words are refused", () => {
+    expect([parseInterval(undefined), parseInterval("500ms"), parseInterval("2s"), parseInterval("1m"), parseInterval("3")]).toEqual([
+      5000, 500, 2000, 60000, 3000,
+    ]);
+    for (const bad of ["0s", "0", "fast", "1h", "-1s", ""]) expect(() => parseInterval(bad)).toThrow(ConfigError);
+  });
+});
+
+describe("events: the OOM count on cgroup v2", () => {
+  test("kills since the last look, from memory.events' oom_kill; none once the cgroup is gone", () => {
+    const dir = tempDir("nsbox-oomv2-");
+    const file = join(dir, "memory.events");
+    const write = (kills: number) => writeFileSync(file, `low 0\nhigh 0\nmax 9\noom 4\noom_kill ${kills}\noom_group_kill 0\n`);
+    write(3); // before events started: not reported
+    const src = v2Oom(dir);
+    expect(src.take()).toBe(0);
+    write(4);
+    expect([src.take(), src.take()]).toEqual([1, 0]);
+    write(6);
+    expect(src.take()).toBe(2);
+    rmSync(file);
+    expect(src.take()).toBe(0);
   });
 });

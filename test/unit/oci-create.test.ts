@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { buildPrograms } from "../../src/container/plan.ts";
 import { C } from "../../src/native/program.ts";
 import { parseConfig } from "../../src/oci/config.ts";
-import { noPivot } from "../../src/oci/create.ts";
+import { hostPseudoMounts, noPivot } from "../../src/oci/create.ts";
 import { hookSyncPoint } from "../../src/oci/hooks.ts";
 
 function program(edit: (c: ReturnType<typeof JSON.parse>) => void = () => {}) {
@@ -26,6 +26,32 @@ describe("--no-pivot", () => {
     noPivot(c);
     expect(c.some((op) => op.code === C.PIVOT)).toBe(false);
     expect(c.filter((op) => op.code === C.MOVEROOT)).toHaveLength(1);
+  });
+
+  test("the host's proc and sysfs are detached right before the move, after the createContainer hooks' stop (as runc)", () => {
+    const c = program();
+    hookSyncPoint(c);
+    noPivot(c, ["/proc", "/sys"]);
+    const k = codes(c);
+    const move = k.indexOf(C.MOVEROOT);
+    expect(k.slice(move - 3, move + 1)).toEqual(["sync11", C.UNMOUNTHOST, C.UNMOUNTHOST, C.MOVEROOT]);
+    expect(c.filter((op) => op.code === C.UNMOUNTHOST).map((op) => op.fields)).toEqual([["/proc"], ["/sys"]]);
+  });
+
+  test("which mounts: full proc and sysfs mounts outside the rootfs, in mountinfo's order, paths unescaped", () => {
+    const info = [
+      "22 1 0:21 / /proc rw,nosuid - proc proc rw",
+      "23 1 0:22 / /sys rw - sysfs sysfs rw",
+      "24 23 0:23 / /sys/fs/cgroup ro - tmpfs tmpfs ro",
+      "25 22 0:24 / /proc/sys/fs/binfmt_misc rw - autofs systemd-1 rw",
+      "26 1 0:21 /sys /mnt/procsys rw - proc proc rw", // not the filesystem's root: left, as runc
+      "27 1 0:25 / /srv/my\\040proc rw - proc proc rw",
+      "28 1 0:26 / /b/rootfs/proc rw - proc proc rw", // the container's own
+      "29 1 0:27 / /b/rootfs2/sys rw - sysfs sysfs rw", // beside the rootfs, not in it
+      "",
+    ].join("\n");
+    expect(hostPseudoMounts(info, "/b/rootfs")).toEqual(["/proc", "/sys", "/srv/my proc", "/b/rootfs2/sys"]);
+    expect(hostPseudoMounts(info, "/")).toEqual([]);
   });
 });
 
