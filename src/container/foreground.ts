@@ -3,14 +3,18 @@
  * process, relays its terminal, forwards signals, waits, and exits with its
  * status; run then reports an OOM kill and removes the container.
  */
+
+import { join } from "node:path";
 import { log } from "../log.ts";
-import { exitCodeOf } from "../native/spawn.ts";
+import { blockSignals, drainSignals, execFd, inheritableDup } from "../native/handoff.ts";
+import { shimFd } from "../native/shim.ts";
+import { closeFd, exitCodeOf } from "../native/spawn.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { formatBytes } from "../spec/units.ts";
-import { readState, withLock, writeExitFile } from "../state/store.ts";
+import { containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "../tty/relay.ts";
-import { startContainer } from "./create.ts";
+import { cleanupCommand, type Started, startContainer } from "./create.ts";
 import { type ChildExit, childExit, killAndReap } from "./exitwatch.ts";
 import { finalize } from "./lifecycle.ts";
 
@@ -93,6 +97,44 @@ export interface ForegroundOptions {
   rootfsArg: string;
 }
 
+/** Signal numbers of FORWARDED_SIGNALS, and those the shim takes over besides (csrc/shim_fg.c). */
+const HANDED_OFF = [15, 2, 1, 3, 10, 12, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
+
+/**
+ * Once the container runs, this Bun process (~40 MB) becomes the shim's
+ * nsbox-fg role (a few kB) by execve: the same pid, so the container stays its
+ * child and the shell waits for it as before. Returns only when that could not
+ * be done (the container already exited, or execve failed): then Bun waits.
+ */
+async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string): Promise<void> {
+  blockSignals(HANDED_OFF);
+  await drainSignals(); // what Bun's handlers took before the block is forwarded now
+  if (!fg.exited.done) {
+    const master = s.master === undefined ? -1 : inheritableDup(s.master);
+    const limit = s.config.cgroup?.memoryLimit;
+    const argv = [
+      "nsbox-fg",
+      String(s.pid),
+      String(master),
+      spec.nsbox.interactive ? "i" : "-",
+      join(containerDir(id), "exit"),
+      s.cgroup?.oomFile() ?? "",
+      limit === undefined ? "" : ` (limit ${formatBytes(limit)})`,
+      "--",
+      ...cleanupCommand(id, true),
+    ];
+    mark("handing off to the shim");
+    execFd(
+      shimFd(),
+      argv,
+      Object.entries(process.env).map(([k, v]) => `${k}=${v}`),
+    );
+    if (master >= 0) closeFd(master);
+    log.debug("cannot hand the foreground wait to the shim: Bun waits");
+  }
+  blockSignals(HANDED_OFF, false);
+}
+
 export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions): Promise<number> {
   const fg = new Foreground();
   let started = false;
@@ -100,6 +142,7 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
     started = true;
     fg.track(s.pid);
+    await handOff(fg, s, spec, opts.id);
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");
