@@ -2,6 +2,11 @@
  * `nsbox run` without -d (and `nsbox exec`): nsbox stays the parent of the
  * process, relays its terminal, forwards signals, waits, and exits with its
  * status; run then reports an OOM kill and removes the container.
+ *
+ * A foreground run that lasts (every one with -t) does not wait in Bun: the
+ * process becomes the shim's nsbox-fg role (csrc/shim_fg.c), which does all of
+ * that in a few kB and runs `nsbox cleanup --quick` before it exits with the
+ * code, so that the container is gone when the shell gets its prompt back.
  */
 
 import { join } from "node:path";
@@ -59,6 +64,13 @@ export class Foreground {
     for (const sig of this.pending.splice(0)) this.forward(sig);
   }
 
+  /** Resolves once the process exited or ms passed, whichever comes first. */
+  async exitWithin(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.exited.promise, new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
   attach(master: number | undefined, interactive: boolean): void {
     if (master !== undefined) {
       this.tty = true;
@@ -97,6 +109,17 @@ export interface ForegroundOptions {
   rootfsArg: string;
 }
 
+/**
+ * How long Bun waits itself before it hands a container without a terminal to
+ * the shim. The shim's cleanup is a second start of nsbox (~20 ms of CPU): a
+ * short command (a build step, `run --rm ... true`) is cheaper to wait for and
+ * clean up here; anything that runs longer holds the shim's few kB instead. With
+ * -t the relay is the shim's from the start (Bun's own relay reads on worker
+ * threads, and what they hold when execve ends them would be lost).
+ * NSBOX_FG_HANDOFF_MS overrides it (tests, measurements: 0 hands off at once).
+ */
+const HANDOFF_AFTER_MS = 200;
+
 /** Signal numbers of FORWARDED_SIGNALS, and those the shim takes over besides (csrc/shim_fg.c). */
 const HANDED_OFF = [15, 2, 1, 3, 10, 12, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
 
@@ -124,6 +147,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
       ...cleanupCommand(id, true),
     ];
     mark("handing off to the shim");
+    // the cleanup it runs must find the same state (NSBOX_*, PATH): all of ours
     execFd(
       shimFd(),
       argv,
@@ -142,7 +166,8 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
     started = true;
     fg.track(s.pid);
-    await handOff(fg, s, spec, opts.id);
+    if (s.master === undefined) await fg.exitWithin(Number(process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS));
+    if (!fg.exited.done) await handOff(fg, s, spec, opts.id);
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");
