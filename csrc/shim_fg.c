@@ -3,6 +3,8 @@
  *
  *   nsbox-fg PID MASTER FLAGS EXITFILE OOMFILE LIMIT -- CMD...
  *
+ * FLAGS: "i" (stdin relayed, -i) or "-", then "h" if a SIGHUP came during the handoff.
+ *
  * What `nsbox run` (foreground) becomes once its container has started: Bun
  * execve()s this, so that the ~40 MB of a waiting Bun process become a few
  * kilobytes; the same process, so the container stays its child (nsbox is a
@@ -200,6 +202,11 @@ static int fg_main(int argc, char **argv, char **envp) {
     f.master = (int)nsb_atoi(argv[2]);
     f.tty = f.master >= 0;
     f.interactive = f.tty && argv[3][0] == 'i';
+    /* "h": a SIGHUP came while Bun handed over (forwarded then; the -t rule is ours) */
+    if (f.tty && argv[3][0] && argv[3][1] == 'h') {
+        u16 ws[4];
+        if (!fg_host_winsize(ws)) f.hup_kill_at = fg_now_ms() + 1000;
+    }
     f.hup_kill_at = -1;
     sys_prctl(PR_SET_NAME, (long)"nsbox-fg", 0);
     /* already blocked by Bun before its execve (see src/native/handoff.ts); SIGPIPE

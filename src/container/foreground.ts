@@ -11,7 +11,7 @@
 
 import { join } from "node:path";
 import { log } from "../log.ts";
-import { blockSignals, drainSignals, execFd, inheritableDup } from "../native/handoff.ts";
+import { blockSignals, drainSignals, execFd, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
 import { closeFd, exitCodeOf } from "../native/spawn.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
@@ -120,8 +120,9 @@ export interface ForegroundOptions {
  */
 const HANDOFF_AFTER_MS = 200;
 
-/** Signal numbers of FORWARDED_SIGNALS, and those the shim takes over besides (csrc/shim_fg.c). */
-const HANDED_OFF = [15, 2, 1, 3, 10, 12, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
+/** Numbers of FORWARDED_SIGNALS, and all the signals the shim takes over (csrc/shim_fg.c). */
+const FORWARDED_NUMBERS = [15, 2, 1, 3, 10, 12];
+const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
 
 /**
  * Once the container runs, this Bun process (~40 MB) becomes the shim's
@@ -130,8 +131,11 @@ const HANDED_OFF = [15, 2, 1, 3, 10, 12, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
  * be done (the container already exited, or execve failed): then Bun waits.
  */
 async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string): Promise<void> {
+  // no signal lost on the way: see the steps in src/native/handoff.ts
+  const forwarding = forwardSignals(s.pid, FORWARDED_NUMBERS);
+  if (!forwarding) return; // Bun's listeners still forward what the C handlers could not take
+  await drainSignals();
   blockSignals(HANDED_OFF);
-  await drainSignals(); // what Bun's handlers took before the block is forwarded now
   if (!fg.exited.done) {
     const master = s.master === undefined ? -1 : inheritableDup(s.master);
     const limit = s.config.cgroup?.memoryLimit;
@@ -139,7 +143,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
       "nsbox-fg",
       String(s.pid),
       String(master),
-      spec.nsbox.interactive ? "i" : "-",
+      `${spec.nsbox.interactive ? "i" : "-"}${forwarding.hupSeen() ? "h" : ""}`,
       join(containerDir(id), "exit"),
       s.cgroup?.oomFile() ?? "",
       limit === undefined ? "" : ` (limit ${formatBytes(limit)})`,
@@ -155,7 +159,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
     );
     if (master >= 0) closeFd(master);
     log.debug("cannot hand the foreground wait to the shim: Bun waits");
-  }
+  } else forwarding.stop();
   blockSignals(HANDED_OFF, false);
 }
 

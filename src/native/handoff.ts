@@ -3,14 +3,23 @@
  * only waits from now on (see runForeground and csrc/shim_fg.c). Through libc,
  * reached with dlopen as in libc.ts.
  *
- * Signals: Bun's handlers are gone after execve, and a signal that arrives in
- * between must not be lost. The main thread (Bun's JS thread, the one that calls
- * execve) blocks them first: from then on one that comes is either taken by
- * another of Bun's threads (its handler queues it for JS: drained with one turn
- * of the event loop, see drainSignals) or, once execve has begun to end those
- * threads, left pending, which execve keeps for the shim's signalfd.
+ * No signal sent to nsbox may be lost on the way. Bun's handlers queue a signal
+ * for JavaScript (on whichever thread the kernel chose), and execve would drop
+ * what is queued. So, in this order:
+ *   1. forwardSignals: C handlers (csrc/fg_forward.c) forward them from now on,
+ *      in the handler, whatever the thread;
+ *   2. drainSignals: what Bun queued before 1 reaches its JS listener (which forwards);
+ *   3. blockSignals: the JS thread, which calls execve, blocks them; one that comes
+ *      now goes to another thread's C handler, or, once execve has ended those
+ *      threads, stays pending, and a pending signal survives execve: the shim
+ *      reads it from its signalfd;
+ *   4. execFd.
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { cc, dlopen, FFIType, ptr } from "bun:ffi";
+import { closeSync } from "node:fs";
+import forwardC from "../../csrc/fg_forward.c" with { type: "text" };
+import { mark } from "../trace.ts";
+import { memfdWith } from "./libc.ts";
 
 let lib: ReturnType<typeof open> | undefined;
 
@@ -19,6 +28,8 @@ function open() {
     pthread_sigmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     fexecve: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     dup: { args: [FFIType.i32], returns: FFIType.i32 },
+    kill: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   });
 }
 
@@ -30,9 +41,46 @@ function libc() {
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
 
+const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s - 1)), 0n);
+
+function compileForwarder() {
+  const fd = memfdWith("nsbox-fg-forward.c", new TextEncoder().encode(forwardC));
+  try {
+    return cc({
+      source: `/proc/self/fd/${fd}`,
+      flags: ["-nostdlib"],
+      symbols: {
+        fwd_install: { args: [FFIType.i32, FFIType.u64, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+        fwd_hup_seen: { args: [], returns: FFIType.i32 },
+      },
+    }).symbols;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let forwarder: ReturnType<typeof compileForwarder> | undefined;
+
+export interface Forwarding {
+  /** whether a SIGHUP came since forwardSignals */
+  hupSeen(): boolean;
+  /** the container is gone: forward nothing more (its pid may be reused) */
+  stop(): void;
+}
+
+/** From now on signals (numbers) sent to nsbox go to pid at once, from a C handler (Bun's JS listeners no longer see them). */
+export function forwardSignals(pid: number, signals: number[]): Forwarding | undefined {
+  mark("compile the signal forwarder");
+  forwarder ??= compileForwarder();
+  const { kill, sigaction } = libc() as unknown as Record<"kill" | "sigaction", { ptr: number }>;
+  if (forwarder.fwd_install(pid, bits(signals), kill.ptr, sigaction.ptr) !== 0) return undefined;
+  const f = forwarder;
+  return { hupSeen: () => f.fwd_hup_seen() !== 0, stop: () => void f.fwd_install(0, 0n, kill.ptr, sigaction.ptr) };
+}
+
 function sigset(signals: number[]): Uint8Array {
   const set = new BigUint64Array(16); // glibc's sigset_t: 1024 bits
-  for (const s of signals) set[0] = (set[0] as bigint) | (1n << BigInt(s - 1));
+  set[0] = bits(signals);
   return new Uint8Array(set.buffer);
 }
 
@@ -41,10 +89,9 @@ export function blockSignals(signals: number[], block = true): void {
   libc().pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, sigset(signals), null);
 }
 
-/** One turn of the event loop: what Bun's signal handlers queued runs now. */
+/** A few turns of the event loop, through its poll: what Bun's signal handlers queued runs now. */
 export async function drainSignals(): Promise<void> {
-  await new Promise<void>((r) => setImmediate(r));
-  await new Promise<void>((r) => setImmediate(r));
+  for (let i = 0; i < 3; i++) await Bun.sleep(1);
 }
 
 /** A copy of fd that survives execve (Bun's fds are close-on-exec). */
@@ -64,8 +111,6 @@ export function execFd(fd: number, argv: string[], env: string[]): void {
     });
     return v;
   };
-  const a = vector(argv);
-  const e = vector(env);
-  libc().fexecve(fd, a, e);
+  libc().fexecve(fd, vector(argv), vector(env));
   keep.length = 0;
 }

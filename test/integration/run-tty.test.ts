@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { childrenOf, cmdlineOf, lines, ls, NSBOX, pidsWithCmdline, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import { childrenOf, cmdlineOf, isForegroundShim, lines, ls, NSBOX, pidsWithCmdline, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("tty");
 const sockets: string[] = [];
@@ -76,7 +76,7 @@ class Tmux {
   nsboxPids(): number[] {
     const pane = Number(this.tmux(["display-message", "-p", "-t", "main", "#{pane_pid}"]).stdout.toString().trim());
     if (!pane) return [];
-    return childrenOf(pane).filter((p) => cmdlineOf(p)[0] === NSBOX);
+    return childrenOf(pane).filter((p) => cmdlineOf(p)[0] === NSBOX || isForegroundShim(p));
   }
 
   /**
