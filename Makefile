@@ -130,6 +130,7 @@ lint: node_modules/.installed
 check-arch:
 	test/check-syscalls.sh x86_64 $(CC)
 	cat csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES) | $(CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null -
+	$(CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Werror -o /dev/null csrc/fg_forward.c
 	@if command -v $(AARCH64_CC) >/dev/null; then \
 		test/check-syscalls.sh aarch64 $(AARCH64_CC) && \
 		cat csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES) | $(AARCH64_CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null - && \
