@@ -202,21 +202,31 @@ static int fg_main(int argc, char **argv, char **envp) {
     f.master = (int)nsb_atoi(argv[2]);
     f.tty = f.master >= 0;
     f.interactive = f.tty && argv[3][0] == 'i';
+    f.hup_kill_at = -1;
     /* "h": a SIGHUP came while Bun handed over (forwarded then; the -t rule is ours) */
     if (f.tty && argv[3][0] && argv[3][1] == 'h') {
         u16 ws[4];
         if (!fg_host_winsize(ws)) f.hup_kill_at = fg_now_ms() + 1000;
     }
-    f.hup_kill_at = -1;
     sys_prctl(PR_SET_NAME, (long)"nsbox-fg", 0);
     /* already blocked by Bun before its execve (see src/native/handoff.ts); SIGPIPE
      * too: a closed stdout is an EPIPE to handle, not our death */
     sys_rt_sigprocmask(SIG_BLOCK, &set, NULL);
     set &= ~sigbit(SIGPIPE);
     sfd = SC4(SYS_signalfd4, -1, &set, 8, O_CLOEXEC | O_NONBLOCK);
-    if (sfd < 0) {
-        say("nsbox-fg: ", "cannot create a signalfd", "");
+    if (sfd < 0) { /* nothing to wait with: the container cannot be left unwatched */
+        int st;
+        say("nsbox-fg: ", "cannot create a signalfd: killing the container", "");
         sys_kill(f.pid, SIGKILL);
+        while (!f.exited) {
+            long r = sys_wait4(-1, &st, 0);
+            if (r == f.pid || (r < 0 && r != -EINTR)) {
+                f.exited = 1;
+                f.status = r == f.pid ? st : 255 << 8;
+            }
+        }
+        if (f.master >= 0) sys_close(f.master);
+        f.master = -1;
     }
     if (f.master >= 0) {
         sys_fcntl(f.master, F_SETFD, FD_CLOEXEC);
