@@ -68,10 +68,17 @@ export interface Forwarding {
   stop(): void;
 }
 
-/** From now on signals (numbers) sent to nsbox go to pid at once, from a C handler (Bun's JS listeners no longer see them). */
+/**
+ * From now on signals (numbers) sent to nsbox go to pid at once, from a C handler
+ * (Bun's JS listeners no longer see them); undefined if that cannot be done.
+ */
 export function forwardSignals(pid: number, signals: number[]): Forwarding | undefined {
   mark("compile the signal forwarder");
-  forwarder ??= compileForwarder();
+  try {
+    forwarder ??= compileForwarder();
+  } catch {
+    return undefined; // Bun keeps waiting itself
+  }
   const { kill, sigaction } = libc() as unknown as Record<"kill" | "sigaction", { ptr: number }>;
   if (forwarder.fwd_install(pid, bits(signals), kill.ptr, sigaction.ptr) !== 0) return undefined;
   const f = forwarder;
