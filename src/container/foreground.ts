@@ -37,7 +37,10 @@ export class Foreground {
   private tty = false;
   /** signals that came before the process existed, passed on once it does */
   private pending: NodeJS.Signals[] = [];
+  /** a SIGHUP came (the shim applies the -t rule to it, should nsbox hand off before the rule ran) */
+  hupSeen = false;
   private forward = (sig: NodeJS.Signals) => {
+    if (sig === "SIGHUP") this.hupSeen = true;
     if (!this.pid) {
       this.pending.push(sig);
       return;
@@ -143,7 +146,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
       "nsbox-fg",
       String(s.pid),
       String(master),
-      `${spec.nsbox.interactive ? "i" : "-"}${forwarding.hupSeen() ? "h" : ""}`,
+      `${spec.nsbox.interactive ? "i" : "-"}${forwarding.hupSeen() || fg.hupSeen ? "h" : ""}`,
       join(containerDir(id), "exit"),
       s.cgroup?.oomFile() ?? "",
       limit === undefined ? "" : ` (limit ${formatBytes(limit)})`,

@@ -140,6 +140,32 @@ describe("signals through the shim", () => {
   });
 });
 
+describe("-t without a terminal left", () => {
+  test("SIGHUP to the shim with -t and no terminal: forwarded, and a PID 1 that ignores it is killed a second later (137)", async () => {
+    const r = ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], { timeoutMs: 20000 });
+    await r.waitFor("ready");
+    await handedOff(r);
+    const t0 = performance.now();
+    r.kill("SIGHUP");
+    const res = await r.result();
+    expect({ code: res.code, signal: res.signal }).toEqual({ code: 137, signal: null });
+    expect(performance.now() - t0).toBeGreaterThan(900);
+  });
+
+  test("the same SIGHUP sent while nsbox starts the container (before the handoff) still ends it", async () => {
+    const r = ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], {
+      env: { NSBOX_TRACE: "1" },
+      timeoutMs: 20000,
+    });
+    await waitUntil(() => r.stderr.includes("state created"), 10000);
+    r.kill("SIGHUP");
+    const res = await r.result();
+    // 129: it reached sh before its trap; 137: after (ignored), then the -t rule's SIGKILL
+    expect(res.signal).toBeNull();
+    expect([129, 137]).toContain(res.code);
+  });
+});
+
 describe("the OOM message through the shim", () => {
   test("PID 1 killed by the OOM killer after the handoff: 137 and nsbox's line with the limit", async () => {
     // the child raises its own OOM score, so that the victim is known; PID 1 then
