@@ -15,6 +15,8 @@ CC ?= gcc
 SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
 # the run-time helper, concatenated in this order (as src/native/helper.ts does)
 HELPER_FILES := csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/host_calls.c
+# the shim: the common part and the dispatch first, then one file per larger role
+SHIM_FILES := csrc/shim.c csrc/shim_fg.c
 SHIM_CFLAGS := -DNSB_SHIM -static -nostdlib -ffreestanding -Os -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-fno-pie -no-pie -fno-builtin -Wall -Wextra -Wno-unused-function -Wl,--gc-sections -Wl,--build-id=none -s
 
@@ -29,9 +31,9 @@ node_modules/.installed: package.json
 
 # The shim (init, pause, monitor) is built here, with gcc, and embedded in nsbox:
 # the server that runs nsbox needs no compiler for it.
-build/nsbox-shim: csrc/arch_$(ARCH).c csrc/lib.c csrc/shim.c
+build/nsbox-shim: csrc/arch_$(ARCH).c csrc/lib.c $(SHIM_FILES)
 	@mkdir -p build
-	cat csrc/arch_$(ARCH).c csrc/lib.c csrc/shim.c | $(CC) -x c $(SHIM_CFLAGS) -o $@ -
+	cat csrc/arch_$(ARCH).c csrc/lib.c $(SHIM_FILES) | $(CC) -x c $(SHIM_CFLAGS) -o $@ -
 shim: build/nsbox-shim
 
 # arm64 (experimental): the shim is cross-built, Bun's arm64 runtime is fetched by
@@ -40,9 +42,9 @@ shim: build/nsbox-shim
 # staged copy of the tree whose build/ holds the arm64 shim.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 STAGE64 := build/stage-aarch64
-build/aarch64/nsbox-shim: csrc/arch_aarch64.c csrc/lib.c csrc/shim.c
+build/aarch64/nsbox-shim: csrc/arch_aarch64.c csrc/lib.c $(SHIM_FILES)
 	@mkdir -p build/aarch64
-	cat csrc/arch_aarch64.c csrc/lib.c csrc/shim.c | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -o $@ -
+	cat csrc/arch_aarch64.c csrc/lib.c $(SHIM_FILES) | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -o $@ -
 dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim node_modules/.installed
 	rm -rf $(STAGE64) && mkdir -p $(STAGE64)/build dist
 	cp -r src csrc package.json tsconfig.json $(STAGE64)/ && ln -s $(CURDIR)/node_modules $(STAGE64)/node_modules
@@ -129,10 +131,11 @@ lint: node_modules/.installed
 check-arch:
 	test/check-syscalls.sh x86_64 $(CC)
 	cat csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES) | $(CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null -
+	$(CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Werror -o /dev/null csrc/fg_forward.c
 	@if command -v $(AARCH64_CC) >/dev/null; then \
 		test/check-syscalls.sh aarch64 $(AARCH64_CC) && \
 		cat csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES) | $(AARCH64_CC) -x c -c -nostdlib -ffreestanding -Wall -Wextra -Wno-unused-function -Werror -o /dev/null - && \
-		cat csrc/arch_aarch64.c csrc/lib.c csrc/shim.c | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -Werror -o /dev/null - && \
+		cat csrc/arch_aarch64.c csrc/lib.c $(SHIM_FILES) | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -Werror -o /dev/null - && \
 		echo "arm64: the helper and the shim compile"; \
 	else echo "arm64: not checked ($(AARCH64_CC) not installed: apt-get install gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross)"; fi
 check: typecheck lint check-arch

@@ -14,6 +14,9 @@
  *                                   parent of a detached container (as conmon): logs
  *                                   its stdout (fd 3) and stderr (fd 4), records its
  *                                   exit status, then execs CMD (nsbox's cleanup)
+ *   nsbox-fg PID MASTER FLAGS EXITFILE OOMFILE LIMIT -- CMD...
+ *                                   what a foreground `nsbox run` execs into once
+ *                                   its container started (csrc/shim_fg.c)
  *
  * Signals are never handled asynchronously: all are blocked and taken one at a
  * time with rt_sigtimedwait (or signalfd), so no handler, no restorer, no races.
@@ -326,6 +329,8 @@ static int monitor_main(int argc, char **argv, char **envp) {
     return 0;
 }
 
+static int fg_main(int argc, char **argv, char **envp); /* csrc/shim_fg.c, built after this file */
+
 static const char *basename_of(const char *p) {
     const char *b = p;
     for (; *p; p++)
@@ -343,6 +348,7 @@ void nsb_start(long *sp) {
     if (nsb_streq(name, "nsbox-pause")) sys_exit(pause_main());
     if (nsb_streq(name, "nsbox-exec")) sys_exit(exec_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-monitor")) sys_exit(monitor_main(argc, argv, envp));
-    say("nsbox shim: unknown role ", name, " (expected nsbox-init, nsbox-exec, nsbox-pause or nsbox-monitor)");
+    if (nsb_streq(name, "nsbox-fg")) sys_exit(fg_main(argc, argv, envp));
+    say("nsbox shim: unknown role ", name, " (expected nsbox-init, nsbox-exec, nsbox-pause, nsbox-monitor or nsbox-fg)");
     sys_exit(125);
 }

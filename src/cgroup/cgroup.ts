@@ -29,6 +29,8 @@ export interface ContainerCgroup {
   joinAsync(pid: number): Promise<void>;
   /** how many times the kernel's OOM killer killed in this cgroup */
   oomKills(): number;
+  /** the file oomKills() reads ("oom_kill N" in it), for the foreground shim; undefined without memory accounting */
+  oomFile(): string | undefined;
   stats(): CgroupStats;
   pids(): number[];
   /** SIGKILL everything in it (cgroup.kill on v2 when available) */

@@ -34,8 +34,13 @@ export class V1Cgroup implements ContainerCgroup {
   }
 
   oomKills(): number {
+    const f = this.oomFile();
+    return f ? (keyed(readCg(f), "oom_kill") ?? 0) : 0;
+  }
+
+  oomFile(): string | undefined {
     const d = this.dir("memory");
-    return d ? (keyed(readCg(join(d, "memory.oom_control")), "oom_kill") ?? 0) : 0;
+    return d ? join(d, "memory.oom_control") : undefined;
   }
 
   stats(): CgroupStats {

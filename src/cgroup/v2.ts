@@ -29,7 +29,11 @@ export class V2Cgroup implements ContainerCgroup {
   }
 
   oomKills(): number {
-    return keyed(readCg(join(this.dir, "memory.events")), "oom_kill") ?? 0;
+    return keyed(readCg(this.oomFile()), "oom_kill") ?? 0;
+  }
+
+  oomFile(): string {
+    return join(this.dir, "memory.events");
   }
 
   stats(): CgroupStats {

@@ -55,11 +55,14 @@ export interface Started {
 
 const DEFAULT_LOG_MAX = 10 * 1024 * 1024;
 
-/** The nsbox command line that a monitor runs when its container exits (see `nsbox cleanup`). */
-function cleanupCommand(id: string): string[] {
+/**
+ * The nsbox command line that a monitor (or a foreground run's shim) runs when
+ * its container exits (see `nsbox cleanup`); quick: a user waits for it (see releaseBridge).
+ */
+export function cleanupCommand(id: string, quick = false): string[] {
   const exe = process.execPath;
   const script = Bun.main.startsWith("/$bunfs") ? [] : [Bun.main];
-  return [exe, ...script, "--root", roots().data, "--state", roots().state, "cleanup", id];
+  return [exe, ...script, "--root", roots().data, "--state", roots().state, "cleanup", ...(quick ? ["--quick"] : []), id];
 }
 
 export async function startContainer(specIn: ContainerSpec, opts: StartOptions): Promise<Started> {

@@ -2,15 +2,24 @@
  * `nsbox run` without -d (and `nsbox exec`): nsbox stays the parent of the
  * process, relays its terminal, forwards signals, waits, and exits with its
  * status; run then reports an OOM kill and removes the container.
+ *
+ * A foreground run that lasts (every one with -t) does not wait in Bun: the
+ * process becomes the shim's nsbox-fg role (csrc/shim_fg.c), which does all of
+ * that in a few kB and runs `nsbox cleanup --quick` before it exits with the
+ * code, so that the container is gone when the shell gets its prompt back.
  */
+
+import { join } from "node:path";
 import { log } from "../log.ts";
-import { exitCodeOf } from "../native/spawn.ts";
+import { blockSignals, drainSignals, execFd, forwardSignals, inheritableDup } from "../native/handoff.ts";
+import { shimFd } from "../native/shim.ts";
+import { closeFd, exitCodeOf } from "../native/spawn.ts";
 import type { ContainerSpec } from "../spec/spec.ts";
 import { formatBytes } from "../spec/units.ts";
-import { readState, withLock, writeExitFile } from "../state/store.ts";
+import { containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "../tty/relay.ts";
-import { startContainer } from "./create.ts";
+import { cleanupCommand, type Started, startContainer } from "./create.ts";
 import { type ChildExit, childExit, killAndReap } from "./exitwatch.ts";
 import { finalize } from "./lifecycle.ts";
 
@@ -28,7 +37,10 @@ export class Foreground {
   private tty = false;
   /** signals that came before the process existed, passed on once it does */
   private pending: NodeJS.Signals[] = [];
+  /** a SIGHUP came (the shim applies the -t rule to it, should nsbox hand off before the rule ran) */
+  hupSeen = false;
   private forward = (sig: NodeJS.Signals) => {
+    if (sig === "SIGHUP") this.hupSeen = true;
     if (!this.pid) {
       this.pending.push(sig);
       return;
@@ -53,6 +65,13 @@ export class Foreground {
     this.pid = pid;
     this.exited.watch(pid);
     for (const sig of this.pending.splice(0)) this.forward(sig);
+  }
+
+  /** Resolves once the process exited or ms passed, whichever comes first. */
+  async exitWithin(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.exited.promise, new Promise((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   attach(master: number | undefined, interactive: boolean): void {
@@ -93,6 +112,60 @@ export interface ForegroundOptions {
   rootfsArg: string;
 }
 
+/**
+ * How long Bun waits itself before it hands a container without a terminal to
+ * the shim. The shim's cleanup is a second start of nsbox (~20 ms of CPU): a
+ * short command (a build step, `run --rm ... true`) is cheaper to wait for and
+ * clean up here; anything that runs longer holds the shim's few kB instead. With
+ * -t the relay is the shim's from the start (Bun's own relay reads on worker
+ * threads, and what they hold when execve ends them would be lost).
+ * NSBOX_FG_HANDOFF_MS overrides it (tests, measurements: 0 hands off at once).
+ */
+const HANDOFF_AFTER_MS = 200;
+
+/** Numbers of FORWARDED_SIGNALS, and all the signals the shim takes over (csrc/shim_fg.c). */
+const FORWARDED_NUMBERS = [15, 2, 1, 3, 10, 12];
+const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
+
+/**
+ * Once the container runs, this Bun process (~40 MB) becomes the shim's
+ * nsbox-fg role (a few kB) by execve: the same pid, so the container stays its
+ * child and the shell waits for it as before. Returns only when that could not
+ * be done (the container already exited, or execve failed): then Bun waits.
+ */
+async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string): Promise<void> {
+  // no signal lost on the way: see the steps in src/native/handoff.ts
+  const forwarding = forwardSignals(s.pid, FORWARDED_NUMBERS);
+  if (!forwarding) return; // Bun's listeners still forward what the C handlers could not take
+  await drainSignals();
+  blockSignals(HANDED_OFF);
+  if (!fg.exited.done) {
+    const master = s.master === undefined ? -1 : inheritableDup(s.master);
+    const limit = s.config.cgroup?.memoryLimit;
+    const argv = [
+      "nsbox-fg",
+      String(s.pid),
+      String(master),
+      `${spec.nsbox.interactive ? "i" : "-"}${forwarding.hupSeen() || fg.hupSeen ? "h" : ""}`,
+      join(containerDir(id), "exit"),
+      s.cgroup?.oomFile() ?? "",
+      limit === undefined ? "" : ` (limit ${formatBytes(limit)})`,
+      "--",
+      ...cleanupCommand(id, true),
+    ];
+    mark("handing off to the shim");
+    // the cleanup it runs must find the same state (NSBOX_*, PATH): all of ours
+    execFd(
+      shimFd(),
+      argv,
+      Object.entries(process.env).map(([k, v]) => `${k}=${v}`),
+    );
+    if (master >= 0) closeFd(master);
+    log.debug("cannot hand the foreground wait to the shim: Bun waits");
+  } else forwarding.stop();
+  blockSignals(HANDED_OFF, false);
+}
+
 export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions): Promise<number> {
   const fg = new Foreground();
   let started = false;
@@ -100,6 +173,8 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
     started = true;
     fg.track(s.pid);
+    if (s.master === undefined) await fg.exitWithin(Number(process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS));
+    if (!fg.exited.done) await handOff(fg, s, spec, opts.id);
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");

@@ -419,6 +419,11 @@ export interface NsboxContext {
 }
 
 /** argv of a process ([] when it is gone). */
+/** A foreground `nsbox run` once it handed the wait to its shim (csrc/shim_fg.c): the same pid, argv[0] nsbox-fg. */
+export function isForegroundShim(pid: number): boolean {
+  return cmdlineOf(pid)[0] === "nsbox-fg";
+}
+
 export function cmdlineOf(pid: number): string[] {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
@@ -484,7 +489,7 @@ export function useNsbox(name: string, opts: { rootfs?: boolean } = {}): NsboxCo
     const ours = readdirSync("/proc")
       .filter((e) => /^\d+$/.test(e))
       .map(Number)
-      .filter((p) => p !== process.pid && cmdlineOf(p).some((a) => a.includes(tmp)) && cmdlineOf(p).includes("run"));
+      .filter((p) => p !== process.pid && cmdlineOf(p).some((a) => a.includes(tmp)) && (cmdlineOf(p).includes("run") || isForegroundShim(p)));
     for (const p of ours) for (const c of childrenOf(p)) tryKill(c);
     await waitUntil(() => ours.every((p) => !existsSync(`/proc/${p}`)), 5000);
     // What an nsbox killed by a signal left (cgroups, addresses, veths) is

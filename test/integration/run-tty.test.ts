@@ -3,9 +3,9 @@
  * whose keys we type) and script(1).
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { childrenOf, cmdlineOf, lines, ls, NSBOX, pidsWithCmdline, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import { childrenOf, cmdlineOf, isForegroundShim, lines, ls, NSBOX, pidsWithCmdline, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("tty");
 const sockets: string[] = [];
@@ -76,7 +76,7 @@ class Tmux {
   nsboxPids(): number[] {
     const pane = Number(this.tmux(["display-message", "-p", "-t", "main", "#{pane_pid}"]).stdout.toString().trim());
     if (!pane) return [];
-    return childrenOf(pane).filter((p) => cmdlineOf(p)[0] === NSBOX);
+    return childrenOf(pane).filter((p) => cmdlineOf(p)[0] === NSBOX || isForegroundShim(p));
   }
 
   /**
@@ -143,6 +143,29 @@ describe("-t in tmux", () => {
       expect(await ask(t, "size3", "stty size")).toBe("50 132");
       // the container's foreground process was told (SIGWINCH from its own pty)
       expect(t.screen()).toContain("WINCH-SEEN");
+    } finally {
+      await t.kill();
+    }
+  });
+
+  test("with -it, nsbox waits as the shim (nsbox-fg, under 4 MB Pss): typing, resize and the exit code go through it", async () => {
+    const t = nsboxSession([], 120, 40);
+    try {
+      await t.waitFor(PROMPT);
+      const pid = await waitUntil(() => t.nsboxPids().find(isForegroundShim), 5000);
+      expect(pid).toBeDefined();
+      const pss = Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1]);
+      expect(pss).toBeLessThan(4096);
+      expect(await ask(t, "size1", "stty size")).toBe("40 120");
+      t.resize(90, 25);
+      await Bun.sleep(300);
+      expect(await ask(t, "size2", "stty size")).toBe("25 90");
+      t.type("exit 6");
+      await t.waitFor(/OUTER-END/);
+      expect(t.screen()).toContain("EXITED=6");
+      const outside = t.sttyOutside();
+      expect(outside).toMatch(/(^|\s)icanon(\s|$)/m);
+      expect(outside).toMatch(/(^|\s)echo(\s|$)/m);
     } finally {
       await t.kill();
     }

@@ -1,0 +1,123 @@
+/**
+ * Replacing this Bun process with the shim (execve), for a foreground run that
+ * only waits from now on (see runForeground and csrc/shim_fg.c). Through libc,
+ * reached with dlopen as in libc.ts.
+ *
+ * No signal sent to nsbox may be lost on the way. Bun's handlers queue a signal
+ * for JavaScript (on whichever thread the kernel chose), and execve would drop
+ * what is queued. So, in this order:
+ *   1. forwardSignals: C handlers (csrc/fg_forward.c) forward them from now on,
+ *      in the handler, whatever the thread;
+ *   2. drainSignals: what Bun queued before 1 reaches its JS listener (which forwards);
+ *   3. blockSignals: the JS thread, which calls execve, blocks them; one that comes
+ *      now goes to another thread's C handler, or, once execve has ended those
+ *      threads, stays pending, and a pending signal survives execve: the shim
+ *      reads it from its signalfd;
+ *   4. execFd.
+ */
+import { cc, dlopen, FFIType, ptr } from "bun:ffi";
+import { closeSync } from "node:fs";
+import forwardC from "../../csrc/fg_forward.c" with { type: "text" };
+import { mark } from "../trace.ts";
+import { memfdWith } from "./libc.ts";
+
+let lib: ReturnType<typeof open> | undefined;
+
+function open() {
+  return dlopen("libc.so.6", {
+    pthread_sigmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    fexecve: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    dup: { args: [FFIType.i32], returns: FFIType.i32 },
+    kill: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  });
+}
+
+function libc() {
+  lib ??= open();
+  return lib.symbols;
+}
+
+const SIG_BLOCK = 0;
+const SIG_UNBLOCK = 1;
+
+const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s - 1)), 0n);
+
+function compileForwarder() {
+  const fd = memfdWith("nsbox-fg-forward.c", new TextEncoder().encode(forwardC));
+  try {
+    return cc({
+      source: `/proc/self/fd/${fd}`,
+      flags: ["-nostdlib"],
+      symbols: {
+        fwd_install: { args: [FFIType.i32, FFIType.u64, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+        fwd_hup_seen: { args: [], returns: FFIType.i32 },
+      },
+    }).symbols;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let forwarder: ReturnType<typeof compileForwarder> | undefined;
+
+export interface Forwarding {
+  /** whether a SIGHUP came since forwardSignals */
+  hupSeen(): boolean;
+  /** the container is gone: forward nothing more (its pid may be reused) */
+  stop(): void;
+}
+
+/**
+ * From now on signals (numbers) sent to nsbox go to pid at once, from a C handler
+ * (Bun's JS listeners no longer see them); undefined if that cannot be done.
+ */
+export function forwardSignals(pid: number, signals: number[]): Forwarding | undefined {
+  mark("compile the signal forwarder");
+  try {
+    forwarder ??= compileForwarder();
+  } catch {
+    return undefined; // Bun keeps waiting itself
+  }
+  const { kill, sigaction } = libc() as unknown as Record<"kill" | "sigaction", { ptr: number }>;
+  if (forwarder.fwd_install(pid, bits(signals), kill.ptr, sigaction.ptr) !== 0) return undefined;
+  const f = forwarder;
+  return { hupSeen: () => f.fwd_hup_seen() !== 0, stop: () => void f.fwd_install(0, 0n, kill.ptr, sigaction.ptr) };
+}
+
+function sigset(signals: number[]): Uint8Array {
+  const set = new BigUint64Array(16); // glibc's sigset_t: 1024 bits
+  set[0] = bits(signals);
+  return new Uint8Array(set.buffer);
+}
+
+/** Blocks (or unblocks) signals in the calling (JS) thread. */
+export function blockSignals(signals: number[], block = true): void {
+  libc().pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, sigset(signals), null);
+}
+
+/** A few turns of the event loop, through its poll: what Bun's signal handlers queued runs now. */
+export async function drainSignals(): Promise<void> {
+  for (let i = 0; i < 3; i++) await Bun.sleep(1);
+}
+
+/** A copy of fd that survives execve (Bun's fds are close-on-exec). */
+export function inheritableDup(fd: number): number {
+  return libc().dup(fd);
+}
+
+/** Replaces this process with the program in fd; returns only if that failed. */
+export function execFd(fd: number, argv: string[], env: string[]): void {
+  const keep: Buffer[] = [];
+  const vector = (items: string[]) => {
+    const v = new BigUint64Array(items.length + 1);
+    items.forEach((s, i) => {
+      const b = Buffer.from(`${s}\0`);
+      keep.push(b);
+      v[i] = BigInt(ptr(b));
+    });
+    return v;
+  };
+  libc().fexecve(fd, vector(argv), vector(env));
+  keep.length = 0;
+}
