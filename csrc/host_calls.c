@@ -309,7 +309,7 @@ enum {
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
 };
 
-int nsb_call(int fn, const i64 *a) {
+NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     switch (fn) {
     case F_SPAWN: return nsb_spawn((const u8 *)a[0], (int)a[1], (const u8 *)a[2], (int)a[3], (i32 *)a[4]);
     case F_RECV: return nsb_recv((int)a[0], (u8 *)a[1], (int)a[2], (i32 *)a[3]);

@@ -12,7 +12,7 @@ import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:f
 import { join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, warmCgroupMoves } from "../cgroup/index.ts";
 import { fail, NsboxError } from "../errors.ts";
-import { compileHelper } from "../native/helper.ts";
+import { loadHelper } from "../native/helper.ts";
 import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
 import type { Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
@@ -121,7 +121,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     const etcDir = network.mode === "container" ? containerDir(network.target as string) : containerDir(id);
     const etc = network.mode === "container" ? etcMounts(etcDir) : writeEtcFiles(etcDir, spec.hostname, network.ip, network.mode === "host");
     spec = { ...spec, mounts: [...spec.mounts, ...etc.filter((e) => !spec.mounts.some((m) => m.destination === e.destination))] };
-    compileHelper();
+    loadHelper();
 
     if (cg || network.mode === "bridge") updateConfig(config);
 
