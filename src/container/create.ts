@@ -107,6 +107,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       config.cgroup = cg.record;
       spec = withCgroupMounts(spec, cg);
     }
+    mark("cgroup created");
     // Moving a process between cgroups first waits for an RCU grace period, under
     // a lock every cgroup operation takes: start that wait now, on a worker thread
     // (the mkdirs above are done), and set up the network and compile the helper
@@ -121,6 +122,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     const etcDir = network.mode === "container" ? containerDir(network.target as string) : containerDir(id);
     const etc = network.mode === "container" ? etcMounts(etcDir) : writeEtcFiles(etcDir, spec.hostname, network.ip, network.mode === "host");
     spec = { ...spec, mounts: [...spec.mounts, ...etc.filter((e) => !spec.mounts.some((m) => m.destination === e.destination))] };
+    mark("network and /etc files ready");
     loadHelper();
 
     if (cg || network.mode === "bridge") updateConfig(config);
