@@ -5,7 +5,7 @@
  *
  * dlopen cannot read the binary's embedded files (/$bunfs), so the object goes
  * through a memfd, opened at /proc/self/fd/N and sealed once mapped. Loading costs
- * ~0.2 ms (compiling the same source with bun:ffi's TinyCC at run time cost ~6):
+ * ~0.4 ms (compiling the same source with bun:ffi's TinyCC at run time cost ~6):
  * it happens once per process and only for commands that need it.
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
