@@ -181,12 +181,19 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       c,
       pid,
       async () => {
+        const userNet = spec.nsbox.rootless?.network;
+        if (network.mode !== "bridge" && !userNet) {
+          // Nothing to do meanwhile: the move on this thread, file after file, costs
+          // less than the round trips of writes on the thread pool (the grace period
+          // it may wait for was started by warmCgroupMoves).
+          cg?.join(pid);
+          return;
+        }
         // the cgroup move may wait for an RCU grace period: plug the network in meanwhile
         const joining = cg?.joinAsync(pid);
         try {
           plumbNetwork(id, network, pid);
           // rootless: the user-mode stack (pasta, slirp4netns), recorded for release and inspect
-          const userNet = spec.nsbox.rootless?.network;
           if (userNet) config.network = { ...network, userNet: await startUserNet(userNet, pid, join(containerDir(id), "net.log")) };
         } finally {
           await joining;
