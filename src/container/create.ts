@@ -110,7 +110,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("cgroup created");
     // Moving a process between cgroups first waits for an RCU grace period, under
     // a lock every cgroup operation takes: start that wait now, on a worker thread
-    // (the mkdirs above are done), and set up the network and compile the helper
+    // (the mkdirs above are done), and set up the network and load the helper
     // while it passes; the container's move then comes in its wake.
     if (cg) warmCgroupMoves();
 

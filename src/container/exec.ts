@@ -72,7 +72,7 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
 }
 
 async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: { done: boolean }): Promise<number> {
-  // the cgroup move's grace period passes while the helper compiles (see warmCgroupMoves)
+  // the cgroup move's grace period passes while the namespaces are opened and the helper loads (see warmCgroupMoves)
   if (v.config.cgroup) warmCgroupMoves();
   const fds = openNamespaces(init.pid);
   mark("namespaces opened");
