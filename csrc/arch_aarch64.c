@@ -114,9 +114,9 @@
 
 /* arm64 passes the number in x8 and the arguments in x0..x5; the C convention gives
  * us nr in x0 and the arguments shifted by one. See arch_x86_64.c about clone.
- * The instructions are written as words: TinyCC's arm64 back end has no assembler
- * (it refuses every mnemonic, "ARM64 instruction 'svc' not implemented"), but it
- * takes the generic directives. Checked with aarch64-linux-gnu-as + objdump. */
+ * The instructions are written as words, from when TinyCC compiled the helper (its
+ * arm64 back end has no assembler); gcc takes them as they are. Checked with
+ * aarch64-linux-gnu-as + objdump. */
 __asm__(
     ".text\n"
     ".globl nsb_syscall6\n"

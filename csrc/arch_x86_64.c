@@ -1,11 +1,10 @@
 /*
  * nsbox - arch_x86_64.c: everything in the C code that depends on the CPU.
  *
- * The C programs of nsbox are built by concatenation, never by #include: a server
- * that runs nsbox has no headers, so the runtime helper is handed to TinyCC as
- *   arch_<arch>.c + lib.c + helper.c
- * and the build-time shim is given to gcc as
- *   arch_<arch>.c + lib.c + shim.c
+ * The C programs of nsbox are built by concatenation, never by #include, and use
+ * no system header (they run without libc: see lib.c). The Makefile gives gcc
+ *   arch_<arch>.c + lib.c + helper.c ... host_calls.c   (the helper, a shared object)
+ *   arch_<arch>.c + lib.c + shim.c                       (the static shim)
  * Adding an architecture means adding one file like this one (see arch_aarch64.c).
  * Numbers come from the kernel's uapi asm/unistd_64.h.
  */

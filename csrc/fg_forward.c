@@ -1,15 +1,14 @@
 /*
  * nsbox - fg_forward.c: signal handlers that forward to the container, for the
- * moment a foreground `nsbox run` hands its wait to the shim (src/native/handoff.ts).
+ * moment a foreground `nsbox run` hands its wait to the shim (part of the helper;
+ * see src/native/handoff.ts and csrc/shim_fg.c).
  *
  * Bun's own handlers queue a signal for JavaScript, on whichever thread the
  * kernel picked; one queued just before execve would be lost with the process
  * image. These forward at once, in the handler, on any thread: kill(2) is
- * async-signal-safe. Compiled by TinyCC at run time (-nostdlib, no #include);
- * libc's kill and sigaction come in as pointers (sigaction sets the x86_64
- * restorer that a raw rt_sigaction would need from us).
+ * async-signal-safe. libc's sigaction comes in as a pointer: it sets the x86_64
+ * restorer that a raw rt_sigaction would need from us.
  */
-typedef int (*kill_fn)(int, int);
 typedef int (*sigaction_fn)(int, const void *, void *);
 
 /* glibc's struct sigaction on x86_64 and arm64 */
@@ -21,19 +20,17 @@ struct fwd_sigaction {
 };
 
 static volatile int fwd_target, fwd_hup;
-static kill_fn fwd_kill;
 
 static void fwd_handler(int sig) {
-    if (sig == 1) fwd_hup = 1; /* SIGHUP: the shim applies the -t rule (see shim_fg.c) */
-    if (fwd_target > 0) fwd_kill(fwd_target, sig);
+    if (sig == SIGHUP) fwd_hup = 1; /* the shim applies the -t rule (see shim_fg.c) */
+    if (fwd_target > 0) sys_kill(fwd_target, sig);
 }
 
 /* From now on the signals in sigs (bit N-1 for signal N) go to pid; pid 0: nowhere
  * (the container is gone). Returns 0, or -N when signal N could not be taken. */
-int fwd_install(int pid, unsigned long long sigs, void *kill, void *sigaction) {
+static int fwd_install(int pid, u64 sigs, void *sigaction) {
     struct fwd_sigaction a;
     int s, i;
-    fwd_kill = (kill_fn)kill;
     fwd_target = pid;
     a.handler = fwd_handler;
     for (i = 0; i < 16; i++) a.mask[i] = 0;
@@ -44,6 +41,3 @@ int fwd_install(int pid, unsigned long long sigs, void *kill, void *sigaction) {
             if (((sigaction_fn)sigaction)(s, &a, 0) != 0) return -s;
     return 0;
 }
-
-/* Whether a SIGHUP came since fwd_install. */
-int fwd_hup_seen(void) { return fwd_hup; }

@@ -1,6 +1,6 @@
 /*
- * nsbox - helper.c: the native half of nsbox, compiled at run time by bun:ffi's cc
- * (TinyCC), after arch_<arch>.c and lib.c.
+ * nsbox - helper.c: the native half of nsbox, built by gcc at build time (after
+ * arch_<arch>.c and lib.c) into a shared object that nsbox embeds and dlopens.
  *
  * Bun is multithreaded, so nsbox never unshares or setns'es its own process. This
  * file creates the container's processes and runs, in them, a small program that

@@ -1,12 +1,24 @@
 /*
  * nsbox - lib.c: the little of libc that the helper and the shim need.
  *
- * Neither program may call libc: TinyCC resolves libc calls through libc6-dev's
- * linker script, which a server does not have, and the shim is linked -nostdlib.
- * So here are the types, the kernel constants, thin syscall wrappers and a few
- * string functions. Everything is static: each program keeps only what it uses.
+ * Neither program may call libc: both are built -nostdlib at build time (the
+ * helper runs between clone and execve, where libc's locks and malloc are not
+ * safe in a child of a multithreaded process). So here are the types, the kernel
+ * constants, thin syscall wrappers and a few string functions. Everything is
+ * static: each program keeps only what it uses.
  * Comes after arch_<arch>.c (SYS_* numbers, nsb_syscall6, O_DIRECTORY).
  */
+
+#ifdef NSB_HELPER
+/* The helper is a shared object that exports nsb_call alone (NSB_EXPORT): every
+ * other symbol, nsb_syscall6 and memcpy included, binds inside it at link time,
+ * so no call goes through the PLT to a symbol of libc's (which has its own memcpy)
+ * and a cloned child never enters the dynamic linker. */
+#pragma GCC visibility push(hidden)
+#define NSB_EXPORT __attribute__((visibility("default")))
+#else
+#define NSB_EXPORT
+#endif
 
 typedef unsigned long size_t;
 typedef long ssize_t;
@@ -244,11 +256,10 @@ struct pollfd {
 
 /* ---- memory and strings ---- */
 
-/* Compilers emit calls to memset and memcpy on their own. TinyCC brings both in
- * its runtime; the static shim (gcc, -nostdlib) gets them from here. */
+/* Compilers emit calls to memset and memcpy on their own; both programs are
+ * built -nostdlib, so they get them from here. */
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
-#ifdef NSB_SHIM
 void *memset(void *d, int c, size_t n) {
     u8 *p = d;
     while (n--) *p++ = (u8)c;
@@ -260,7 +271,6 @@ void *memcpy(void *d, const void *s, size_t n) {
     while (n--) *p++ = *q++;
     return d;
 }
-#endif
 void *memmove(void *d, const void *s, size_t n) {
     u8 *p = d;
     const u8 *q = s;

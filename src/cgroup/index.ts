@@ -82,7 +82,7 @@ export function cgroupMountsFor(record: CgroupRecord, privateNs: boolean): Mount
  * here: 2-16 ms, more than the rest of a container start). Writers that come
  * within a grace period after another one pass at once. So nsbox rewrites its
  * own pid into its own cgroup (a move to where it already is: nothing changes)
- * on a worker thread while it compiles the helper; the container's real move,
+ * on a worker thread while it prepares the rest; the container's real move,
  * a few milliseconds later, then costs microseconds.
  */
 export function warmCgroupMoves(): void {

@@ -5,6 +5,7 @@ import { fail } from "../errors.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
 import { privilegedCaps, processCaps } from "../security/capabilities.ts";
 import { containerPath, mergeEnv, parseEnv, resolveUser } from "../spec/parse.ts";
+import { mark } from "../trace.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { lookup } from "./common.ts";
 
@@ -27,6 +28,7 @@ export async function exec(argv: string[]): Promise<number> {
   if (!ref) fail('"nsbox exec" needs a container and a command, e.g.: nsbox exec web /bin/sh');
   if (p.rest.length === 0) fail(`"nsbox exec" needs a command to run in ${ref}`);
   const v = await lookup(ref);
+  mark("container found");
   const proc = v.config.spec.process;
   let user = proc.user;
   const u = str(p.flags.user);

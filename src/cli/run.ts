@@ -313,6 +313,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
     deviceCgroupRules: list(f["device-cgroup-rule"]),
   });
   if (rootless) flushNotes();
+  mark("spec built");
   return { spec, id };
 }
 

@@ -12,7 +12,7 @@ import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:f
 import { join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, warmCgroupMoves } from "../cgroup/index.ts";
 import { fail, NsboxError } from "../errors.ts";
-import { compileHelper } from "../native/helper.ts";
+import { loadHelper } from "../native/helper.ts";
 import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
 import type { Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
@@ -110,9 +110,10 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       config.cgroup = cg.record;
       spec = withCgroupMounts(spec, cg);
     }
+    mark("cgroup created");
     // Moving a process between cgroups first waits for an RCU grace period, under
     // a lock every cgroup operation takes: start that wait now, on a worker thread
-    // (the mkdirs above are done), and set up the network and compile the helper
+    // (the mkdirs above are done), and set up the network and load the helper
     // while it passes; the container's move then comes in its wake.
     if (cg) warmCgroupMoves();
 
@@ -124,7 +125,8 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     const etcDir = network.mode === "container" ? containerDir(network.target as string) : containerDir(id);
     const etc = network.mode === "container" ? etcMounts(etcDir) : writeEtcFiles(etcDir, spec.hostname, network.ip, network.mode === "host");
     spec = { ...spec, mounts: [...spec.mounts, ...etc.filter((e) => !spec.mounts.some((m) => m.destination === e.destination))] };
-    compileHelper();
+    mark("network and /etc files ready");
+    loadHelper();
 
     if (cg || network.mode === "bridge") updateConfig(config);
 
@@ -182,12 +184,19 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       c,
       pid,
       async () => {
+        const userNet = spec.nsbox.rootless?.network;
+        if (network.mode !== "bridge" && !userNet) {
+          // Nothing to do meanwhile: the move on this thread, file after file, costs
+          // less than the round trips of writes on the thread pool (the grace period
+          // it may wait for was started by warmCgroupMoves).
+          cg?.join(pid);
+          return;
+        }
         // the cgroup move may wait for an RCU grace period: plug the network in meanwhile
         const joining = cg?.joinAsync(pid);
         try {
           plumbNetwork(id, network, pid);
           // rootless: the user-mode stack (pasta, slirp4netns), recorded for release and inspect
-          const userNet = spec.nsbox.rootless?.network;
           if (userNet) config.network = { ...network, userNet: await startUserNet(userNet, pid, join(containerDir(id), "net.log")) };
         } finally {
           await joining;

@@ -19,6 +19,7 @@ import type { Capabilities } from "../security/capabilities.ts";
 import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
 import type { User } from "../spec/spec.ts";
 import { exiting, type ProcId, startTime } from "../state/proc.ts";
+import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";
 import { childError } from "./childerror.ts";
 import { Foreground } from "./foreground.ts";
@@ -71,9 +72,10 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
 }
 
 async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: { done: boolean }): Promise<number> {
-  // the cgroup move's grace period passes while the helper compiles (see warmCgroupMoves)
+  // the cgroup move's grace period passes while the namespaces are opened and the helper loads (see warmCgroupMoves)
   if (v.config.cgroup) warmCgroupMoves();
   const fds = openNamespaces(init.pid);
+  mark("namespaces opened");
   const fg = new Foreground();
   let devnull = -1;
   try {
@@ -115,8 +117,10 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     // through the sealed shim, never from nsbox's own binary (see c_exec in csrc/child_identity.c)
     c.push({ code: C.EXEC, fields: [0, shimFd(), o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
 
+    mark("program built");
     becomeSubreaper();
     const s = spawnProcess(w, c);
+    mark("spawned");
     let pid = 0;
     try {
       pid = readChildPid(s);
@@ -134,8 +138,11 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
         else break;
       }
       entering.done = true;
+      mark("process started");
       fg.attach(master, o.interactive);
-      return exitCodeOf(await fg.wait());
+      const status = await fg.wait();
+      mark("process exited");
+      return exitCodeOf(status);
     } finally {
       closeFd(s.syncFd);
       closeFd(s.statusFd);
@@ -144,5 +151,6 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     await fg.dispose();
     for (const fd of fds.values()) closeSync(fd);
     if (devnull >= 0) closeSync(devnull);
+    mark("cleaned up");
   }
 }

@@ -8,6 +8,7 @@
  * downloads are stopped and their temp files removed before the error is told.
  */
 import { fail, NsboxError } from "../errors.ts";
+import { fullJit } from "../jit.ts";
 import { credentialsFor } from "./auth.ts";
 import { parseReference, type Reference, registryHost } from "./reference.ts";
 import { downloadBlob, fetchSmallBlob } from "./registry/blob.ts";
@@ -50,6 +51,7 @@ export interface PullResult {
 }
 
 export async function pullImage(refText: string | Reference, opts: PullOptions = {}): Promise<PullResult> {
+  fullJit();
   const ref = typeof refText === "string" ? parseReference(refText) : refText;
   const want = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const host = registryHost(ref);

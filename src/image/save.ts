@@ -11,8 +11,6 @@
  */
 import { closeSync, createReadStream, createWriteStream, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
-import { createGunzip, createZstdDecompress } from "node:zlib";
 import { fail, sysMessage } from "../errors.ts";
 import { randomHex } from "../state/random.ts";
 import { MEDIA, REF_NAME } from "./archive.ts";
@@ -100,6 +98,9 @@ async function writeDocker(store: ImageStore, rec: ImageRecord, names: string[],
       file = store.tmpPath("save");
       scratch.push(file);
       const gz = l.mediaType.endsWith("+gzip") || l.mediaType.endsWith(".tar.gzip");
+      // loaded here, not imported: node:stream and node:zlib cost ~5 ms to evaluate, on every start otherwise
+      const { pipeline } = process.getBuiltinModule("node:stream/promises");
+      const { createGunzip, createZstdDecompress } = process.getBuiltinModule("node:zlib");
       await pipeline(createReadStream(store.blobPath(l.digest)), gz ? createGunzip() : createZstdDecompress(), createWriteStream(file));
       const got = await sha256File(file);
       if (got !== diffId) fail(`layer ${l.digest} does not uncompress to its diff id ${diffId} (got ${got}): the image is corrupt`);

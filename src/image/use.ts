@@ -6,7 +6,7 @@
 import { lstatSync } from "node:fs";
 import { fail } from "../errors.ts";
 import { readFileInRoot, resolveInRoot } from "../rootfs/inroot.ts";
-import { type ImageConfig, type ImageRecord, type ImageStore, openStore } from "./store.ts";
+import type { ImageConfig, ImageRecord, ImageStore } from "./store.ts";
 
 export type PullPolicy = "missing" | "always" | "never";
 
@@ -40,6 +40,8 @@ export function parsePullPolicy(v: string | undefined): PullPolicy {
 
 /** The image for `run`, pulled through `pull` when the policy asks for it. */
 export async function resolveImage(ref: string, policy: PullPolicy, pull?: (ref: string) => Promise<string>): Promise<ResolvedImage> {
+  // loaded only for an image (not a rootfs path): the store's modules cost ~1 ms to evaluate
+  const { openStore } = await import("./store.ts");
   const store = openStore();
   let record = policy === "always" ? undefined : store.find(ref);
   if (!record) {

@@ -15,11 +15,8 @@
  *      reads it from its signalfd;
  *   4. execFd.
  */
-import { cc, dlopen, FFIType, ptr } from "bun:ffi";
-import { closeSync } from "node:fs";
-import forwardC from "../../csrc/fg_forward.c" with { type: "text" };
-import { mark } from "../trace.ts";
-import { memfdWith } from "./libc.ts";
+import { dlopen, FFIType, ptr } from "bun:ffi";
+import { call, F } from "./helper.ts";
 
 let lib: ReturnType<typeof open> | undefined;
 
@@ -28,7 +25,6 @@ function open() {
     pthread_sigmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     fexecve: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     dup: { args: [FFIType.i32], returns: FFIType.i32 },
-    kill: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   });
 }
@@ -43,24 +39,6 @@ const SIG_UNBLOCK = 1;
 
 const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s - 1)), 0n);
 
-function compileForwarder() {
-  const fd = memfdWith("nsbox-fg-forward.c", new TextEncoder().encode(forwardC));
-  try {
-    return cc({
-      source: `/proc/self/fd/${fd}`,
-      flags: ["-nostdlib"],
-      symbols: {
-        fwd_install: { args: [FFIType.i32, FFIType.u64, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-        fwd_hup_seen: { args: [], returns: FFIType.i32 },
-      },
-    }).symbols;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-let forwarder: ReturnType<typeof compileForwarder> | undefined;
-
 export interface Forwarding {
   /** whether a SIGHUP came since forwardSignals */
   hupSeen(): boolean;
@@ -73,16 +51,9 @@ export interface Forwarding {
  * (Bun's JS listeners no longer see them); undefined if that cannot be done.
  */
 export function forwardSignals(pid: number, signals: number[]): Forwarding | undefined {
-  mark("compile the signal forwarder");
-  try {
-    forwarder ??= compileForwarder();
-  } catch {
-    return undefined; // Bun keeps waiting itself
-  }
-  const { kill, sigaction } = libc() as unknown as Record<"kill" | "sigaction", { ptr: number }>;
-  if (forwarder.fwd_install(pid, bits(signals), kill.ptr, sigaction.ptr) !== 0) return undefined;
-  const f = forwarder;
-  return { hupSeen: () => f.fwd_hup_seen() !== 0, stop: () => void f.fwd_install(0, 0n, kill.ptr, sigaction.ptr) };
+  const { sigaction } = libc() as unknown as Record<"sigaction", { ptr: number }>;
+  if (call(F.FWD_INSTALL, pid, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
+  return { hupSeen: () => call(F.FWD_HUP) !== 0, stop: () => void call(F.FWD_INSTALL, 0, 0, sigaction.ptr) };
 }
 
 function sigset(signals: number[]): Uint8Array {

@@ -1,6 +1,6 @@
 /**
- * The few libc functions nsbox needs before its own helper is compiled (a memfd to
- * hand TinyCC the C source) and for error texts. Reached with dlopen: the process
+ * The few libc functions nsbox needs before its own helper is loaded (a memfd to
+ * dlopen it from) and for error texts. Reached with dlopen: the process
  * already maps libc.so.6, so this costs ~0.2 ms and needs no dev package.
  */
 import { dlopen, FFIType } from "bun:ffi";

@@ -33,7 +33,7 @@ import { handshake, openJoinFds } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
 import { log } from "../log.ts";
-import { compileHelper } from "../native/helper.ts";
+import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { getRlimit, mkfifo, sendFdTo, setRlimit } from "../native/ocisys.ts";
 import { C, MK, type Op } from "../native/program.ts";
@@ -112,7 +112,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
     const extra = listenFds();
     const keepFds = o.preserveFds + extra;
     if (extra) s2 = { ...s2, process: { ...s2.process, env: [...s2.process.env, `LISTEN_FDS=${extra}`, "LISTEN_PID=1"] } };
-    compileHelper();
+    loadHelper();
     mark("helper ready");
     const plan: ChildPlan = {
       spec: s2,

@@ -6,9 +6,8 @@
  * first). pasta forwards -p ports itself; slirp4netns is told them on its API
  * socket. --net bridge needs root: a bridge, veths and NAT rules on the host.
  */
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from "node:fs";
-import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
 import { hostPortInUse, parsePublish } from "../net/ports.ts";
@@ -145,7 +144,9 @@ export async function startUserNet(req: RootlessNetRequest, pid: number, logPath
   const argv = userNetArgv(found.tool, found.path, pid, req.ports, apiSocket);
   // its messages go to a file in the container's state dir: no pipe to nsbox, which may exit first
   const log = openSync(logPath, "a", 0o600);
-  let child: ReturnType<typeof spawn>;
+  let child: ChildProcess;
+  // loaded here, not imported: node:child_process and node:net cost milliseconds to evaluate on every start
+  const { spawn } = process.getBuiltinModule("node:child_process");
   try {
     child = spawn(argv[0] as string, argv.slice(1), { detached: true, stdio: ["ignore", "ignore", log] });
   } finally {
@@ -186,7 +187,7 @@ export async function startUserNet(req: RootlessNetRequest, pid: number, logPath
 function slirpRequest(socketPath: string, request: object): Promise<{ return?: unknown; error?: { desc?: string } }> {
   return new Promise((resolve, reject) => {
     let text = "";
-    const sock = connect(socketPath);
+    const sock = process.getBuiltinModule("node:net").connect(socketPath);
     const timer = setTimeout(() => sock.destroy(new Error("no answer within 5 s")), 5000);
     sock.on("connect", () => sock.end(JSON.stringify(request))); // it answers after our SHUT_WR
     sock.on("data", (d) => {

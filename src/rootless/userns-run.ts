@@ -11,7 +11,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { NsboxError } from "../errors.ts";
-import { compileHelper } from "../native/helper.ts";
+import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, EXEC_FD, type Op, W } from "../native/program.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, makePipe, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
@@ -34,7 +34,7 @@ export function selfCommand(): string[] {
  * returns its exit code and what it wrote on stderr (its error message).
  */
 export function runInUserns(uid: IdMapping[], gid: IdMapping[], args: string[]): { code: number; stderr: string } {
-  compileHelper();
+  loadHelper();
   const exe = openSync(process.execPath, "r");
   const devnull = openSync("/dev/null", "r");
   const [errR, errW] = makePipe();

@@ -277,7 +277,7 @@ describe("nsbox killed with SIGKILL", () => {
     ["main", 0],
     ["state created", 0],
     ["state created", 2],
-    ["helper compiled", 0],
+    ["helper loaded", 0],
     ["programs built", 0],
     ["spawned", 0],
     ["spawned", 1],

@@ -1,7 +1,7 @@
 /**
  * dist/nsbox is one self-contained executable: it needs no bun or node on PATH,
- * no C headers or libc6-dev (its helper is compiled by the TinyCC built into Bun,
- * -nostdlib, with no #include), no particular working directory or file name,
+ * no C headers, compiler or libc6-dev (its helper is built at build time and
+ * embedded, like its shim), no particular working directory or file name,
  * and it runs on a minimal Debian with no development packages at all.
  */
 import { beforeAll, describe, expect, test } from "bun:test";

@@ -41,6 +41,7 @@
  * directories or redirects.
  */
 import { readdirSync } from "node:fs";
+import { fullJit } from "../../jit.ts";
 import { TarReader } from "./reader.ts";
 import { openSource } from "./source.ts";
 import { Extractor } from "./writer.ts";
@@ -77,6 +78,7 @@ export interface ExtractOptions {
  * malformed archive; dest may then hold part of it, and the caller removes it.
  */
 export async function extractTar(tarball: string, dest: string, opts: ExtractOptions = {}): Promise<void> {
+  fullJit();
   checkEmpty(dest);
   const extractor = new Extractor(dest, opts.sameOwner ?? process.getuid?.() === 0, opts.whiteouts === "overlay");
   const reader = new TarReader(extractor);

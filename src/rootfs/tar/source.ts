@@ -5,8 +5,6 @@
  * a runtime whose node:zlib lacks zstd.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { Readable } from "node:stream";
-import { createGunzip, createZstdDecompress } from "node:zlib";
 import { show, TarError } from "./policy.ts";
 import { ZstdFrameCheck } from "./zstd-frames.ts";
 
@@ -132,6 +130,9 @@ function toolSource(fd: number, tool: string, format: Format, meter: Meter): Rea
  */
 function zlibSource(fd: number, head: Buffer, format: Format, meter: Meter): Reading {
   const check = format === "zstd" ? new ZstdFrameCheck() : undefined;
+  // loaded here, not imported: node:stream and node:zlib cost ~5 ms to evaluate, on every start otherwise
+  const { Readable } = process.getBuiltinModule("node:stream");
+  const { createGunzip, createZstdDecompress } = process.getBuiltinModule("node:zlib");
   const input = Readable.from(readChunks(fd, head, false, meter, check), { objectMode: false });
   const output = format === "gzip" ? createGunzip({ chunkSize: 1 << 18 }) : createZstdDecompress({ chunkSize: 1 << 18 });
   input.on("error", (err) => output.destroy(err));
@@ -171,7 +172,7 @@ function readHead(fd: number): { head: Buffer; replay: Buffer } {
 }
 
 /** True when this runtime's node:zlib decompresses zstd (Bun >= 1.2.x does). */
-const zlibHasZstd = typeof createZstdDecompress === "function";
+const zlibHasZstd = () => typeof process.getBuiltinModule("node:zlib").createZstdDecompress === "function";
 
 /**
  * Opens the tarball as `format`, or as its magic bytes say with "auto" (image
@@ -189,7 +190,7 @@ export function openSource(tarball: string, format: Format | "auto" = "auto", on
     const { head, replay } = format === "auto" ? readHead(fd) : { head: Buffer.alloc(0), replay: Buffer.alloc(0) };
     const kind = format === "auto" ? sniff(head, tarball) : format;
     if (kind === "tar") return { ...fileSource(fd, replay, meter), completed };
-    if (kind === "zstd" && !zlibHasZstd) {
+    if (kind === "zstd" && !zlibHasZstd()) {
       const tool = replay.length === 0 ? Bun.which("zstd", { PATH: process.env.PATH ?? "" }) : null;
       if (!tool) throw new TarError(`${show(tarball)} is compressed with zstd, which this runtime cannot decompress: install zstd(1)`);
       return { ...toolSource(fd, tool, kind, meter), completed };
