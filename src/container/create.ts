@@ -170,6 +170,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     fds.push(s.syncFd, s.statusFd);
     mark("spawned");
     pid = readChildPid(s);
+    mark("child created");
     if (!opts.detached) waitPid(s.wpid); // W exits once C exists; C is now ours (subreaper)
     if (pid <= 0) throw new NsboxError(`cannot create the container process: ${pid < 0 ? strerror(-pid).toLowerCase() : "it died at once"}`);
     // from here a failure must not leave the process behind
@@ -206,6 +207,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       state.init = { pid, start: "gone" };
     }
     writeState(id, state);
+    mark("state running");
     return { id, pid, cgroup: cg, master, config };
   } catch (e) {
     if (pid > 0) {

@@ -11,6 +11,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { basename, join } from "node:path";
 import { openCgroup } from "../cgroup/index.ts";
 import { fail } from "../errors.ts";
+import { mark } from "../trace.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { roots } from "../state/paths.ts";
@@ -174,6 +175,7 @@ export async function reconcile(): Promise<void> {
       const config = readConfig(id) as ContainerConfig;
       if (state.phase === "creating") {
         await releaseResources(config);
+        mark("repair: released");
         removeEverything(config);
       } else await finalize(id);
     } finally {
@@ -361,8 +363,10 @@ export async function removeContainer(id: string, force: boolean, opts: { withPo
     if (!force) fail(`container ${v.config.name ?? id.slice(0, 12)} is running: stop it first, or use rm -f`);
     signalInit(v, SIGNALS.KILL as number);
     if (!(await waitGone(v.state.init, 10000))) fail(`container ${id.slice(0, 12)} did not die after SIGKILL`);
+    mark("rm: init killed");
   }
   await endKeeper(v);
+  mark("rm: keeper ended");
   if (!existsSync(containerDir(id))) return; // a --rm container's own cleanup removed it first
   await withLock(id, async () => {
     await finalize(id);
