@@ -102,8 +102,7 @@ for (let i = 0; i < N; i++) {
     target = r.out.trim();
     ids.add(target);
   }
-  const args =
-    op === "run -d" ? ["run", "-d", "--net", net, rootfs, "sleep", "600"] : op === "rm -f" ? ["rm", "-f", target] : ["stop", "-t", "1", target];
+  const args = op === "run -d" ? ["run", "-d", "--net", net, rootfs, "sleep", "600"] : op === "rm -f" ? ["rm", "-f", target] : ["stop", "-t", "1", target];
   const k = await killedAfter(args, delay);
   for (const l of k.out.split("\n")) if (/^[0-9a-f]{64}$/.test(l.trim())) ids.add(l.trim());
   syncIds();
