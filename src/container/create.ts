@@ -225,7 +225,8 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       if (!opts.detached) waitPid(pid);
     }
     // and its monitor, which would otherwise outlive the record it writes into
-    await endMonitor(state.monitor, id);
+    // (a monitor that outlived SIGKILL must not hide the error that says why)
+    await endMonitor(state.monitor, id).catch(() => undefined);
     await releaseResources(config);
     removeEverything(config);
     throw e;
