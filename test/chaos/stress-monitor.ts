@@ -1,14 +1,15 @@
 /**
  * A focused stress of the windows where a detached container's monitor could
  * outlive its record (issue: the kill test's round 2): SIGKILL of `run -d`,
- * `rm -f` or `stop` after a random delay, then the user's repair (ps -a, rm -f
- * of everything); then every process still naming this stress's state root
+ * `rm -f`, `stop` or `pod create` after a random delay, then the user's repair
+ * (ps -a, rm -f and pod rm -f of everything); then every process still naming
+ * this stress's state root
  * (a monitor, or the nsbox cleanup it became) or in one of its containers'
  * cgroups is a leak. Not a test (bun test does not pick it up): run it by hand,
  *
  *   bun test/chaos/stress-monitor.ts [ITERATIONS] [SEED]
  *
- * with dist/nsbox built. It prints each leak with the op and delay that made it
+ * with dist/nsbox built (or NSBOX_BIN=another build). It prints each leak with the op and delay that made it
  * and a count per op at the end; it kills what leaked (its own objects only).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -16,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Rng } from "./rng.ts";
 
-const NSBOX = resolve(import.meta.dir, "../../dist/nsbox");
+const NSBOX = process.env.NSBOX_BIN ?? resolve(import.meta.dir, "../../dist/nsbox");
 const N = Number(process.argv[2] ?? 100);
 const seed = Number(process.argv[3] ?? Math.floor(Math.random() * 2 ** 32));
 const rng = new Rng(seed, "stress-monitor");
@@ -89,7 +90,7 @@ const mk = await nsbox(["rootfs", "busybox", rootfs]);
 if (mk.code !== 0) throw new Error(`rootfs: ${mk.err}`);
 console.log(`stress-monitor: ${N} iterations, seed ${seed}, ${tmp}`);
 
-const OPS = ["run -d", "rm -f", "stop"] as const;
+const OPS = ["run -d", "rm -f", "stop", "pod create"] as const;
 const leaks: Record<string, number> = {};
 const tried: Record<string, number> = {};
 for (let i = 0; i < N; i++) {
@@ -97,12 +98,17 @@ for (let i = 0; i < N; i++) {
   const net = random() < 0.5 ? "none" : "bridge";
   const delay = random() < 0.5 ? int(0, 60) : int(60, 400);
   let target = "";
-  if (op !== "run -d") {
+  if (op === "rm -f" || op === "stop") {
     const r = await nsbox(["run", "-d", "--net", net, rootfs, "sleep", "600"]);
     target = r.out.trim();
     ids.add(target);
   }
-  const args = op === "run -d" ? ["run", "-d", "--net", net, rootfs, "sleep", "600"] : op === "rm -f" ? ["rm", "-f", target] : ["stop", "-t", "1", target];
+  const args = {
+    "run -d": ["run", "-d", "--net", net, rootfs, "sleep", "600"],
+    "rm -f": ["rm", "-f", target],
+    stop: ["stop", "-t", "1", target],
+    "pod create": ["pod", "create", "--net", net],
+  }[op];
   const k = await killedAfter(args, delay);
   for (const l of k.out.split("\n")) if (/^[0-9a-f]{64}$/.test(l.trim())) ids.add(l.trim());
   syncIds();
@@ -111,6 +117,8 @@ for (let i = 0; i < N; i++) {
   syncIds();
   const all = (await nsbox(["ps", "-aq", "--no-trunc"])).out.split("\n").filter(Boolean);
   if (all.length) await nsbox(["rm", "-f", ...all]);
+  const pods = (await nsbox(["pod", "ps", "--format", "json"])).out.split("\n").filter(Boolean);
+  if (pods.length) await nsbox(["pod", "rm", "-f", ...pods.map((l) => (JSON.parse(l) as { Id: string }).Id)]);
   const left = (await nsbox(["ps", "-aq", "--no-trunc"])).out.trim();
   // what the repair left (a monitor's cleanup may take a moment to end: give it 2 s)
   let procs = ours(ids);
