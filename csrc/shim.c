@@ -283,6 +283,13 @@ static int monitor_main(int argc, char **argv, char **envp) {
     sys_prctl(PR_SET_NAME, (long)"nsbox-monitor", 0);
     sys_rt_sigprocmask(SIG_BLOCK, &set, NULL);
     sfd = SC4(SYS_signalfd4, -1, &set, 8, O_CLOEXEC | O_NONBLOCK);
+    /* The container may have died before SIGCHLD was blocked above: while this
+     * process was still W (SIGCHLD at its default, discarded) or being exec'd,
+     * e.g. when nsbox was killed before GO and the container gave up. No signal
+     * will come for it then, and the loop below would wait forever next to a
+     * zombie: reap what is already dead now. Later deaths queue on sfd. */
+    while (sys_wait4(-1, &status, WNOHANG) > 0)
+        if (child_status < 0) child_status = status;
     pfd[0].fd = 3;
     pfd[1].fd = 4;
     pfd[2].fd = (int)sfd;

@@ -29,7 +29,7 @@ import { type ContainerConfig, type ContainerState, containerDir, createContaine
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";
 import { childError } from "./childerror.ts";
-import { markDataDir, removeEverything } from "./lifecycle.ts";
+import { endMonitor, markDataDir, removeEverything } from "./lifecycle.ts";
 import { buildPrograms, type ChildPlan } from "./plan.ts";
 import { releaseResources } from "./release.ts";
 
@@ -173,8 +173,18 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     if (!opts.detached) becomeSubreaper();
     const s = spawnProcess(w, c);
     fds.push(s.syncFd, s.statusFd);
+    if (opts.detached) {
+      // The monitor (W) is named in the state at once, before the handshake: if
+      // nsbox dies from here on, whoever repairs or removes this record finds the
+      // monitor and ends it with the record (pid and start time: see endMonitor).
+      // Before this write only an uncatchable SIGKILL can stop nsbox, and then
+      // the container ends at GO's end-of-file, its monitor with it (shim.c).
+      state.monitor = procId(s.wpid);
+      writeState(id, state);
+    }
     mark("spawned");
     pid = readChildPid(s);
+    mark("child created");
     if (!opts.detached) waitPid(s.wpid); // W exits once C exists; C is now ours (subreaper)
     if (pid <= 0) throw new NsboxError(`cannot create the container process: ${pid < 0 ? strerror(-pid).toLowerCase() : "it died at once"}`);
     // from here a failure must not leave the process behind
@@ -209,15 +219,13 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     state.phase = "running";
     state.init = procId(pid);
     state.startedAt = new Date().toISOString();
-    if (opts.detached) {
-      state.monitor = procId(s.wpid);
-      delete state.owner;
-    }
+    if (opts.detached) delete state.owner;
     if (!state.init) {
       // it already exited: the exit is read from the exit file or by our waiter
       state.init = { pid, start: "gone" };
     }
     writeState(id, state);
+    mark("state running");
     return { id, pid, cgroup: cg, master, config };
   } catch (e) {
     if (pid > 0) {
@@ -228,6 +236,9 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       }
       if (!opts.detached) waitPid(pid);
     }
+    // and its monitor, which would otherwise outlive the record it writes into
+    // (a monitor that outlived SIGKILL must not hide the error that says why)
+    await endMonitor(state.monitor, id).catch(() => undefined);
     await releaseResources(config);
     removeEverything(config);
     throw e;

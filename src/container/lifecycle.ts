@@ -33,6 +33,7 @@ import {
   withLock,
   writeState,
 } from "../state/store.ts";
+import { mark } from "../trace.ts";
 import { orphanDataDirs, releaseResources } from "./release.ts";
 
 export type Status = "created" | "running" | "exited";
@@ -98,6 +99,18 @@ export async function finalize(id: string, oomCheck = true, quick = false): Prom
   const state = readState(id);
   if (!config || !state) return;
   if (state.phase === "running" && alive(state.init)) return;
+  if (state.phase === "creating") {
+    // A creation whose nsbox died (its creator, alive, finishes or undoes it
+    // itself): undone, whoever gets here first, the repair or the monitor's own
+    // cleanup. The monitor (named in the state since the spawn) goes first:
+    // nothing could find it once the record is gone.
+    if (alive(state.owner)) return;
+    await endMonitor(state.monitor, id);
+    await releaseResources(config);
+    mark("repair: released");
+    removeEverything(config);
+    return;
+  }
   if (config.autoRemove) {
     // Nothing will read its state again: release and remove (a crash in between
     // leaves a dead container that the next reconcile finishes the same way).
@@ -133,15 +146,20 @@ export function removeEverything(config: ContainerConfig): void {
 
 /** Takes the container's lock if free; false when another nsbox is working on it. */
 function tryLock(id: string): number | undefined {
-  let fd: number;
-  try {
-    fd = openSync(join(containerDir(id), "lock"), "r");
-  } catch {
-    return undefined;
-  }
+  const fd = openLock(id);
+  if (fd === undefined) return undefined;
   if (flock(fd, LOCK_EX | LOCK_NB)) return fd;
   closeSync(fd);
   return undefined;
+}
+
+/** The container's lock file, opened (undefined when the container is gone). */
+function openLock(id: string): number | undefined {
+  try {
+    return openSync(join(containerDir(id), "lock"), "r");
+  } catch {
+    return undefined;
+  }
 }
 
 function unlock(fd: number) {
@@ -170,12 +188,7 @@ export async function reconcile(): Promise<void> {
       // What was read before the lock may be stale (the creator may have
       // finished meanwhile): decide again, on what is there now.
       if (!isStuck(id)) continue;
-      const state = readState(id) as ContainerState;
-      const config = readConfig(id) as ContainerConfig;
-      if (state.phase === "creating") {
-        await releaseResources(config);
-        removeEverything(config);
-      } else await finalize(id);
+      await finalize(id);
     } finally {
       unlock(fd);
     }
@@ -351,24 +364,52 @@ export async function stopContainer(v: ContainerView, timeoutS: number): Promise
  * leave a pod that no command can find.
  */
 export async function removeContainer(id: string, force: boolean, opts: { withPod?: boolean } = {}): Promise<void> {
-  const v = mustView(id);
-  const infra = v.config.spec.nsbox.infra;
+  const first = mustView(id);
+  const infra = first.config.spec.nsbox.infra;
   if (infra && !opts.withPod)
     fail(
-      `container ${v.config.name ?? id.slice(0, 12)} is the infra container of pod ${infra.podName}: remove the pod instead (nsbox pod rm -f ${infra.podName})`,
+      `container ${first.config.name ?? id.slice(0, 12)} is the infra container of pod ${infra.podName}: remove the pod instead (nsbox pod rm -f ${infra.podName})`,
     );
+  const v = await afterCreation(first);
+  if (!v) return; // its creation failed, and took everything away
   if (v.status === "running") {
     if (!force) fail(`container ${v.config.name ?? id.slice(0, 12)} is running: stop it first, or use rm -f`);
     signalInit(v, SIGNALS.KILL as number);
     if (!(await waitGone(v.state.init, 10000))) fail(`container ${id.slice(0, 12)} did not die after SIGKILL`);
+    mark("rm: init killed");
   }
   await endKeeper(v);
+  mark("rm: keeper ended");
   if (!existsSync(containerDir(id))) return; // a --rm container's own cleanup removed it first
   await withLock(id, async () => {
     await finalize(id);
+    // finalize leaves a live container as it is: its record must stay with it
+    // (afterCreation makes this impossible; a container never starts twice)
+    if (viewOf(id)?.status === "running") fail(`container ${id.slice(0, 12)} is running again: remove it again`);
     const config = readConfig(id);
     if (config) removeEverything(config);
   });
+}
+
+/**
+ * The container as it is once a creation under way is over. While its nsbox
+ * creates it (holding its lock), a container is "created" and has no PID 1 in
+ * its record yet: removing it then would leave the process (and its monitor)
+ * that the creation starts a moment later with no record. So rm waits for the
+ * creator to finish or fail (the lock), then decides on what is there.
+ */
+async function afterCreation(v: ContainerView): Promise<ContainerView | undefined> {
+  let now: ContainerView | undefined = v;
+  for (let delay = 2; now && now.status === "created" && alive(now.state.owner); delay = Math.min(delay * 2, 50)) {
+    const fd = openLock(now.id);
+    if (fd === undefined) return undefined;
+    flock(fd, LOCK_EX); // the creator holds it from just after the record appears until the container runs
+    unlock(fd);
+    now = viewOf(now.id);
+    // (the record appears a moment before its creator locks it: then look again)
+    if (now?.status === "created" && alive(now.state.owner)) await Bun.sleep(delay);
+  }
+  return now;
 }
 
 /**
@@ -385,16 +426,24 @@ async function endKeeper(v: ContainerView): Promise<void> {
     if (state.owner && state.owner.pid !== process.pid) await waitGone(state.owner, 10000);
     return;
   }
-  const monitor = state.monitor;
-  if (!alive(monitor)) return;
-  const fd = pidfdOpen((monitor as ProcId).pid);
+  await endMonitor(state.monitor, v.id);
+}
+
+/**
+ * SIGKILL of a container's monitor, by identity (a pidfd, checked against the
+ * recorded start time: a reused pid is never hit), and the wait for it to go.
+ */
+export async function endMonitor(monitor: ProcId | undefined, id: string): Promise<void> {
+  // (the monitor's own cleanup, nsbox exec'd in its place, never ends itself)
+  if (!monitor || monitor.pid === process.pid || !alive(monitor)) return;
+  const fd = pidfdOpen(monitor.pid);
   if (fd < 0) return;
   try {
-    if (startTime((monitor as ProcId).pid) === (monitor as ProcId).start) pidfdSignal(fd, SIGNALS.KILL as number);
+    if (startTime(monitor.pid) === monitor.start) pidfdSignal(fd, SIGNALS.KILL as number);
   } finally {
     closeFd(fd);
   }
-  if (!(await waitGone(monitor, 10000))) fail(`the monitor of container ${v.id.slice(0, 12)} did not die after SIGKILL`);
+  if (!(await waitGone(monitor, 10000))) fail(`the monitor of container ${id.slice(0, 12)} did not die after SIGKILL`);
 }
 
 /**

@@ -49,7 +49,8 @@ const HINTS: Record<string, string> = {
 
 export function isFsError(e: unknown): e is NodeJS.ErrnoException {
   const err = e as NodeJS.ErrnoException;
-  return !!err && typeof err === "object" && typeof err.code === "string" && typeof err.syscall === "string";
+  // Bun refuses a path longer than PATH_MAX itself: its ENAMETOOLONG names the path, and no syscall
+  return !!err && typeof err === "object" && typeof err.code === "string" && (typeof err.syscall === "string" || typeof err.path === "string");
 }
 
 /** The role of a path: "the state root /run/nsbox (--state)" when it is in one of nsbox's roots. */
@@ -64,7 +65,9 @@ function roleOf(path: string): string | undefined {
 /** One sentence for a Node/Bun filesystem error: what (one of nsbox's roots, else `what`), where, why. */
 export function fsErrorSentence(e: NodeJS.ErrnoException, what?: string): string {
   const path = e.path ?? "";
-  const verb = VERBS[e.syscall ?? ""] ?? e.syscall ?? "use";
+  // (without a syscall, the one Bun's message names: "ENAMETOOLONG: name too long, open '/x...'")
+  const syscall = e.syscall ?? /, (\w+) '/.exec(e.message ?? "")?.[1];
+  const verb = VERBS[syscall ?? ""] ?? syscall ?? "use";
   const role = roleOf(path) ?? what;
   // rootless, the fix is another place, not root
   const rootless = e.code === "EACCES" && process.getuid?.() !== 0;

@@ -441,6 +441,8 @@ function corpus(): Case[] {
   });
   const env8000 = Array.from({ length: 8000 }, (_, i) => ["-e", `FZ_VAR_${i}=value_${i}`]).flat();
   return [
+    // found by seed 1011872327, case 249: a path longer than PATH_MAX printed Bun's raw ENAMETOOLONG
+    c("ns --bind with a path longer than PATH_MAX", ["ns", TARGET, "--bind", `${src}${"y".repeat(5000)}`], ["a path longer than PATH_MAX"]),
     // found by seed 3983900602, case 138: an empty --busybox built with /bin/busybox
     c('rootfs busybox --busybox ""', ["rootfs", "busybox", `${places.scratch}/fz-bb`, "--busybox", ""], ['invalid --busybox ""']),
     c("issue 10.2: --cpuset-cpus 0-99999999", ["run", "--net", "none", "--cpuset-cpus", "0-99999999", R, "true"], ["more CPUs than the host has"]),
