@@ -4,7 +4,7 @@ import { execInContainer } from "../container/exec.ts";
 import { fail } from "../errors.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
 import { privilegedCaps, processCaps } from "../security/capabilities.ts";
-import { containerPath, mergeEnv, parseEnv, resolveUser } from "../spec/parse.ts";
+import { containerPath, mergeEnv, parseEnv, resolveUser } from "../config/parse.ts";
 import { mark } from "../trace.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { lookup } from "./common.ts";

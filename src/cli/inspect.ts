@@ -5,7 +5,7 @@ import { type ContainerView, mustView, reconcile } from "../container/lifecycle.
 import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { capHex } from "../security/capabilities.ts";
-import { defaultMounts } from "../spec/defaults.ts";
+import { defaultMounts } from "../config/defaults.ts";
 import { resolveRef } from "../state/store.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { printInspect } from "./format.ts";

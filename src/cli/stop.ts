@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { parseSignal, removeContainer, signalInit, stopContainer, waitExit } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
-import { parseSeconds } from "../spec/units.ts";
+import { parseSeconds } from "../config/units.ts";
 import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { eachRef, lookup } from "./common.ts";
 

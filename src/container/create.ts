@@ -22,7 +22,7 @@ import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
 import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";
-import type { ContainerSpec, IdMapping } from "../spec/spec.ts";
+import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { containerDataDir, roots } from "../state/paths.ts";
 import { procId, self } from "../state/proc.ts";
 import { type ContainerConfig, type ContainerState, containerDir, createContainerDir, reserveName, updateConfig, writeState } from "../state/store.ts";

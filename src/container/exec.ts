@@ -17,7 +17,7 @@ import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo
 import { isRootless, setgroupsDenied } from "../rootless/identity.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
-import type { User } from "../spec/spec.ts";
+import type { User } from "../config/spec.ts";
 import { exiting, type ProcId, startTime } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";

@@ -16,9 +16,9 @@
 import { statSync } from "node:fs";
 import { C, EXEC_FD, EXEC_INIT, MK, type Op, W } from "../native/program.ts";
 import { capMask, heldCaps, lastCap } from "../security/capabilities.ts";
-import { DEV_LINKS } from "../spec/defaults.ts";
-import { MS, mountFlags } from "../spec/mountopts.ts";
-import type { ContainerSpec, Mount, NamespaceType, Process } from "../spec/spec.ts";
+import { DEV_LINKS } from "../config/defaults.ts";
+import { MS, mountFlags } from "../config/mountopts.ts";
+import type { ContainerSpec, Mount, NamespaceType, Process } from "../config/spec.ts";
 
 export const CLONE: Record<NamespaceType, number> = {
   mount: 0x00020000,

@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Mount } from "../spec/spec.ts";
+import type { Mount } from "../config/spec.ts";
 
 /** The host's resolvers, without loopback ones (a stub resolver on 127.0.0.53 is not reachable from the container). */
 export function resolvConf(hostNetwork: boolean): string {

@@ -23,7 +23,7 @@ import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
-import type { Process } from "../spec/spec.ts";
+import type { Process } from "../config/spec.ts";
 import { ConfigError, loadBundle, parseProcess } from "./config.ts";
 import { apparmorStep, applyRlimits, rlimitSteps, seccompFilterOf, writePidFile } from "./create.ts";
 import { mustRecord, statusOf } from "./state.ts";

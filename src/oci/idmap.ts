@@ -24,8 +24,8 @@ import { openSync, writeFileSync } from "node:fs";
 import { strerror } from "../native/libc.ts";
 import { C, type Op } from "../native/program.ts";
 import { idmappedTree, userNamespaceHolder, waitPid } from "../native/spawn.ts";
-import { MS } from "../spec/mountopts.ts";
-import type { ContainerSpec, IdMapping, Mount } from "../spec/spec.ts";
+import { MS } from "../config/mountopts.ts";
+import type { ContainerSpec, IdMapping, Mount } from "../config/spec.ts";
 import { ConfigError, type IdmapRequest } from "./config.ts";
 
 const MOUNT_ATTR: [number, number][] = [

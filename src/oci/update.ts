@@ -8,7 +8,7 @@ import { applyV1 } from "../cgroup/v1.ts";
 import { applyV2 } from "../cgroup/v2.ts";
 import { sysMessage } from "../errors.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
-import type { Resources } from "../spec/spec.ts";
+import type { Resources } from "../config/spec.ts";
 import { ConfigError, parseResources } from "./config.ts";
 import { mustRecord, statusOf } from "./state.ts";
 

@@ -9,7 +9,7 @@
  * the caller alone is mapped, as `unshare -r` does.
  */
 import { readFileSync } from "node:fs";
-import type { IdMapping } from "../spec/spec.ts";
+import type { IdMapping } from "../config/spec.ts";
 
 /** nsbox runs rootless when its real uid is not 0 (nsbox itself never has a setuid bit). */
 export function isRootless(): boolean {

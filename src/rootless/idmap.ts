@@ -9,7 +9,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { NsboxError } from "../errors.ts";
-import type { IdMapping } from "../spec/spec.ts";
+import type { IdMapping } from "../config/spec.ts";
 import { idmapHelper } from "./identity.ts";
 
 const line = (maps: IdMapping[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");

@@ -5,7 +5,7 @@
  */
 import { release } from "node:os";
 import { fail } from "../errors.ts";
-import type { ContainerSpec } from "../spec/spec.ts";
+import type { ContainerSpec } from "../config/spec.ts";
 import { checkRootlessCgroup } from "./cgroup.ts";
 import { mappedSize, type RootlessMapping, rootlessMapping, userName } from "./identity.ts";
 import type { rootlessNetwork } from "./network.ts";

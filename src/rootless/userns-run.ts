@@ -15,7 +15,7 @@ import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, EXEC_FD, type Op, W } from "../native/program.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, makePipe, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
-import type { IdMapping } from "../spec/spec.ts";
+import type { IdMapping } from "../config/spec.ts";
 import { writeRootlessIdMaps } from "./idmap.ts";
 
 const CLONE_NEWUSER = 0x10000000;

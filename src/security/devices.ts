@@ -35,7 +35,7 @@
  * and is refused, as runc does.
  */
 import { lstatSync, readdirSync, statSync } from "node:fs";
-import type { Device } from "../spec/spec.ts";
+import type { Device } from "../config/spec.ts";
 import { SecurityError } from "./errors.ts";
 
 export type DeviceType = "a" | "c" | "b";

@@ -31,7 +31,7 @@ import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../native/libc.ts";
-import type { ContainerSpec } from "../spec/spec.ts";
+import type { ContainerSpec } from "../config/spec.ts";
 import { roots } from "./paths.ts";
 import type { ProcId } from "./proc.ts";
 import { randomHex } from "./random.ts";

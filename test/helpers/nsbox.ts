@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dir, "../..");
 export const NSBOX = join(REPO, "dist/nsbox");
-/** nsbox's default PATH inside a container (src/spec/defaults.ts). */
+/** nsbox's default PATH inside a container (src/config/defaults.ts). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface RunResult {

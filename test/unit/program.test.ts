@@ -3,8 +3,8 @@ import { parseCgroupHost } from "../../src/cgroup/detect.ts";
 import { LogParser } from "../../src/container/logs.ts";
 import { buildPrograms } from "../../src/container/plan.ts";
 import { C, encode, W } from "../../src/native/program.ts";
-import { defaultDevices, defaultMounts } from "../../src/spec/defaults.ts";
-import type { ContainerSpec } from "../../src/spec/spec.ts";
+import { defaultDevices, defaultMounts } from "../../src/config/defaults.ts";
+import type { ContainerSpec } from "../../src/config/spec.ts";
 
 function spec(extra: Partial<ContainerSpec["nsbox"]> = {}): ContainerSpec {
   return {

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { MS, mountFlags } from "../../src/spec/mountopts.ts";
-import { containerPath, mergeEnv, parseEnv, parseTmpfs, parseVolume, resolveUser } from "../../src/spec/parse.ts";
-import { parseResources } from "../../src/spec/resources.ts";
-import { parseCpuList, parseSize } from "../../src/spec/units.ts";
+import { MS, mountFlags } from "../../src/config/mountopts.ts";
+import { containerPath, mergeEnv, parseEnv, parseTmpfs, parseVolume, resolveUser } from "../../src/config/parse.ts";
+import { parseResources } from "../../src/config/resources.ts";
+import { parseCpuList, parseSize } from "../../src/config/units.ts";
 
 describe("units", () => {
   test("sizes are binary multiples, as docker's", () => {
