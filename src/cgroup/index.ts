@@ -7,8 +7,8 @@
  */
 import { writeFile } from "node:fs";
 import { basename, join } from "node:path";
-import { rulesNeedCgroup } from "../security/devices.ts";
 import type { Mount, Resources } from "../config/spec.ts";
+import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type ContainerCgroup } from "./cgroup.ts";
 import { type CgroupHost, detectCgroups } from "./detect.ts";
 import { createV1, V1Cgroup } from "./v1.ts";

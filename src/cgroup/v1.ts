@@ -4,8 +4,8 @@
  */
 import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { rulesNeedCgroup } from "../security/devices.ts";
 import type { Resources } from "../config/spec.ts";
+import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 import type { CgroupHost } from "./detect.ts";
 import { applyDevicesV1 } from "./devices-v1.ts";

@@ -5,11 +5,11 @@
  * under their own names (see inspect.ts).
  */
 import { readFileSync } from "node:fs";
+import type { Mount } from "../config/spec.ts";
 import type { ContainerView } from "../container/lifecycle.ts";
 import { openStore } from "../image/store.ts";
 import type { NetworkRecord } from "../net/setup.ts";
 import { DEFAULT_CAPS } from "../security/capabilities.ts";
-import type { Mount } from "../config/spec.ts";
 
 const bare = (c: string) => c.replace(/^CAP_/, "");
 

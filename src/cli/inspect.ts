@@ -1,11 +1,11 @@
 /** `nsbox inspect [-f FORMAT] CONTAINER...`: everything nsbox knows of containers, as JSON (or through a docker-style template). */
 import { defineCommand } from "citty";
 import { openCgroup } from "../cgroup/index.ts";
+import { defaultMounts } from "../config/defaults.ts";
 import { type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
 import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { capHex } from "../security/capabilities.ts";
-import { defaultMounts } from "../config/defaults.ts";
 import { resolveRef } from "../state/store.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { printInspect } from "./format.ts";

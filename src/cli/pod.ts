@@ -1,6 +1,8 @@
 /** `nsbox pod create|ps|inspect|stop|rm`: Kubernetes-style pods (see container/pod.ts). */
 import { defineCommand } from "citty";
 import { parseCgroupParent } from "../cgroup/index.ts";
+import { parseHostname } from "../config/parse.ts";
+import { parseSeconds } from "../config/units.ts";
 import { reconcile } from "../container/lifecycle.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { allPods, createPod, findPod, type PodView, parseShare, removePod, stopPod } from "../container/pod.ts";
@@ -9,8 +11,6 @@ import { parsePublish } from "../net/ports.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { rootlessNetwork } from "../rootless/network.ts";
-import { parseHostname } from "../config/parse.ts";
-import { parseSeconds } from "../config/units.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { ago, printInspect, table } from "./format.ts";

@@ -1,8 +1,8 @@
 /** `nsbox stop`, `nsbox kill`, `nsbox rm`, `nsbox wait`: the end of a container's life. */
 import { defineCommand } from "citty";
+import { parseSeconds } from "../config/units.ts";
 import { parseSignal, removeContainer, signalInit, stopContainer, waitExit } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
-import { parseSeconds } from "../config/units.ts";
 import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { eachRef, lookup } from "./common.ts";
 

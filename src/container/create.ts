@@ -11,6 +11,7 @@
 import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, warmCgroupMoves } from "../cgroup/index.ts";
+import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { loadHelper } from "../native/helper.ts";
 import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
@@ -22,7 +23,6 @@ import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
 import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";
-import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { containerDataDir, roots } from "../state/paths.ts";
 import { procId, self } from "../state/proc.ts";
 import { type ContainerConfig, type ContainerState, containerDir, createContainerDir, reserveName, updateConfig, writeState } from "../state/store.ts";

@@ -9,6 +9,7 @@
  */
 import { closeSync, openSync, readlinkSync } from "node:fs";
 import { openCgroup, warmCgroupMoves } from "../cgroup/index.ts";
+import type { User } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
@@ -17,7 +18,6 @@ import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo
 import { isRootless, setgroupsDenied } from "../rootless/identity.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
-import type { User } from "../config/spec.ts";
 import { exiting, type ProcId, startTime } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";

@@ -10,12 +10,12 @@
  */
 
 import { join } from "node:path";
+import type { ContainerSpec } from "../config/spec.ts";
+import { formatBytes } from "../config/units.ts";
 import { log } from "../log.ts";
 import { blockSignals, drainSignals, execFd, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
 import { closeFd, exitCodeOf } from "../native/spawn.ts";
-import type { ContainerSpec } from "../config/spec.ts";
-import { formatBytes } from "../config/units.ts";
 import { containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "../tty/relay.ts";

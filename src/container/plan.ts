@@ -14,11 +14,11 @@
  * switch) are in identitySteps, which `exec` shares, so that both get the same.
  */
 import { statSync } from "node:fs";
-import { C, EXEC_FD, EXEC_INIT, MK, type Op, W } from "../native/program.ts";
-import { capMask, heldCaps, lastCap } from "../security/capabilities.ts";
 import { DEV_LINKS } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
 import type { ContainerSpec, Mount, NamespaceType, Process } from "../config/spec.ts";
+import { C, EXEC_FD, EXEC_INIT, MK, type Op, W } from "../native/program.ts";
+import { capMask, heldCaps, lastCap } from "../security/capabilities.ts";
 
 export const CLONE: Record<NamespaceType, number> = {
   mount: 0x00020000,

@@ -7,14 +7,14 @@
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { defaultEnv } from "../config/defaults.ts";
+import type { ContainerSpec, Namespace } from "../config/spec.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import { applyRootless } from "../rootless/spec.ts";
 import { processCaps } from "../security/capabilities.ts";
 import { seccompFor } from "../security/seccomp-policy.ts";
-import { defaultEnv } from "../config/defaults.ts";
-import type { ContainerSpec, Namespace } from "../config/spec.ts";
 import { stateRoot } from "../state/store.ts";
 import { startContainer } from "./create.ts";
 import { newId, shortId } from "./ids.ts";

@@ -29,6 +29,8 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
+import { MS } from "../config/mountopts.ts";
+import type { ContainerSpec } from "../config/spec.ts";
 import { handshake, openJoinFds } from "../container/create.ts";
 import { buildPrograms, type ChildPlan } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
@@ -40,8 +42,6 @@ import { C, MK, type Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
 import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
-import { MS } from "../config/mountopts.ts";
-import type { ContainerSpec } from "../config/spec.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { type Bundle, ConfigError, loadBundle, RLIMITS, type V1File } from "./config.ts";

@@ -13,6 +13,7 @@
 import { closeSync, openSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openCgroup } from "../cgroup/index.ts";
+import type { Process } from "../config/spec.ts";
 import { childError } from "../container/childerror.ts";
 import { CLONE, CLONE_OF_NSFILE, identitySteps } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
@@ -23,7 +24,6 @@ import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
-import type { Process } from "../config/spec.ts";
 import { ConfigError, loadBundle, parseProcess } from "./config.ts";
 import { apparmorStep, applyRlimits, rlimitSteps, seccompFilterOf, writePidFile } from "./create.ts";
 import { mustRecord, statusOf } from "./state.ts";

@@ -21,11 +21,11 @@
  * The same machinery makes nsbox's own idmapped --userns rootfs (idmappedTree).
  */
 import { openSync, writeFileSync } from "node:fs";
+import { MS } from "../config/mountopts.ts";
+import type { ContainerSpec, IdMapping, Mount } from "../config/spec.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op } from "../native/program.ts";
 import { idmappedTree, userNamespaceHolder, waitPid } from "../native/spawn.ts";
-import { MS } from "../config/mountopts.ts";
-import type { ContainerSpec, IdMapping, Mount } from "../config/spec.ts";
 import { ConfigError, type IdmapRequest } from "./config.ts";
 
 const MOUNT_ATTR: [number, number][] = [

@@ -8,8 +8,8 @@
  * and write the maps for us. nsbox itself never holds a privilege.
  */
 import { writeFileSync } from "node:fs";
-import { NsboxError } from "../errors.ts";
 import type { IdMapping } from "../config/spec.ts";
+import { NsboxError } from "../errors.ts";
 import { idmapHelper } from "./identity.ts";
 
 const line = (maps: IdMapping[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");

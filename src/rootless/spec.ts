@@ -4,8 +4,8 @@
  * is delegated (cgroup.ts), and a network a user can have (network.ts).
  */
 import { release } from "node:os";
-import { fail } from "../errors.ts";
 import type { ContainerSpec } from "../config/spec.ts";
+import { fail } from "../errors.ts";
 import { checkRootlessCgroup } from "./cgroup.ts";
 import { mappedSize, type RootlessMapping, rootlessMapping, userName } from "./identity.ts";
 import type { rootlessNetwork } from "./network.ts";

@@ -10,12 +10,12 @@
  * the hidden `userns-helper` command (see cli/userns-helper.ts).
  */
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import type { IdMapping } from "../config/spec.ts";
 import { NsboxError } from "../errors.ts";
 import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, EXEC_FD, type Op, W } from "../native/program.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, makePipe, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
-import type { IdMapping } from "../config/spec.ts";
 import { writeRootlessIdMaps } from "./idmap.ts";
 
 const CLONE_NEWUSER = 0x10000000;

@@ -5,8 +5,8 @@
  */
 import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { log } from "../log.ts";
 import type { ContainerSpec, Device } from "../config/spec.ts";
+import { log } from "../log.ts";
 import { deviceRules, parseDeviceFlag, splitDev } from "./devices.ts";
 import { SecurityError } from "./errors.ts";
 import { securityFromFlags } from "./policy.ts";

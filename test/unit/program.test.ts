@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { parseCgroupHost } from "../../src/cgroup/detect.ts";
+import { defaultDevices, defaultMounts } from "../../src/config/defaults.ts";
+import type { ContainerSpec } from "../../src/config/spec.ts";
 import { LogParser } from "../../src/container/logs.ts";
 import { buildPrograms } from "../../src/container/plan.ts";
 import { C, encode, W } from "../../src/native/program.ts";
-import { defaultDevices, defaultMounts } from "../../src/config/defaults.ts";
-import type { ContainerSpec } from "../../src/config/spec.ts";
 
 function spec(extra: Partial<ContainerSpec["nsbox"]> = {}): ContainerSpec {
   return {

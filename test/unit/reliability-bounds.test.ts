@@ -6,13 +6,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { parseFilters } from "../../src/cli/ps.ts";
+import { parseTmpfs, resolveUser } from "../../src/config/parse.ts";
+import { parseResources } from "../../src/config/resources.ts";
+import { parseCpuList, parseCpus, parsePositiveInt, parseSeconds, parseSize } from "../../src/config/units.ts";
 import { parseSignal } from "../../src/container/lifecycle.ts";
 import { NsboxError } from "../../src/errors.ts";
 import { parsePublish } from "../../src/net/ports.ts";
 import { parseSubnet } from "../../src/net/subnet.ts";
-import { parseTmpfs, resolveUser } from "../../src/config/parse.ts";
-import { parseResources } from "../../src/config/resources.ts";
-import { parseCpuList, parseCpus, parsePositiveInt, parseSeconds, parseSize } from "../../src/config/units.ts";
 
 const HUGE = "9".repeat(400); // Number() of it is Infinity
 
