@@ -189,6 +189,8 @@ const actions: Record<string, Action> = {
     flags: importFlags,
     async main(argv) {
       const p = parseFlags("image import", argv, importFlags);
+      // a bad NAME is refused before anything is read or stored (an empty one was stored as "")
+      if (p.positionals[1] !== undefined) normalizeName(p.positionals[1]);
       const store = openStore();
       const quiet = bool(p.flags.quiet);
       const recs = await importImages(store, p.positionals[0] as string, { name: p.positionals[1], progress: quiet ? undefined : progress });

@@ -20,8 +20,8 @@ function smallLayer(name: string): string {
 
 const EMPTY = { blobs: [], layers: [], images: [], tmp: [] };
 
-async function refused(source: string, message: RegExp) {
-  const r = await ctx.nsbox(["image", "import", source, "bad/image:1"]);
+async function refused(source: string, message: RegExp, name = "bad/image:1") {
+  const r = await ctx.nsbox(["image", "import", source, name]);
   expect(r.code).toBe(125);
   expect(isOneNsboxLine(r.stderr)).toBe(true);
   expect(r.stderr).toMatch(message);
@@ -44,6 +44,15 @@ describe("image import refuses bad input and leaves nothing behind", () => {
     execFileSync("tar", ["-C", layout, "-cf", file, "."]);
     truncateSync(file, Math.floor(readFileSync(file).length / 2));
     await refused(file, /^nsbox: cannot import ".*trunc\.tar": not a readable image archive: .*(truncated|ends|end)/i);
+  });
+
+  test.each([
+    ["", /^nsbox: invalid image reference "": it is empty/],
+    ["Upper:1", /^nsbox: invalid image reference "Upper:1": the repository name must be lowercase/],
+  ])("the NAME %p (it was stored as given) is refused before the archive is read", async (name, message) => {
+    const layout = ctx.mkdir(`layout-name-${name.length}`);
+    writeLayout(layout, { layers: [{ tar: smallLayer(`name${name.length}`) }] });
+    await refused(layout, message as RegExp, name as string);
   });
 
   test("a directory that is no image layout", async () => {
