@@ -127,10 +127,7 @@ static void run_c(const u8 *prog, int len) {
             /* after pivot_root: a plain path, opened to change that mount only */
             const char *p = rd_str(&c);
             u32 flags = rd_u32(&c);
-            long fd = sys_openat(AT_FDCWD, p, O_PATH | O_CLOEXEC, 0);
-            CHECK(fd);
-            CHECK(c_bind_flags(p, fd, flags));
-            sys_close((int)fd);
+            CHECK(c_bind_flags_path(p, flags));
             break;
         }
         case C_HOSTNAME: {

@@ -89,25 +89,38 @@ static long c_seccomp(u32 flags, const u8 *prog, u32 len) {
 
 /* A masked path (after pivot_root): a directory gets an empty read-only tmpfs,
  * anything else /dev/null bound over it. Absent paths are skipped: not every
- * kernel has /proc/timer_stats or /sys/firmware. */
+ * kernel has /proc/timer_stats or /sys/firmware. No stat first: the bind itself
+ * says what the path is (ENOTDIR: a directory, as a file cannot cover one; or a
+ * parent that is no directory, where the tmpfs fails alike: absent). */
 static long c_mask(const char *path) {
-    struct nsb_statx st;
-    long r = SC5(SYS_statx, AT_FDCWD, path, 0, STATX_TYPE, &st);
-    if (r == -ENOENT || r == -ENOTDIR) return 0;
-    if (r < 0) return r;
-    if ((st.stx_mode & S_IFMT) == S_IFDIR) return SC5(SYS_mount, "tmpfs", path, "tmpfs", MS_RDONLY, "size=0,mode=755");
-    return SC5(SYS_mount, "/dev/null", path, 0, MS_BIND, 0);
+    long r = SC5(SYS_mount, "/dev/null", path, 0, MS_BIND, 0);
+    if (r == -ENOTDIR) {
+        r = SC5(SYS_mount, "tmpfs", path, "tmpfs", MS_RDONLY, "size=0,mode=755");
+        if (r == -ENOTDIR) return 0;
+    }
+    return r == -ENOENT ? 0 : r;
+}
+
+/* Read-only (and the other flags) on the mount at path, found by path: no fd to
+ * open and close. mount_setattr follows the path as open() would. */
+static long c_bind_flags_path(const char *path, u32 flags) {
+    struct mount_attr a;
+    long r;
+    memset(&a, 0, sizeof a);
+    if (flags & MS_RDONLY) a.attr_set |= MOUNT_ATTR_RDONLY;
+    if (flags & MS_NOSUID) a.attr_set |= MOUNT_ATTR_NOSUID;
+    if (flags & MS_NODEV) a.attr_set |= MOUNT_ATTR_NODEV;
+    if (flags & MS_NOEXEC) a.attr_set |= MOUNT_ATTR_NOEXEC;
+    if (!a.attr_set) return 0;
+    r = nsb_syscall6(SYS_mount_setattr, AT_FDCWD, (long)path, (flags & MS_REC) ? 0x8000 : 0, (long)&a, sizeof a, 0);
+    return r == -ENOSYS ? c_bind_flags(path, -1, flags) : r;
 }
 
 /* A read-only path (after pivot_root): bound on itself, then made read-only
  * (nosuid, nodev, noexec too, as runc does). Absent paths are skipped. */
 static long c_ropath(const char *path) {
-    long fd, r = SC5(SYS_mount, path, path, 0, MS_BIND | MS_REC, 0);
+    long r = SC5(SYS_mount, path, path, 0, MS_BIND | MS_REC, 0);
     if (r == -ENOENT || r == -ENOTDIR) return 0;
     if (r < 0) return r;
-    fd = sys_openat(AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
-    if (fd < 0) return fd;
-    r = c_bind_flags(path, fd, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC);
-    sys_close((int)fd);
-    return r;
+    return c_bind_flags_path(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC);
 }
