@@ -175,5 +175,5 @@ export function applyV1(paths: Record<string, string>, res: Resources | undefine
   }
   for (const d of b?.throttleReadBpsDevice ?? []) w("blkio", "blkio.throttle.read_bps_device", `${d.major}:${d.minor} ${d.rate}`, "--device-read-bps");
   for (const d of b?.throttleWriteBpsDevice ?? []) w("blkio", "blkio.throttle.write_bps_device", `${d.major}:${d.minor} ${d.rate}`, "--device-write-bps");
-  if (res.devices && rulesNeedCgroup(res.devices)) applyDevicesV1(paths.devices as string, res.devices);
+  if (res.devices) applyDevicesV1(paths.devices, res.devices);
 }
