@@ -46,6 +46,21 @@ export function ensureParent(mount: string, rel: string): { ours: string[]; fres
   return { ours, fresh };
 }
 
+/**
+ * The levels of mount/rel that ensureParent would report as nsbox's, without
+ * creating any: those recorded as nsbox's, and those missing (ensureParent
+ * records each level it creates).
+ */
+export function plannedParents(mount: string, rel: string): string[] {
+  const ours: string[] = [];
+  let path = mount;
+  for (const seg of rel.split("/").filter(Boolean)) {
+    path = join(path, seg);
+    if (!existsSync(path) || isOurs(path)) ours.push(path);
+  }
+  return ours;
+}
+
 /** Removes the levels (deepest first) that no container uses any more. */
 export function removeParents(levels: string[]): void {
   for (const path of [...levels].sort((a, b) => b.length - a.length)) {

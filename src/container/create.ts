@@ -10,7 +10,7 @@
  */
 import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, warmCgroupMoves } from "../cgroup/index.ts";
+import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, planCgroup, sameRecord, warmCgroupMoves } from "../cgroup/index.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { loadHelper } from "../native/helper.ts";
 import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
@@ -80,6 +80,10 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     dataDir,
     pod: spec.nsbox.pod,
   };
+  // The cgroup it will get, recorded from the start: config.json is written once
+  // (rewritten only if another nsbox changed the parents meanwhile), and a
+  // creation cut short is found and released from its record like any other.
+  if (spec.nsbox.cgroups) config.cgroup = planCgroup(id, spec.linux.resources, spec.linux.cgroupsPath);
   const state: ContainerState = { phase: "creating", owner: self() };
   createContainerDir(config, state);
   const lockFd = openSync(join(containerDir(id), "lock"), "r");
@@ -106,6 +110,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     // The cgroup exists before the container process, which joins it before it
     // runs a single instruction of the command.
     const cg = spec.nsbox.cgroups ? makeCgroup(spec, id) : undefined;
+    const recorded = !cg || sameRecord(cg.record, config.cgroup);
     if (cg) {
       config.cgroup = cg.record;
       spec = withCgroupMounts(spec, cg);
@@ -128,7 +133,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("network and /etc files ready");
     loadHelper();
 
-    if (cg || network.mode === "bridge") updateConfig(config);
+    if (!recorded || network.mode === "bridge") updateConfig(config);
 
     const joinFds = openJoinFds(spec, fds);
     const tty = spec.process.terminal;
