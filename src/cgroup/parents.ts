@@ -14,8 +14,10 @@ const dir = () => join(process.env.NSBOX_HOST_STATE || (process.getuid?.() === 0
 const marker = (path: string) => join(dir(), new Bun.CryptoHasher("sha256").update(path).digest("hex"));
 
 function isOurs(path: string): boolean {
+  const m = marker(path);
+  if (!existsSync(m)) return false; // the usual answer, without an exception to throw and catch
   try {
-    return readFileSync(marker(path), "utf8") === path;
+    return readFileSync(m, "utf8") === path;
   } catch {
     return false;
   }
