@@ -5,14 +5,18 @@
  * then writes each exception, as runc's v1 devices manager does, then reads
  * devices.list back to be sure the kernel holds what was asked.
  */
+import { closeSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { cgroupLine, type DeviceRule, effectiveRules } from "../security/devices.ts";
+import { cgroupLine, type DeviceRule, type DeviceRuleSet, effectiveRules } from "../security/devices.ts";
 import { CgroupError } from "./cgroup.ts";
-import { readCg, writeCg } from "./fsutil.ts";
+import { cgWriteError, readCg } from "./fsutil.ts";
 
 /** The writes that give a new devices cgroup the rules: [file, line]. */
 export function devicesV1Writes(rules: readonly DeviceRule[]): [string, string][] {
-  const set = effectiveRules(rules);
+  return writesFor(effectiveRules(rules));
+}
+
+function writesFor(set: DeviceRuleSet): [string, string][] {
   const file = (allow: boolean) => (allow ? "devices.allow" : "devices.deny");
   return [[file(set.defaultAllow), "a"], ...set.exceptions.map((e): [string, string] => [file(e.allow), cgroupLine(e)])];
 }
@@ -22,14 +26,43 @@ export function devicesV1Writes(rules: readonly DeviceRule[]): [string, string][
  * those of a deny-by-default cgroup), or "a *:* rwm" when everything is allowed.
  */
 export function expectedDevicesList(rules: readonly DeviceRule[]): string[] {
-  const set = effectiveRules(rules);
+  return expectedFor(effectiveRules(rules));
+}
+
+function expectedFor(set: DeviceRuleSet): string[] {
   return set.defaultAllow ? ["a *:* rwm"] : set.exceptions.map(cgroupLine).sort();
 }
 
-export function applyDevicesV1(dir: string, rules: readonly DeviceRule[]): void {
-  for (const [file, line] of devicesV1Writes(rules)) writeCg(join(dir, file), line, `the device rule "${line}" (${file})`);
+/**
+ * Gives the devices cgroup dir the rules; nothing when they allow everything
+ * (no devices cgroup was made for them: see rulesNeedCgroup).
+ */
+export function applyDevicesV1(dir: string | undefined, rules: readonly DeviceRule[]): void {
+  const set = effectiveRules(rules);
+  if (set.defaultAllow && set.exceptions.length === 0) return;
+  if (dir === undefined) throw new CgroupError("the device rules need a devices cgroup, and none was made");
+  // One open file each for devices.allow and devices.deny: the kernel takes each
+  // write(2) as one rule, so a dozen rules need not cost a dozen opens.
+  const fds = new Map<string, number>();
+  try {
+    for (const [file, line] of writesFor(set)) {
+      const path = join(dir, file);
+      try {
+        let fd = fds.get(file);
+        if (fd === undefined) {
+          fd = openSync(path, "w");
+          fds.set(file, fd);
+        }
+        writeSync(fd, line);
+      } catch (e) {
+        throw cgWriteError(e, path, line, `the device rule "${line}" (${file})`);
+      }
+    }
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+  }
   const got = (readCg(join(dir, "devices.list")) ?? "").trim().split("\n").filter(Boolean).sort();
-  const want = expectedDevicesList(rules);
+  const want = expectedFor(set);
   if (got.join("\n") !== want.join("\n"))
     throw new CgroupError(
       `the devices cgroup ${dir} holds [${got.join(", ")}], not the rules nsbox wrote [${want.join(", ")}] (does a parent cgroup deny them?)`,

@@ -14,19 +14,24 @@ export function writeCg(path: string, value: string, what: string): void {
   try {
     writeFileSync(path, value);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why =
-      err.code === "EBUSY"
-        ? "busy (cgroup v2 allows no processes in a cgroup that delegates controllers)"
-        : err.code === "EINVAL"
-          ? "the kernel refused the value"
-          : err.code === "ENOENT"
-            ? "the file does not exist (controller missing or not enabled)"
-            : err.code === "EACCES" || err.code === "EPERM"
-              ? "permission denied (cgroup not delegated to this user)"
-              : (err.message ?? String(e));
-    throw new CgroupError(`cannot set ${what}: writing "${value.trim()}" to ${path}: ${why}`);
+    throw cgWriteError(e, path, value, what);
   }
+}
+
+/** A refused cgroup file write, in words: what was being set, the file, and why. */
+export function cgWriteError(e: unknown, path: string, value: string, what: string): CgroupError {
+  const err = e as NodeJS.ErrnoException;
+  const why =
+    err.code === "EBUSY"
+      ? "busy (cgroup v2 allows no processes in a cgroup that delegates controllers)"
+      : err.code === "EINVAL"
+        ? "the kernel refused the value"
+        : err.code === "ENOENT"
+          ? "the file does not exist (controller missing or not enabled)"
+          : err.code === "EACCES" || err.code === "EPERM"
+            ? "permission denied (cgroup not delegated to this user)"
+            : (err.message ?? String(e));
+  return new CgroupError(`cannot set ${what}: writing "${value.trim()}" to ${path}: ${why}`);
 }
 
 /** writeCg on a libuv worker thread. */

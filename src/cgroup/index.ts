@@ -11,8 +11,8 @@ import type { Mount, Resources } from "../config/spec.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type ContainerCgroup } from "./cgroup.ts";
 import { type CgroupHost, detectCgroups } from "./detect.ts";
-import { createV1, V1Cgroup } from "./v1.ts";
-import { createV2, V2Cgroup } from "./v2.ts";
+import { createV1, planV1, V1Cgroup } from "./v1.ts";
+import { createV2, planV2, V2Cgroup } from "./v2.ts";
 
 export { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 export { detectCgroups } from "./detect.ts";
@@ -44,6 +44,29 @@ export function createCgroup(id: string, res: Resources | undefined, parent?: st
     return new V1Cgroup({ version: 1, paths: {}, created: [] });
   }
   return host.mode === "v2" ? createV2(host, id, res, parent, leaf) : createV1(host, id, res, parent, leaf);
+}
+
+/**
+ * The record that createCgroup(id, ...) will return if no other nsbox changes
+ * the parents in between, computed without creating anything: a container's
+ * first config.json holds it, and is written again only if the real record
+ * differs (see create.ts). Its directories may not exist yet, which release
+ * takes in its stride (a missing cgroup is a removed one). undefined when it
+ * cannot be told: createCgroup will say why.
+ */
+export function planCgroup(id: string, res: Resources | undefined, parent?: string, leaf?: string): CgroupRecord | undefined {
+  try {
+    const host = detectCgroups();
+    if (host.mode === "none") return { version: 1, paths: {}, created: [] };
+    return host.mode === "v2" ? planV2(host, id, res, parent, leaf) : planV1(host, id, res, parent, leaf);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether two records name the same cgroups (a planned one and the real one). */
+export function sameRecord(a: CgroupRecord | undefined, b: CgroupRecord | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 export function openCgroup(record: CgroupRecord): ContainerCgroup {

@@ -14,8 +14,10 @@ const dir = () => join(process.env.NSBOX_HOST_STATE || (process.getuid?.() === 0
 const marker = (path: string) => join(dir(), new Bun.CryptoHasher("sha256").update(path).digest("hex"));
 
 function isOurs(path: string): boolean {
+  const m = marker(path);
+  if (!existsSync(m)) return false; // the usual answer, without an exception to throw and catch
   try {
-    return readFileSync(marker(path), "utf8") === path;
+    return readFileSync(m, "utf8") === path;
   } catch {
     return false;
   }
@@ -44,6 +46,21 @@ export function ensureParent(mount: string, rel: string): { ours: string[]; fres
     if (isOurs(path)) ours.push(path);
   }
   return { ours, fresh };
+}
+
+/**
+ * The levels of mount/rel that ensureParent would report as nsbox's, without
+ * creating any: those recorded as nsbox's, and those missing (ensureParent
+ * records each level it creates).
+ */
+export function plannedParents(mount: string, rel: string): string[] {
+  const ours: string[] = [];
+  let path = mount;
+  for (const seg of rel.split("/").filter(Boolean)) {
+    path = join(path, seg);
+    if (!existsSync(path) || isOurs(path)) ours.push(path);
+  }
+  return ours;
 }
 
 /** Removes the levels (deepest first) that no container uses any more. */

@@ -10,7 +10,7 @@ import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup 
 import type { CgroupHost } from "./detect.ts";
 import { applyDevicesV1 } from "./devices-v1.ts";
 import { keyed, killPids, numberOf, pidsIn, readCg, rmdirCg, writeCg, writeCgAsync } from "./fsutil.ts";
-import { ensureParent, removeParents } from "./parents.ts";
+import { ensureParent, plannedParents, removeParents } from "./parents.ts";
 
 /** v1 memory files say "unlimited" with a huge number (PAGE_COUNTER_MAX pages). */
 const V1_UNLIMITED = 2 ** 62;
@@ -136,6 +136,25 @@ export function createV1(host: CgroupHost, id: string, res: Resources | undefine
   }
 }
 
+/** The record createV1 returns when nothing changes in between, created nothing (see planCgroup). */
+export function planV1(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined, leaf = `nsbox-${id}`): CgroupRecord {
+  const paths: Record<string, string> = {};
+  const leaves: string[] = [];
+  const parents: string[] = [];
+  for (const c of wantedV1(res).wanted) {
+    const mount = host.v1Mounts.get(c);
+    if (!mount) continue;
+    const rel = parent ?? host.v1Own.get(c) ?? "/";
+    const dir = join(mount, rel, leaf);
+    if (!leaves.includes(dir)) {
+      parents.push(...plannedParents(mount, rel));
+      leaves.push(dir);
+    }
+    paths[c] = dir;
+  }
+  return { version: 1, paths, created: [...parents, ...leaves], memoryLimit: res?.memory?.limit };
+}
+
 /** A cpuset cgroup's CPUs and memory nodes, copied from its parent. */
 function inheritCpuset(dir: string): void {
   const up = dirname(dir);
@@ -175,5 +194,5 @@ export function applyV1(paths: Record<string, string>, res: Resources | undefine
   }
   for (const d of b?.throttleReadBpsDevice ?? []) w("blkio", "blkio.throttle.read_bps_device", `${d.major}:${d.minor} ${d.rate}`, "--device-read-bps");
   for (const d of b?.throttleWriteBpsDevice ?? []) w("blkio", "blkio.throttle.write_bps_device", `${d.major}:${d.minor} ${d.rate}`, "--device-write-bps");
-  if (res.devices && rulesNeedCgroup(res.devices)) applyDevicesV1(paths.devices as string, res.devices);
+  if (res.devices) applyDevicesV1(paths.devices, res.devices);
 }

@@ -11,7 +11,7 @@ import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup 
 import type { CgroupHost } from "./detect.ts";
 import { attachDeviceFilter } from "./devices-v2.ts";
 import { keyed, killPids, numberOf, pidsIn, readCg, rmdirCg, writeCg, writeCgAsync } from "./fsutil.ts";
-import { ensureParent, removeParents } from "./parents.ts";
+import { ensureParent, plannedParents, removeParents } from "./parents.ts";
 
 export class V2Cgroup implements ContainerCgroup {
   constructor(readonly record: CgroupRecord) {}
@@ -92,6 +92,14 @@ export function wantedControllers(res: Resources | undefined): { wanted: Set<str
 export function defaultParentV2(own: string): string {
   if (own === "/" || own === "") return "/";
   return join(dirname(own), "nsbox.slice");
+}
+
+/** The record createV2 returns when nothing changes in between, created nothing (see planCgroup). */
+export function planV2(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined, leafName = `nsbox-${id}`): CgroupRecord {
+  const mount = host.v2Mount as string;
+  const parentPath = parent ?? defaultParentV2(host.v2Own ?? "/");
+  const leaf = join(mount, parentPath, leafName);
+  return { version: 2, paths: { unified: leaf }, created: [...plannedParents(mount, parentPath), leaf], memoryLimit: res?.memory?.limit };
 }
 
 export function createV2(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined, leafName = `nsbox-${id}`): V2Cgroup {

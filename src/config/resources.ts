@@ -106,15 +106,16 @@ export function parseResources(f: ResourceFlags): Resources | undefined {
       fail(`invalid --memory-reservation ${f.memoryReservation}: it must not exceed --memory ${f.memory}`);
     res.memory = { ...res.memory, reservation };
   }
-  const cpuOnline = onlineList("/sys/devices/system/cpu/online", `0-${availableParallelism() - 1}`);
+  // read only for the flags that need it: most runs give none
+  const cpuOnline = () => onlineList("/sys/devices/system/cpu/online", `0-${availableParallelism() - 1}`);
   if (f.cpus !== undefined) {
-    const cpus = parseCpus(f.cpus, cpuOnline.length);
+    const cpus = parseCpus(f.cpus, cpuOnline().length);
     res.cpu = { quota: Math.round(cpus * 100000), period: 100000 };
   }
   if (f.cpuShares !== undefined) res.cpu = { ...res.cpu, shares: parsePositiveInt(f.cpuShares, "--cpu-shares", 2, 262144) };
   if (f.cpuWeight !== undefined) res.cpu = { ...res.cpu, weight: parsePositiveInt(f.cpuWeight, "--cpu-weight", 1, 10000) };
   if (f.cpusetCpus !== undefined)
-    res.cpu = { ...res.cpu, cpus: checkSubset("--cpuset-cpus", f.cpusetCpus, cpuOnline, "CPU", "/sys/devices/system/cpu/possible") };
+    res.cpu = { ...res.cpu, cpus: checkSubset("--cpuset-cpus", f.cpusetCpus, cpuOnline(), "CPU", "/sys/devices/system/cpu/possible") };
   if (f.cpusetMems !== undefined) {
     const nodes = onlineList("/sys/devices/system/node/online", "0");
     res.cpu = { ...res.cpu, mems: checkSubset("--cpuset-mems", f.cpusetMems, nodes, "memory node", "/sys/devices/system/node/possible") };

@@ -10,7 +10,7 @@
  */
 import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, warmCgroupMoves } from "../cgroup/index.ts";
+import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, planCgroup, sameRecord, warmCgroupMoves } from "../cgroup/index.ts";
 import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { loadHelper } from "../native/helper.ts";
@@ -19,7 +19,7 @@ import type { Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
-import { plumbNetwork, prepareNetwork } from "../net/setup.ts";
+import { plannedNetwork, plumbNetwork, prepareNetwork } from "../net/setup.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
 import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";
@@ -80,6 +80,13 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     dataDir,
     pod: spec.nsbox.pod,
   };
+  // The cgroup it will get and a network that reserves nothing, recorded from
+  // the start: config.json is written once (again only if the real records
+  // differ: a bridge, or parents another nsbox changed meanwhile), and a
+  // creation cut short is found and released from its record like any other.
+  if (spec.nsbox.cgroups) config.cgroup = planCgroup(id, spec.linux.resources, spec.linux.cgroupsPath);
+  const plannedNet = plannedNetwork(spec.nsbox.network);
+  if (plannedNet) config.network = plannedNet as unknown as Record<string, unknown>;
   const state: ContainerState = { phase: "creating", owner: self() };
   createContainerDir(config, state);
   const lockFd = openSync(join(containerDir(id), "lock"), "r");
@@ -106,6 +113,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     // The cgroup exists before the container process, which joins it before it
     // runs a single instruction of the command.
     const cg = spec.nsbox.cgroups ? makeCgroup(spec, id) : undefined;
+    const recorded = !cg || sameRecord(cg.record, config.cgroup);
     if (cg) {
       config.cgroup = cg.record;
       spec = withCgroupMounts(spec, cg);
@@ -120,6 +128,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     // The network: an address and ports reserved now (a clash fails before the
     // container exists), the veth plugged in once its namespace exists.
     const network = await prepareNetwork(id, spec.nsbox.network);
+    const recordedNet = JSON.stringify(network) === JSON.stringify(config.network);
     config.network = network as unknown as Record<string, unknown>;
     // Containers that share a network (container:NAME, a pod) share its hosts and resolv.conf.
     const etcDir = network.mode === "container" ? containerDir(network.target as string) : containerDir(id);
@@ -128,7 +137,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("network and /etc files ready");
     loadHelper();
 
-    if (cg || network.mode === "bridge") updateConfig(config);
+    if (!recorded || !recordedNet) updateConfig(config);
 
     const joinFds = openJoinFds(spec, fds);
     const tty = spec.process.terminal;

@@ -16,7 +16,7 @@ import { log } from "../log.ts";
 import { blockSignals, drainSignals, execFd, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
 import { closeFd, exitCodeOf } from "../native/spawn.ts";
-import { containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
+import { type ContainerConfig, containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "../tty/relay.ts";
 import { cleanupCommand, type Started, startContainer } from "./create.ts";
@@ -168,10 +168,10 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
 
 export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions): Promise<number> {
   const fg = new Foreground();
-  let started = false;
+  let config: ContainerConfig | undefined;
   try {
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
-    started = true;
+    config = s.config;
     fg.track(s.pid);
     if (s.master === undefined) await fg.exitWithin(Number(process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS));
     if (!fg.exited.done) await handOff(fg, s, spec, opts.id);
@@ -188,7 +188,7 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     return exitCodeOf(status);
   } finally {
     await fg.dispose();
-    if (started && readState(opts.id)) await withLock(opts.id, () => finalize(opts.id, false, true));
+    if (config && readState(opts.id)) await withLock(opts.id, () => finalize(opts.id, false, true, config));
     mark("cleaned up");
   }
 }

@@ -93,9 +93,11 @@ export function allViews(): ContainerView[] {
 /**
  * Marks an exited container as such and gives back its host resources (and, for
  * --rm and foreground containers, everything). Call with the container's lock held.
+ * known: its config as the caller wrote it (a foreground run), spared a re-read;
+ * the state is read again in any case.
  */
-export async function finalize(id: string, oomCheck = true, quick = false): Promise<void> {
-  const config = readConfig(id);
+export async function finalize(id: string, oomCheck = true, quick = false, known?: ContainerConfig): Promise<void> {
+  const config = known ?? readConfig(id);
   const state = readState(id);
   if (!config || !state) return;
   if (state.phase === "running" && alive(state.init)) return;

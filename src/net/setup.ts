@@ -69,8 +69,14 @@ function ensureBridge(subnet: ReturnType<typeof parseSubnet>): boolean {
   return true;
 }
 
+/** The record of a network that reserves nothing on the host (all but the bridge): known before anything is made. */
+export function plannedNetwork(req: NetworkRequest): NetworkRecord | undefined {
+  return req.mode === "bridge" ? undefined : { mode: req.mode, target: req.target, ports: [] };
+}
+
 export async function prepareNetwork(id: string, req: NetworkRequest): Promise<NetworkRecord> {
-  if (req.mode !== "bridge") return { mode: req.mode, target: req.target, ports: [] };
+  const planned = plannedNetwork(req);
+  if (planned) return planned;
   return withNetState((s) => {
     const subnet = parseSubnet(s.subnet ?? req.subnet ?? DEFAULT_SUBNET);
     if (req.subnet && s.subnet && parseSubnet(req.subnet).cidr !== s.subnet)

@@ -250,11 +250,25 @@ export function cgroupLine(r: DeviceRule): string {
  * (opencontainers/cgroups devices/devices_emulator.go).
  */
 export interface DeviceRuleSet {
-  defaultAllow: boolean;
-  exceptions: DeviceRule[];
+  readonly defaultAllow: boolean;
+  readonly exceptions: readonly Readonly<DeviceRule>[];
 }
 
+/** Lists already reduced by this process, by their text: a run asks for the same list three times (plan, create, apply). */
+const reduced = new Map<string, DeviceRuleSet>();
+
+/** The reduced set of a list (shared between callers: read only). */
 export function effectiveRules(rules: readonly DeviceRule[]): DeviceRuleSet {
+  const key = JSON.stringify(rules);
+  let set = reduced.get(key);
+  if (!set) {
+    set = reduceRules(rules);
+    reduced.set(key, set);
+  }
+  return set;
+}
+
+function reduceRules(rules: readonly DeviceRule[]): DeviceRuleSet {
   let defaultAllow = false;
   // key "c 1:3" (wildcards as -1) -> access letters
   let ex = new Map<string, { type: "c" | "b"; major: number; minor: number; access: Set<string> }>();
