@@ -340,8 +340,9 @@ enum {
     F_TERMIOS = 18,
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
     F_USERNS_HOLDER = 20,
-    F_FWD_INSTALL = 21, /* pid sigs sigaction: forward signals from C handlers (fg_forward.c) */
+    F_FWD_INSTALL = 21, /* sigs sigaction: C handlers take these signals (fg_forward.c) */
     F_FWD_HUP = 22,     /* whether a SIGHUP came since F_FWD_INSTALL */
+    F_FWD_TARGET = 23,  /* pid: where they go from now on (-1: nowhere) */
 };
 
 NSB_EXPORT int nsb_call(int fn, const i64 *a) {
@@ -351,8 +352,9 @@ NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     case F_SEND: return nsb_send((int)a[0], (const u8 *)a[1], (int)a[2], (int)a[3]);
     case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1], (int)a[2], (u32)a[3]);
     case F_USERNS_HOLDER: return nsb_userns_holder();
-    case F_FWD_INSTALL: return fwd_install((int)a[0], (u64)a[1], (void *)a[2]);
-    case F_FWD_HUP: return fwd_hup;
+    case F_FWD_INSTALL: return fwd_install((u64)a[0], (void *)a[1]);
+    case F_FWD_HUP: return LOAD(fwd_hup);
+    case F_FWD_TARGET: return fwd_set_target((int)a[0]);
     case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);
     case F_PIDFD_SIGNAL: return (int)SC4(SYS_pidfd_send_signal, a[0], a[1], 0, 0);
     case F_MOUNT:

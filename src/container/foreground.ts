@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { ContainerSpec } from "../config/spec.ts";
 import { formatBytes } from "../config/units.ts";
 import { log } from "../log.ts";
-import { blockSignals, drainSignals, execFd, forwardSignals, inheritableDup } from "../native/handoff.ts";
+import { blockSignals, drainSignals, execFd, type Forwarding, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
 import { closeFd, exitCodeOf } from "../native/spawn.ts";
 import { type ContainerConfig, containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
@@ -133,10 +133,9 @@ const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
  * child and the shell waits for it as before. Returns only when that could not
  * be done (the container already exited, or execve failed): then Bun waits.
  */
-async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string): Promise<void> {
+async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string, forwarding: Forwarding | undefined): Promise<void> {
   // no signal lost on the way: see the steps in src/native/handoff.ts
-  const forwarding = forwardSignals(s.pid, FORWARDED_NUMBERS);
-  if (!forwarding) return; // Bun's listeners still forward what the C handlers could not take
+  if (!forwarding) return; // Bun's listeners forward: it waits itself
   await drainSignals();
   blockSignals(HANDED_OFF);
   if (!fg.exited.done) {
@@ -162,19 +161,23 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
     );
     if (master >= 0) closeFd(master);
     log.debug("cannot hand the foreground wait to the shim: Bun waits");
-  } else forwarding.stop();
+  }
   blockSignals(HANDED_OFF, false);
 }
 
 export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions): Promise<number> {
   const fg = new Foreground();
+  // From here on the C handlers take the forwarded signals (Bun's listeners only
+  // see those that came before): none can be lost when nsbox execs the shim.
+  const forwarding = forwardSignals(FORWARDED_NUMBERS);
   let config: ContainerConfig | undefined;
   try {
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
     config = s.config;
     fg.track(s.pid);
+    forwarding?.target(s.pid);
     if (s.master === undefined) await fg.exitWithin(Number(process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS));
-    if (!fg.exited.done) await handOff(fg, s, spec, opts.id);
+    if (!fg.exited.done) await handOff(fg, s, spec, opts.id, forwarding);
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");
@@ -187,6 +190,7 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     }
     return exitCodeOf(status);
   } finally {
+    forwarding?.stop(); // the container is reaped (or was never made): its pid may be reused
     await fg.dispose();
     if (config && readState(opts.id)) await withLock(opts.id, () => finalize(opts.id, false, true, config));
     mark("cleaned up");

@@ -6,8 +6,9 @@
  * No signal sent to nsbox may be lost on the way. Bun's handlers queue a signal
  * for JavaScript (on whichever thread the kernel chose), and execve would drop
  * what is queued. So, in this order:
- *   1. forwardSignals: C handlers (csrc/fg_forward.c) forward them from now on,
- *      in the handler, whatever the thread;
+ *   1. forwardSignals, before the container starts: C handlers (csrc/fg_forward.c)
+ *      forward them, in the handler, whatever the thread (a signal Bun's own handler
+ *      had taken could still be on its way to JavaScript when execve ends it);
  *   2. drainSignals: what Bun queued before 1 reaches its JS listener (which forwards);
  *   3. blockSignals: the JS thread, which calls execve, blocks them; one that comes
  *      now goes to another thread's C handler, or, once execve has ended those
@@ -40,6 +41,8 @@ const SIG_UNBLOCK = 1;
 const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s - 1)), 0n);
 
 export interface Forwarding {
+  /** where the signals go from now on; those that came before go now */
+  target(pid: number): void;
   /** whether a SIGHUP came since forwardSignals */
   hupSeen(): boolean;
   /** the container is gone: forward nothing more (its pid may be reused) */
@@ -47,13 +50,18 @@ export interface Forwarding {
 }
 
 /**
- * From now on signals (numbers) sent to nsbox go to pid at once, from a C handler
- * (Bun's JS listeners no longer see them); undefined if that cannot be done.
+ * From now on these signals (numbers) sent to nsbox are taken by C handlers
+ * (csrc/fg_forward.c), not by Bun's JS listeners: noted until target() names
+ * the container, then sent to it at once. Undefined if that cannot be done.
  */
-export function forwardSignals(pid: number, signals: number[]): Forwarding | undefined {
+export function forwardSignals(signals: number[]): Forwarding | undefined {
   const { sigaction } = libc() as unknown as Record<"sigaction", { ptr: number }>;
-  if (call(F.FWD_INSTALL, pid, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
-  return { hupSeen: () => call(F.FWD_HUP) !== 0, stop: () => void call(F.FWD_INSTALL, 0, 0, sigaction.ptr) };
+  if (call(F.FWD_INSTALL, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
+  return {
+    target: (pid) => void call(F.FWD_TARGET, pid),
+    hupSeen: () => call(F.FWD_HUP) !== 0,
+    stop: () => void call(F.FWD_TARGET, -1),
+  };
 }
 
 function sigset(signals: number[]): Uint8Array {

@@ -40,6 +40,7 @@ export const F = {
   USERNS_HOLDER: 20,
   FWD_INSTALL: 21,
   FWD_HUP: 22,
+  FWD_TARGET: 23,
 } as const;
 
 const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;
