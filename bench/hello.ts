@@ -13,15 +13,17 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type BenchContext, BenchError, exec, median, mustExec, REPO, type Stats, type Target } from "./lib.ts";
 
-/** The flags of `$(BUN) build --compile ... src/main.ts --outfile $@` in the Makefile's dist/nsbox rule. */
+/** The flags of the Makefile's dist/nsbox rule: `BUNFLAGS := --compile ...` (or written out in the rule itself). */
 function makefileBuildFlags(): string[] {
   const makefile = readFileSync(join(REPO, "Makefile"), "utf8");
+  const vars = /^BUNFLAGS\s*:?=\s*(--compile.*)$/m.exec(makefile);
   const rule = /^dist\/nsbox:.*\n(?:\t.*\n)*?\t\$\(BUN\) build (--compile.*?) src\/main\.ts --outfile \$@$/m.exec(makefile);
-  if (!rule?.[1])
+  const flags = vars?.[1] ?? rule?.[1];
+  if (!flags)
     throw new BenchError(
-      "cannot find the `$(BUN) build --compile ... src/main.ts --outfile $@` line of the Makefile's dist/nsbox rule (bench/hello.ts reads its flags)",
+      "cannot find the build flags of the Makefile's dist/nsbox rule (`BUNFLAGS := --compile ...`, or `$(BUN) build --compile ... src/main.ts --outfile $@`): bench/hello.ts reads them",
     );
-  return rule[1].split(/\s+/).filter(Boolean);
+  return flags.split(/\s+/).filter(Boolean);
 }
 
 export interface Hello {
