@@ -288,25 +288,10 @@ static int nsb_winsize(int fd, int set, u16 *ws) {
  * op 0: save into t; op 1: set from t; op 2: save into t, then make the terminal
  * raw as cfmakeraw does (no echo, no line editing, no signals, no output
  * processing: the container's own terminal does all that). */
-struct k_termios {
-    u32 iflag, oflag, cflag, lflag;
-    u8 line, cc[19];
-};
 static int nsb_termios(int fd, int op, struct k_termios *t) {
-    struct k_termios raw;
-    long r;
     if (op == 1) return (int)sys_ioctl(fd, 0x5402 /* TCSETS */, (long)t);
-    r = sys_ioctl(fd, 0x5401 /* TCGETS */, (long)t);
-    if (r < 0 || op == 0) return (int)r;
-    raw = *t;
-    raw.iflag &= ~(01u | 02u | 010u | 040u | 0100u | 0200u | 0400u | 02000u); /* IGNBRK BRKINT PARMRK ISTRIP INLCR IGNCR ICRNL IXON */
-    raw.oflag &= ~01u;                                                       /* OPOST */
-    raw.lflag &= ~(010u | 0100u | 02u | 01u | 0100000u);                     /* ECHO ECHONL ICANON ISIG IEXTEN */
-    raw.cflag &= ~(060u | 0400u);                                            /* CSIZE PARENB */
-    raw.cflag |= 060u;                                                       /* CS8 */
-    raw.cc[6] = 1;                                                           /* VMIN */
-    raw.cc[5] = 0;                                                           /* VTIME */
-    return (int)sys_ioctl(fd, 0x5402 /* TCSETS */, (long)&raw);
+    if (op == 0) return (int)sys_ioctl(fd, 0x5401 /* TCGETS */, (long)t);
+    return (int)nsb_make_raw(fd, t);
 }
 
 /* Orphans of our children come to us (so C, once W exits, is ours to wait for). */

@@ -379,3 +379,26 @@ static void nsb_reset_signals(void) {
         sys_rt_sigaction(s, &dfl, NULL);
     }
 }
+
+/* The kernel's struct termios (TCGETS/TCSETS). */
+struct k_termios {
+    u32 iflag, oflag, cflag, lflag;
+    u8 line, cc[19];
+};
+
+/* Puts terminal fd into raw mode as cfmakeraw does; its settings before go to saved.
+ * 0, or -errno (fd is no terminal: ENOTTY). */
+static long nsb_make_raw(int fd, struct k_termios *saved) {
+    struct k_termios raw;
+    long r = sys_ioctl(fd, 0x5401 /* TCGETS */, (long)saved);
+    if (r < 0) return r;
+    raw = *saved;
+    raw.iflag &= ~(01u | 02u | 010u | 040u | 0100u | 0200u | 0400u | 02000u); /* IGNBRK BRKINT PARMRK ISTRIP INLCR IGNCR ICRNL IXON */
+    raw.oflag &= ~01u;                                                       /* OPOST */
+    raw.lflag &= ~(010u | 0100u | 02u | 01u | 0100000u);                     /* ECHO ECHONL ICANON ISIG IEXTEN */
+    raw.cflag &= ~(060u | 0400u);                                            /* CSIZE PARENB */
+    raw.cflag |= 060u;                                                       /* CS8 */
+    raw.cc[6] = 1;                                                           /* VMIN */
+    raw.cc[5] = 0;                                                           /* VTIME */
+    return sys_ioctl(fd, 0x5402 /* TCSETS */, (long)&raw);
+}

@@ -61,26 +61,8 @@ static void fg_resize(int master) {
     if (master >= 0 && fg_host_winsize(ws)) sys_ioctl(master, 0x5414 /* TIOCSWINSZ */, (long)ws);
 }
 
-/* The kernel's struct termios (TCGETS/TCSETS), made raw as cfmakeraw does (as
- * nsb_termios in csrc/host_calls.c). */
-struct fg_termios {
-    u32 iflag, oflag, cflag, lflag;
-    u8 line, cc[19];
-};
-
-static int fg_enter_raw(struct fg_termios *saved) {
-    struct fg_termios raw;
-    if (sys_ioctl(0, 0x5401 /* TCGETS */, (long)saved) < 0) return 0;
-    raw = *saved;
-    raw.iflag &= ~(01u | 02u | 010u | 040u | 0100u | 0200u | 0400u | 02000u); /* IGNBRK BRKINT PARMRK ISTRIP INLCR IGNCR ICRNL IXON */
-    raw.oflag &= ~01u;                                                       /* OPOST */
-    raw.lflag &= ~(010u | 0100u | 02u | 01u | 0100000u);                     /* ECHO ECHONL ICANON ISIG IEXTEN */
-    raw.cflag &= ~(060u | 0400u);                                            /* CSIZE PARENB */
-    raw.cflag |= 060u;                                                       /* CS8 */
-    raw.cc[6] = 1;                                                           /* VMIN */
-    raw.cc[5] = 0;                                                           /* VTIME */
-    return sys_ioctl(0, 0x5402 /* TCSETS */, (long)&raw) == 0;
-}
+/* Standard input into raw mode (lib.c's nsb_make_raw); its settings before go to saved. */
+static int fg_enter_raw(struct k_termios *saved) { return nsb_make_raw(0, saved) == 0; }
 
 /* "oom_kill N" from a cgroup's memory.events (v2) or memory.oom_control (v1). */
 static i64 fg_oom_kills(const char *path) {
@@ -106,7 +88,7 @@ struct fg {
     int stdin_open;
     i64 hup_kill_at; /* -1: none */
     i64 exited_at;
-    struct fg_termios saved;
+    struct k_termios saved;
 };
 
 /* As nsb_write_all, but waits out EAGAIN: the terminal's file may have been left
