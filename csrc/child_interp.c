@@ -127,7 +127,7 @@ static void run_c(const u8 *prog, int len) {
             /* after pivot_root: a plain path, opened to change that mount only */
             const char *p = rd_str(&c);
             u32 flags = rd_u32(&c);
-            CHECK(c_bind_flags_path(p, flags));
+            CHECK(c_bind_flags(p, -1, flags));
             break;
         }
         case C_HOSTNAME: {

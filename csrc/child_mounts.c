@@ -101,10 +101,10 @@ static long c_bind_flags(const char *target, long fd, u32 flags) {
     if (flags & MS_NODEV) a.attr_set |= MOUNT_ATTR_NODEV;
     if (flags & MS_NOEXEC) a.attr_set |= MOUNT_ATTR_NOEXEC;
     if (!a.attr_set) return 0;
-    if (fd >= 0) {
-        r = nsb_syscall6(SYS_mount_setattr, fd, (long)"", AT_EMPTY_PATH | ((flags & MS_REC) ? 0x8000 : 0), (long)&a, sizeof a, 0);
-        if (r != -ENOSYS) return r;
-    }
+    /* by fd when we hold one, else by path (mount_setattr follows it as open() would) */
+    r = fd >= 0 ? nsb_syscall6(SYS_mount_setattr, fd, (long)"", AT_EMPTY_PATH | ((flags & MS_REC) ? 0x8000 : 0), (long)&a, sizeof a, 0)
+                : nsb_syscall6(SYS_mount_setattr, AT_FDCWD, (long)target, (flags & MS_REC) ? 0x8000 : 0, (long)&a, sizeof a, 0);
+    if (r != -ENOSYS) return r;
     memset(st, 0, sizeof st);
     if (SC2(SYS_statfs, target, st) == 0) keep = (u32)st[10] & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC); /* f_flags: ST_* = MS_* here */
     return SC5(SYS_mount, 0, target, 0, MS_REMOUNT | MS_BIND | keep | (flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0);

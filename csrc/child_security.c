@@ -101,26 +101,11 @@ static long c_mask(const char *path) {
     return r == -ENOENT ? 0 : r;
 }
 
-/* Read-only (and the other flags) on the mount at path, found by path: no fd to
- * open and close. mount_setattr follows the path as open() would. */
-static long c_bind_flags_path(const char *path, u32 flags) {
-    struct mount_attr a;
-    long r;
-    memset(&a, 0, sizeof a);
-    if (flags & MS_RDONLY) a.attr_set |= MOUNT_ATTR_RDONLY;
-    if (flags & MS_NOSUID) a.attr_set |= MOUNT_ATTR_NOSUID;
-    if (flags & MS_NODEV) a.attr_set |= MOUNT_ATTR_NODEV;
-    if (flags & MS_NOEXEC) a.attr_set |= MOUNT_ATTR_NOEXEC;
-    if (!a.attr_set) return 0;
-    r = nsb_syscall6(SYS_mount_setattr, AT_FDCWD, (long)path, (flags & MS_REC) ? 0x8000 : 0, (long)&a, sizeof a, 0);
-    return r == -ENOSYS ? c_bind_flags(path, -1, flags) : r;
-}
-
 /* A read-only path (after pivot_root): bound on itself, then made read-only
  * (nosuid, nodev, noexec too, as runc does). Absent paths are skipped. */
 static long c_ropath(const char *path) {
     long r = SC5(SYS_mount, path, path, 0, MS_BIND | MS_REC, 0);
     if (r == -ENOENT || r == -ENOTDIR) return 0;
     if (r < 0) return r;
-    return c_bind_flags_path(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC);
+    return c_bind_flags(path, -1, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC);
 }
