@@ -136,6 +136,10 @@ const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
 async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string, forwarding: Forwarding | undefined): Promise<void> {
   // no signal lost on the way: see the steps in src/native/handoff.ts
   if (!forwarding) return; // Bun's listeners forward: it waits itself
+  // Bun may set its own handler for a signal after forwardSignals (its listeners are
+  // installed lazily): take them again before the drain, or one caught by Bun's
+  // handler now could be queued for JavaScript and lost with the execve.
+  if (!forwardSignals(FORWARDED_NUMBERS)) return;
   await drainSignals();
   blockSignals(HANDED_OFF);
   if (!fg.exited.done) {
