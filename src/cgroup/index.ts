@@ -5,8 +5,7 @@
  * (see v2.ts); --cgroup-parent places it elsewhere. nsbox never moves a process
  * other than the container's, and removes only the cgroups it created.
  */
-import { writeFile } from "node:fs";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import type { Mount, Resources } from "../config/spec.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type ContainerCgroup } from "./cgroup.ts";
@@ -16,6 +15,7 @@ import { createV2, planV2, V2Cgroup } from "./v2.ts";
 
 export { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 export { detectCgroups } from "./detect.ts";
+export { warmCgroupMoves } from "./warm.ts";
 
 /** A --cgroup-parent: a path in the cgroup hierarchy ("/a/b", "a/b", or "/sys/fs/cgroup/a/b"). */
 export function parseCgroupParent(text: string, host: CgroupHost = detectCgroups()): string {
@@ -95,27 +95,4 @@ export function cgroupMountsFor(record: CgroupRecord, privateNs: boolean): Mount
     mounts.push({ destination: `/sys/fs/cgroup/${basename(mount)}`, type: "bind", source: dir, options: ["bind", ...ro] });
   }
   return mounts;
-}
-
-/**
- * Starts the kernel's slow part of a cgroup move early, off the main thread.
- *
- * Moving a process between cgroups takes cgroup_threadgroup_rwsem for writing,
- * and a writer that finds it idle first waits for an RCU grace period (measured
- * here: 2-16 ms, more than the rest of a container start). Writers that come
- * within a grace period after another one pass at once. So nsbox rewrites its
- * own pid into its own cgroup (a move to where it already is: nothing changes)
- * on a worker thread while it prepares the rest; the container's real move,
- * a few milliseconds later, then costs microseconds.
- */
-export function warmCgroupMoves(): void {
-  const host = detectCgroups();
-  const dir =
-    host.mode === "v2" && host.v2Mount
-      ? join(host.v2Mount, host.v2Own ?? "/")
-      : host.v1Mounts.get("pids") && join(host.v1Mounts.get("pids") as string, host.v1Own.get("pids") ?? "/");
-  if (!dir) return;
-  writeFile(join(dir, "cgroup.procs"), `${process.pid}\n`, () => {
-    // only a speed-up: a refusal changes nothing
-  });
 }
