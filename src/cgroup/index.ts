@@ -15,7 +15,7 @@ import { createV2, planV2, V2Cgroup } from "./v2.ts";
 
 export { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 export { detectCgroups } from "./detect.ts";
-export { warmCgroupMoves } from "./warm.ts";
+export { cgroupMovesWarm, warmCgroupMoves } from "./warm.ts";
 
 /** A --cgroup-parent: a path in the cgroup hierarchy ("/a/b", "a/b", or "/sys/fs/cgroup/a/b"). */
 export function parseCgroupParent(text: string, host: CgroupHost = detectCgroups()): string {

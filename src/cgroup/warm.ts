@@ -18,6 +18,8 @@ import { writeFile } from "node:fs";
 import { join } from "node:path";
 import { detectCgroups } from "./detect.ts";
 
+let last: Promise<void> = Promise.resolve();
+
 export function warmCgroupMoves(): void {
   const host = detectCgroups();
   const dir =
@@ -25,7 +27,15 @@ export function warmCgroupMoves(): void {
       ? join(host.v2Mount, host.v2Own ?? "/")
       : host.v1Mounts.get("pids") && join(host.v1Mounts.get("pids") as string, host.v1Own.get("pids") ?? "/");
   if (!dir) return;
-  writeFile(join(dir, "cgroup.procs"), `${process.pid}\n`, () => {
-    // only a speed-up: a refusal changes nothing
-  });
+  last = new Promise((resolve) =>
+    writeFile(join(dir, "cgroup.procs"), `${process.pid}\n`, () => {
+      // only a speed-up: a refusal changes nothing
+      resolve();
+    }),
+  );
+}
+
+/** Settles when the last warm-up's write is done: its grace period passed and cgroup_mutex is free. */
+export function cgroupMovesWarm(): Promise<void> {
+  return last;
 }

@@ -10,7 +10,17 @@
  */
 import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, planCgroup, sameRecord, warmCgroupMoves } from "../cgroup/index.ts";
+import {
+  CgroupError,
+  type CgroupRecord,
+  type ContainerCgroup,
+  cgroupMountsFor,
+  cgroupMovesWarm,
+  createCgroup,
+  planCgroup,
+  sameRecord,
+  warmCgroupMoves,
+} from "../cgroup/index.ts";
 import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { loadHelper } from "../native/helper.ts";
@@ -93,6 +103,8 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
   flock(lockFd, LOCK_EX);
   const fds: number[] = [];
   let pid = 0;
+  let cg: ContainerCgroup | undefined;
+  let cgReady: Promise<ContainerCgroup> | undefined;
   try {
     if (opts.name && !reserveName(opts.name, id))
       fail(`the name "${opts.name}" is already in use by another container: choose another, or remove that one (nsbox rm ${opts.name})`);
@@ -110,20 +122,46 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       chownForUserns(spec, dataDir);
     }
 
-    // The cgroup exists before the container process, which joins it before it
-    // runs a single instruction of the command.
-    const cg = spec.nsbox.cgroups ? makeCgroup(spec, id) : undefined;
-    const recorded = !cg || sameRecord(cg.record, config.cgroup);
-    if (cg) {
+    // The cgroup exists before the container process runs a single instruction
+    // of the command: the process joins it at READY. Its directories are made
+    // once the move's warm-up (started at main, see warmCgroupMoves) has seen its
+    // grace period through: until then a mkdir would wait behind it on the
+    // kernel's cgroup_mutex, and the network, the /etc files and the programs are
+    // prepared meanwhile; they exist before the spawn (C binds them on cgroup v1
+    // before GO). The programs mount the container's view of its cgroup from the
+    // planned record, which names the same directories.
+    const planned = config.cgroup;
+    if (spec.nsbox.cgroups && planned) {
+      const forCgroup = spec;
+      cgReady = cgroupMovesWarm().then(() => {
+        cg = makeCgroup(forCgroup, id);
+        mark("cgroup created");
+        // keeps the move's lock warm until the container's join
+        warmCgroupMoves();
+        return cg;
+      });
+      cgReady.catch(() => undefined); // a failure is reported where it is awaited (the join)
+      spec = withCgroupMounts(spec, planned);
+    } else if (spec.nsbox.cgroups) {
+      // no plan (createCgroup will say why it cannot make one): made now, as it is
+      cg = makeCgroup(spec, id);
       config.cgroup = cg.record;
-      spec = withCgroupMounts(spec, cg);
+      spec = withCgroupMounts(spec, cg.record);
+      mark("cgroup created");
+      warmCgroupMoves();
     }
-    mark("cgroup created");
-    // Moving a process between cgroups first waits for an RCU grace period, under
-    // a lock every cgroup operation takes: start that wait now, on a worker thread
-    // (the mkdirs above are done), and set up the network and load the helper
-    // while it passes; the container's move then comes in its wake.
-    if (cg) warmCgroupMoves();
+    /** The container's cgroup once made, recorded again if it differs from the plan (parents changed meanwhile). */
+    const cgroupMade = async (): Promise<ContainerCgroup | undefined> => {
+      if (!cgReady) return cg;
+      const made = await cgReady;
+      if (!sameRecord(made.record, config.cgroup)) {
+        if (!planned || !sameRecord({ ...made.record, created: [] }, { ...planned, created: [] }))
+          throw new NsboxError("the container's cgroup changed while it was created: run it again");
+        config.cgroup = made.record;
+        updateConfig(config);
+      }
+      return made;
+    };
 
     // The network: an address and ports reserved now (a clash fails before the
     // container exists), the veth plugged in once its namespace exists.
@@ -137,7 +175,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("network and /etc files ready");
     loadHelper();
 
-    if (!recorded || !recordedNet) updateConfig(config);
+    if (!recordedNet) updateConfig(config);
 
     const joinFds = openJoinFds(spec, fds);
     const tty = spec.process.terminal;
@@ -179,6 +217,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     };
     const { w, c } = buildPrograms(plan);
     mark("programs built");
+    await cgroupMade();
     if (!opts.detached) becomeSubreaper();
     const s = spawnProcess(w, c);
     fds.push(s.syncFd, s.statusFd);
@@ -208,11 +247,11 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
           // Nothing to do meanwhile: the move on this thread, file after file, costs
           // less than the round trips of writes on the thread pool (the grace period
           // it may wait for was started by warmCgroupMoves).
-          cg?.join(pid);
+          (await cgroupMade())?.join(pid);
           return;
         }
         // the cgroup move may wait for an RCU grace period: plug the network in meanwhile
-        const joining = cg?.joinAsync(pid);
+        const joining = cgroupMade().then((made) => made?.joinAsync(pid));
         try {
           plumbNetwork(id, network, pid);
           // rootless: the user-mode stack (pasta, slirp4netns), recorded for release and inspect
@@ -237,6 +276,8 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("state running");
     return { id, pid, cgroup: cg, master, config };
   } catch (e) {
+    // a cgroup still being made is made (or failed) before it is released
+    await cgReady?.catch(() => undefined);
     if (pid > 0) {
       try {
         process.kill(pid, "SIGKILL");
@@ -333,9 +374,9 @@ function makeCgroup(spec: ContainerSpec, id: string): ContainerCgroup {
 }
 
 /** /sys/fs/cgroup inside: the container's own cgroup, read-only, right after /sys. */
-function withCgroupMounts(spec: ContainerSpec, cg: ContainerCgroup): ContainerSpec {
+function withCgroupMounts(spec: ContainerSpec, record: CgroupRecord): ContainerSpec {
   const privateNs = spec.linux.namespaces.some((n) => n.type === "cgroup");
-  const extra = cgroupMountsFor(cg.record, privateNs);
+  const extra = cgroupMountsFor(record, privateNs);
   const at = spec.mounts.findIndex((m) => m.destination === "/sys");
   const mounts = at < 0 ? [...spec.mounts, ...extra] : [...spec.mounts.slice(0, at + 1), ...extra, ...spec.mounts.slice(at + 1)];
   return { ...spec, mounts };
