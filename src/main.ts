@@ -3,10 +3,11 @@
  * become a line on stderr and an exit code.
  */
 
+// first: its top level runs before any other module is evaluated
+import "./early.ts";
 import { basename } from "node:path";
 import { renderUsage } from "citty";
 import pkg from "../package.json" with { type: "json" };
-import { warmCgroupMoves } from "./cgroup/warm.ts";
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
@@ -167,9 +168,6 @@ export async function main(argv: string[], invokedAs = basename(process.argv0 ??
     }
     const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
     if (!load) throw new NsboxError(`unknown command "${name}" (see: nsbox --help)`);
-    // run and exec move a process into a cgroup: the kernel's wait for that starts
-    // now, while the command loads (see warmCgroupMoves; harmless if none is moved)
-    if ((name === "run" || name === "exec") && process.getuid?.() === 0 && !withoutCgroups(argv)) warmCgroupMoves();
     const entry = await load();
     mark("command loaded");
     const rest = argv.slice(split + 1);
@@ -210,11 +208,6 @@ function checkRoots(rootFlag: string | undefined, stateFlag: string | undefined)
 }
 
 /** Index of the command word: the first argument that is neither a global flag nor its value. */
-/** `--cgroup-manager none` anywhere on the line (a container's own argument too: then only the warm-up is skipped). */
-function withoutCgroups(argv: string[]): boolean {
-  return argv.some((a, i) => a === "--cgroup-manager=none" || (a === "--cgroup-manager" && argv[i + 1] === "none"));
-}
-
 function commandIndex(argv: string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;

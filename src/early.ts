@@ -1,0 +1,32 @@
+/**
+ * The first of nsbox's modules to run: main.ts imports it before any other, so
+ * that its top level runs before the rest of the program is even evaluated.
+ *
+ * A command that will move a process into a cgroup (run, exec) starts the
+ * kernel's wait for that move here (see warmCgroupMoves: an RCU grace period of
+ * 4-15 ms on this kind of host), so that it passes while the modules load.
+ */
+import { warmCgroupMoves } from "./cgroup/warm.ts";
+import { mark } from "./trace.ts";
+
+/** The command word: the first argument that is neither a flag nor the value of --root/--state/--log/--log-format. */
+function verb(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (/^--?(root|state|log|log-format)$/.test(a)) i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return undefined;
+}
+
+/** `--cgroup-manager none` anywhere on the line (a container's own argument too: then only the warm-up is skipped). */
+function withoutCgroups(argv: string[]): boolean {
+  return argv.some((a, i) => a === "--cgroup-manager=none" || (a === "--cgroup-manager" && argv[i + 1] === "none"));
+}
+
+const argv = process.argv.slice(2);
+const command = verb(argv);
+if ((command === "run" || command === "exec") && process.getuid?.() === 0 && !withoutCgroups(argv)) {
+  warmCgroupMoves();
+  mark("cgroup move warm-up started");
+}
