@@ -279,8 +279,24 @@ static void run_w(const u8 *w, int wlen, const u8 *cp, int clen, int sync, int s
         }
         case W_CLONE: {
             u32 flags = rd_u32(&c);
-            child = SC2(SYS_clone, flags | SIGCHLD, 0);
+            i32 cgfd = (i32)rd_u32(&c);
+            child = -1;
+            if (cgfd >= 0) {
+                /* cgroup v2: C is born in its cgroup (clone3's CLONE_INTO_CGROUP),
+                 * so nobody moves it there later: a move waits for an RCU grace
+                 * period. Any refusal (a kernel before 5.7, a cgroup that cannot
+                 * take it) falls back to clone, and nsbox moves C as before. */
+                u64 args[11] = {0}; /* struct clone_args, CLONE_ARGS_SIZE_VER2 */
+                args[0] = (u64)flags | CLONE_INTO_CGROUP;
+                args[4] = SIGCHLD;   /* exit_signal */
+                args[10] = (u64)cgfd; /* cgroup */
+                child = SC2(SYS_clone3, (long)args, sizeof args);
+            }
+            if (child < 0) child = SC2(SYS_clone, flags | SIGCHLD, 0);
+            if (cgfd >= 0 && child != 0) sys_close(cgfd);
             if (child == 0) {
+                /* a directory fd outside the container's root: never C's to keep */
+                if (cgfd >= 0) sys_close(cgfd);
                 sys_close(status);
                 c_sync = sync;
                 run_c(cp, clen);

@@ -28,7 +28,7 @@
 enum {
     /* W ops */
     W_SETNS = 1,   /* fd nstype */
-    W_CLONE = 2,   /* flags: clone C, which runs the C program */
+    W_CLONE = 2,   /* flags, cgroup dir fd or -1: clone C (into that cgroup), which runs the C program */
     W_EXIT = 3,    /* foreground: leave C to nsbox */
     W_EXEC = 4,    /* fd keep[] argv[] envp[]: become the monitor shim, keep[k] as fd k */
     W_SETSID = 5,  /* detach from nsbox's session and terminal */

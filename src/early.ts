@@ -26,7 +26,4 @@ function withoutCgroups(argv: string[]): boolean {
 
 const argv = process.argv.slice(2);
 const command = verb(argv);
-if ((command === "run" || command === "exec") && process.getuid?.() === 0 && !withoutCgroups(argv)) {
-  warmCgroupMoves();
-  mark("cgroup move warm-up started");
-}
+if ((command === "run" || command === "exec") && process.getuid?.() === 0 && !withoutCgroups(argv) && warmCgroupMoves()) mark("cgroup move warm-up started");

@@ -27,6 +27,8 @@ export interface ContainerCgroup {
   join(pid: number): void;
   /** the same, on a worker thread: a move can wait for an RCU grace period, time nsbox can use */
   joinAsync(pid: number): Promise<void>;
+  /** v2: an fd of the cgroup's directory for clone3's CLONE_INTO_CGROUP (the caller closes it); v1: undefined */
+  cloneFd(): number | undefined;
   /** how many times the kernel's OOM killer killed in this cgroup */
   oomKills(): number;
   /** the file oomKills() reads ("oom_kill N" in it), for the foreground shim; undefined without memory accounting */

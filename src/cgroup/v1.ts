@@ -33,6 +33,11 @@ export class V1Cgroup implements ContainerCgroup {
     for (const d of this.dirs()) await writeCgAsync(join(d, "cgroup.procs"), `${pid}\n`, `the container's cgroup ${d}`);
   }
 
+  /** v1 has no CLONE_INTO_CGROUP: the process is moved (join) */
+  cloneFd(): undefined {
+    return undefined;
+  }
+
   oomKills(): number {
     const f = this.oomFile();
     return f ? (keyed(readCg(f), "oom_kill") ?? 0) : 0;

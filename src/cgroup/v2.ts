@@ -3,12 +3,13 @@
  * cgroup.subtree_control, and the "no internal processes" rule: a cgroup that
  * delegates controllers to children may hold no processes itself.
  */
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Resources } from "../config/spec.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
+import { mark } from "../trace.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
-import type { CgroupHost } from "./detect.ts";
+import { type CgroupHost, detectCgroups } from "./detect.ts";
 import { attachDeviceFilter } from "./devices-v2.ts";
 import { keyed, killPids, numberOf, pidsIn, readCg, rmdirCg, writeCg, writeCgAsync } from "./fsutil.ts";
 import { ensureParent, plannedParents, removeParents } from "./parents.ts";
@@ -21,11 +22,39 @@ export class V2Cgroup implements ContainerCgroup {
   }
 
   join(pid: number): void {
+    if (this.holds(pid)) return;
     writeCg(join(this.dir, "cgroup.procs"), `${pid}\n`, "the container's cgroup");
   }
 
   joinAsync(pid: number): Promise<void> {
+    if (this.holds(pid)) return Promise.resolve();
     return writeCgAsync(join(this.dir, "cgroup.procs"), `${pid}\n`, "the container's cgroup");
+  }
+
+  /**
+   * An fd of the cgroup's directory, for clone3's CLONE_INTO_CGROUP: a process
+   * born in its cgroup is never moved there, and a move first waits for an RCU
+   * grace period (see warmCgroupMoves). The caller closes it.
+   */
+  cloneFd(): number | undefined {
+    try {
+      return openSync(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch {
+      return undefined; // then the process is moved, as without clone3
+    }
+  }
+
+  /** Whether pid already sits in this cgroup (born there): a move to where it is would only wait for the kernel. */
+  private holds(pid: number): boolean {
+    try {
+      const own = /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, "utf8"))?.[1];
+      const mount = detectCgroups().v2Mount;
+      if (own === undefined || !mount || join(mount, own) !== this.dir) return false;
+      mark("born in its cgroup (CLONE_INTO_CGROUP)");
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   oomKills(): number {

@@ -11,8 +11,9 @@
  * as the command is known to create a process (main), so that the grace period
  * passes while the modules load and the spec is built, and again once the
  * container's cgroups exist, which keeps the lock warm until the real move.
- * On v1 the waiting writer holds cgroup_mutex, so a mkdir of a cgroup behind it
+ * The waiting writer holds cgroup_mutex, so a mkdir of a cgroup behind it
  * waits for the rest of the grace period: the move it spares comes later anyway.
+ * Only for cgroup v1 (hybrid hosts too): on v2 nothing is moved.
  */
 import { writeFile } from "node:fs";
 import { join } from "node:path";
@@ -20,19 +21,22 @@ import { detectCgroups } from "./detect.ts";
 
 let last: Promise<void> = Promise.resolve();
 
-export function warmCgroupMoves(): void {
+/** Returns whether a warm-up was started. */
+export function warmCgroupMoves(): boolean {
   const host = detectCgroups();
-  const dir =
-    host.mode === "v2" && host.v2Mount
-      ? join(host.v2Mount, host.v2Own ?? "/")
-      : host.v1Mounts.get("pids") && join(host.v1Mounts.get("pids") as string, host.v1Own.get("pids") ?? "/");
-  if (!dir) return;
+  // cgroup v2: processes are born in their cgroup (clone3's CLONE_INTO_CGROUP,
+  // see V2Cgroup.cloneFd), nothing is moved, and a warm-up would only hold
+  // cgroup_mutex against the container's mkdir.
+  if (host.mode === "v2") return false;
+  const dir = host.v1Mounts.get("pids") && join(host.v1Mounts.get("pids") as string, host.v1Own.get("pids") ?? "/");
+  if (!dir) return false;
   last = new Promise((resolve) =>
     writeFile(join(dir, "cgroup.procs"), `${process.pid}\n`, () => {
       // only a speed-up: a refusal changes nothing
       resolve();
     }),
   );
+  return true;
 }
 
 /** Settles when the last warm-up's write is done: its grace period passed and cgroup_mutex is free. */

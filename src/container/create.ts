@@ -215,6 +215,11 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       monitor,
       seccompFilter: spec.linux.seccomp ? await filterFor(spec.linux.seccomp) : undefined,
     };
+    if (config.cgroup?.version === 2) {
+      // C is cloned into its cgroup (CLONE_INTO_CGROUP): no move, no grace period
+      plan.cgroupFd = (await cgroupMade())?.cloneFd();
+      if (plan.cgroupFd !== undefined) fds.push(plan.cgroupFd);
+    }
     const { w, c } = buildPrograms(plan);
     mark("programs built");
     await cgroupMade();

@@ -72,23 +72,27 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
 }
 
 async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: { done: boolean }): Promise<number> {
-  // the cgroup move's grace period passes while the namespaces are opened and the helper loads (see warmCgroupMoves)
-  if (v.config.cgroup) warmCgroupMoves();
+  // v1: the cgroup move's grace period passes while the namespaces are opened and
+  // the helper loads (see warmCgroupMoves); v2: the process is born in the cgroup
+  const cgroup = v.config.cgroup ? openCgroup(v.config.cgroup) : undefined;
+  if (cgroup) warmCgroupMoves();
   const fds = openNamespaces(init.pid);
   mark("namespaces opened");
   const fg = new Foreground();
   let devnull = -1;
+  let cgroupFd: number | undefined;
   try {
     // The fds are open: if the container died meanwhile, they are of a dead one.
     if (startTime(init.pid) !== init.start) fail(`container ${v.config.name ?? v.id.slice(0, 12)} is not running (it exited)`);
     devnull = o.interactive || o.tty ? -1 : openSync("/dev/null", "r");
+    cgroupFd = cgroup?.cloneFd();
     // Rootless, only the container's user namespace gives the right to join its
     // pid namespace: W joins that first (C then inherits it).
     const userFirst = isRootless() && fds.has("user");
     const w: Op[] = [
       ...(userFirst ? [{ code: W.SETNS, fields: [fds.get("user") as number, CLONE.user], what: "join the user namespace" }] : []),
       { code: W.SETNS, fields: [fds.get("pid") as number, CLONE.pid], what: "join the pid namespace" },
-      { code: W.CLONE, fields: [0], what: "create the process" },
+      { code: W.CLONE, fields: [0, cgroupFd ?? -1], what: "create the process" },
       { code: W.EXIT, fields: [], what: "hand the process to nsbox" },
     ];
     // C is born non-dumpable (W makes itself so before the clone: csrc/child_interp.c),
@@ -131,7 +135,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       for (;;) {
         const m = recvMessage(s);
         if (m.type === "ready") {
-          if (v.config.cgroup) openCgroup(v.config.cgroup).join(pid);
+          cgroup?.join(pid);
           sendGo(s);
         } else if (m.type === "pty") master = m.fd;
         else if (m.type === "error") throw childError(c[m.op], m.errno, o.args[0] ?? "", c.slice(0, m.op));
@@ -151,6 +155,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     await fg.dispose();
     for (const fd of fds.values()) closeSync(fd);
     if (devnull >= 0) closeSync(devnull);
+    if (cgroupFd !== undefined) closeSync(cgroupFd);
     mark("cleaned up");
   }
 }

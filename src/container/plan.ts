@@ -90,6 +90,8 @@ export interface ChildPlan {
   /** detached: W becomes the monitor shim with these arguments */
   monitor?: { argv: string[]; keepFds: number[]; env: string[] };
   winsize?: { rows: number; cols: number };
+  /** cgroup v2: an fd of the container's cgroup directory, which C is cloned into (CLONE_INTO_CGROUP) */
+  cgroupFd?: number;
   /** the BPF program of spec.linux.seccomp (security/seccomp-policy.ts filterFor) */
   seccompFilter?: Uint8Array;
   /**
@@ -128,7 +130,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   let cloneFlags = 0;
   if (creates(spec, "pid")) cloneFlags |= CLONE.pid;
   if (creates(spec, "user")) cloneFlags |= CLONE.user;
-  w.push({ code: W.CLONE, fields: [cloneFlags], what: "create the container process" });
+  w.push({ code: W.CLONE, fields: [cloneFlags, p.cgroupFd ?? -1], what: "create the container process" });
   if (p.monitor && p.shimFd !== undefined) {
     // The monitor, and the nsbox it runs for the clean-up, never load modules,
     // do raw I/O, reboot, set the clock or read the kernel log: they lose those

@@ -127,7 +127,10 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
       winsize: s2.process.consoleSize ? { rows: s2.process.consoleSize.height, cols: s2.process.consoleSize.width } : undefined,
       seccompFilter: s2.linux.seccomp ? await seccompFilterOf(s2) : undefined,
       oci: { waitFd, keepFds },
+      // cgroup v2: the process is born in its cgroup (CLONE_INTO_CGROUP), never moved
+      cgroupFd: cg.cloneFd(),
     };
+    if (plan.cgroupFd !== undefined) fds.push(plan.cgroupFd);
     const { w, c } = buildPrograms(plan);
     if (bundle.apparmor) beforeIdentity(c, apparmorStep(bundle.apparmor));
     rlimitSteps(c, s2.process.rlimits);

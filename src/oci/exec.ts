@@ -117,7 +117,7 @@ export async function ociExec(f: ExecFlags): Promise<number> {
   try {
     const w: Op[] = [
       { code: W.SETNS, fields: [fds.get("pid") as number, CLONE.pid], what: "join the pid namespace" },
-      { code: W.CLONE, fields: [0], what: "create the process" },
+      { code: W.CLONE, fields: [0, -1], what: "create the process" },
       { code: W.EXIT, fields: [], what: "hand the process over" },
     ];
     // born non-dumpable, as every C (see src/container/exec.ts)

@@ -43,7 +43,7 @@ export function runInUserns(uid: IdMapping[], gid: IdMapping[], args: string[]):
     .filter(([k]) => k === "PATH" || k === "HOME" || k.startsWith("NSBOX_") || k.startsWith("XDG_"))
     .map(([k, v]) => `${k}=${v}`);
   const w: Op[] = [
-    { code: W.CLONE, fields: [CLONE_NEWUSER], what: "create the helper process" },
+    { code: W.CLONE, fields: [CLONE_NEWUSER, -1], what: "create the helper process" },
     { code: W.EXIT, fields: [], what: "hand the helper to nsbox" },
   ];
   // Dumpable, so that its /proc/PID belongs to the caller: newuidmap checks that.

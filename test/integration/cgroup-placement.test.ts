@@ -52,6 +52,43 @@ describe(`placement on this ${HOST.mode} host`, () => {
     },
   );
 
+  test(
+    V2
+      ? "v2: the container process is born in its cgroup (clone3 CLONE_INTO_CGROUP), never moved there"
+      : "v1: the container process is moved into its cgroups, the move's grace period started at nsbox's start",
+    async () => {
+      // the command's first instruction already runs in the container's cgroup
+      const r = await s.run([s.rootfs, "cat", "/proc/self/cgroup"], { env: { NSBOX_TRACE: "1" } });
+      expect(r.code).toBe(0);
+      const marks = r.stderr
+        .split("\n")
+        .filter((l) => l.startsWith("[trace]"))
+        .map((l) => l.replace(/^\[trace\] +[0-9.]+ ms +[0-9.]+ MiB +/, ""));
+      if (V2) {
+        expect(marks).toContain("born in its cgroup (CLONE_INTO_CGROUP)");
+        expect(marks).not.toContain("cgroup move warm-up started");
+        // inside its cgroup namespace, the container's cgroup is its root
+        expect(r.stdout).toBe("0::/\n");
+      } else {
+        expect(marks).not.toContain("born in its cgroup (CLONE_INTO_CGROUP)");
+        if (root) expect(marks[0]).toBe("cgroup move warm-up started");
+        for (const ctrl of ["memory", "pids"]) expect(r.stdout).toMatch(new RegExp(`^\\d+:${ctrl}:/$`, "m"));
+      }
+      // the same for a process nsbox exec starts in a running container
+      const name = `born-${randomSuffix()}`;
+      const c = await s.detach(name, [s.rootfs, "sleep", "60"]);
+      try {
+        const e = await s.ctx.nsbox(["exec", name, "cat", "/proc/self/cgroup"], { env: { NSBOX_TRACE: "1" } });
+        expect(e.code).toBe(0);
+        expect(e.stderr.includes("born in its cgroup (CLONE_INTO_CGROUP)")).toBe(V2);
+        if (V2) expect(e.stdout).toBe("0::/\n");
+        else expect(e.stdout).toMatch(/^\d+:memory:\/$/m);
+      } finally {
+        await s.killAndRemove(name, c.Cgroup?.Paths ?? {});
+      }
+    },
+  );
+
   test("without limits: still a cgroup (for stats and to find its processes), with memory, cpu accounting and pids", async () => {
     const name = `nolimit-${randomSuffix()}`;
     const c = await s.detach(name, [s.rootfs, "sleep", "60"]);
