@@ -17,7 +17,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { log } from "../log.ts";
-import { bridgePorts, delLink, linkByName, talk } from "./netlink.ts";
+import { bridgePorts, delLink, linkByName, NetlinkError, talk } from "./netlink.ts";
 import { deletePortRules, deleteTable, natTable, portRuleOwners } from "./nft.ts";
 import { hostVethName } from "./setup.ts";
 import { type NetState, ownerGone, withNetState } from "./state.ts";
@@ -32,7 +32,11 @@ function releaseGone(s: NetState): void {
   for (const id of gone) {
     deletePortRules(id);
     const veth = linkByName(-1, hostVethName(id));
-    if (veth) talk(-1, [delLink(veth.index)], [`delete the veth of ${id.slice(0, 12)}`]);
+    try {
+      if (veth) talk(-1, [delLink(veth.index)], [`delete the veth of ${id.slice(0, 12)}`]);
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.errno === 19)) throw e; // ENODEV: its namespace was just torn down, and it with it
+    }
     log.info(`released the network of removed container ${id.slice(0, 12)}`);
   }
   for (const [ip, id] of Object.entries(s.addresses)) if (gone.has(id)) delete s.addresses[ip];
@@ -60,8 +64,12 @@ function removeAll(s: NetState): void {
   const removed: string[] = [];
   const br = linkByName(-1, BRIDGE);
   if (br) {
-    talk(-1, [delLink(br.index)], [`delete the bridge ${BRIDGE}`]);
-    removed.push(`the bridge ${BRIDGE}`);
+    try {
+      talk(-1, [delLink(br.index)], [`delete the bridge ${BRIDGE}`]);
+      removed.push(`the bridge ${BRIDGE}`);
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.errno === 19)) throw e; // ENODEV: deleted meanwhile (by hand)
+    }
   }
   if (natTable() !== undefined) {
     deleteTable();
