@@ -8,7 +8,7 @@
 import { defineCommand } from "citty";
 import { allViews, reconcile } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
-import { linkByName } from "../net/netlink.ts";
+import { bridgePorts, linkByName } from "../net/netlink.ts";
 import { natTable } from "../net/nft.ts";
 import { pruneNetwork } from "../net/prune.ts";
 import { readNetState } from "../net/state.ts";
@@ -70,6 +70,8 @@ export async function network(argv: string[]): Promise<number> {
           Name: BRIDGE,
           Driver: "bridge",
           Exists: !!link,
+          // what the kernel has plugged into it, whatever state recorded it (see src/net/prune.ts)
+          Interfaces: link ? bridgePorts(-1, link.index) : [],
           Subnet: s.subnet ?? null,
           Gateway: s.subnet ? parseSubnet(s.subnet).gateway : null,
           Addresses: Object.entries(s.addresses).map(([ip, id]) => ({ Ip: ip, Container: id, Name: n.get(id) ?? null })),

@@ -89,6 +89,9 @@ describe("network prune with other records than the running container's", () => 
     });
     expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, ipForward: "1" });
     expect(await pingsGateway(id)).toBe(true);
+    // B's inspect shows the interface too, though its records hold no address
+    const ins = JSON.parse((await must(B, ["network", "inspect"])).stdout) as { Interfaces: string[]; Addresses: unknown[] };
+    expect({ interfaces: ins.Interfaces, addresses: ins.Addresses }).toEqual({ interfaces: [vethName(id)], addresses: [] });
   });
 
   test("the same network state, another state root (C): keeps it all, naming the container that holds an address", async () => {
