@@ -488,12 +488,22 @@ export function useNsbox(name: string, opts: { rootfs?: boolean } = {}): NsboxCo
   afterAll(async () => {
     for (const fn of cleanups) await fn();
     const containers = ls(stateRoot).filter((e) => /^[0-9a-f]{64}$/.test(e));
-    // Safety net: an nsbox of this file still running (a bug, or a failed test)
-    // gets its container killed, so that it cleans up before tmp goes.
+    // Safety net: an nsbox of this file still running (a bug, or a failed test),
+    // or a detached container's monitor, gets its container killed, so that it
+    // cleans up before tmp goes and before the prune below: a container left
+    // running would give its veth and address back later, and leave nsbox0 on
+    // the host with nothing on it.
     const ours = readdirSync("/proc")
       .filter((e) => /^\d+$/.test(e))
       .map(Number)
-      .filter((p) => p !== process.pid && cmdlineOf(p).some((a) => a.includes(tmp)) && (cmdlineOf(p).includes("run") || isForegroundShim(p)));
+      .filter(
+        (p) =>
+          p !== process.pid &&
+          cmdlineOf(p).some((a) => a.includes(tmp)) &&
+          (cmdlineOf(p).includes("run") || isForegroundShim(p) || cmdlineOf(p)[0] === "nsbox-monitor"),
+      );
+    const monitors = ours.filter((p) => cmdlineOf(p)[0] === "nsbox-monitor");
+    if (monitors.length) console.error(`useNsbox("${name}"): ${monitors.length} detached container(s) still running at the end of the file: killed`);
     for (const p of ours) for (const c of childrenOf(p)) tryKill(c);
     await waitUntil(() => ours.every((p) => !existsSync(`/proc/${p}`)), 5000);
     // What an nsbox killed by a signal left (cgroups, addresses, veths) is
