@@ -26,9 +26,18 @@ import { BRIDGE } from "./subnet.ts";
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 const short = (ids: string[], names: Map<string, string>) => ids.map((id) => names.get(id) ?? id.slice(0, 12)).join(", ");
 
-/** Releases the network of containers that no longer exist (their address, ports, rules and a veth that outlived them). */
+/**
+ * Releases the network of containers that no longer exist (their address, ports,
+ * rules and a veth that outlived them). The nft rules are the host's: a rule of
+ * a container this network state has no record of is another state's, and goes
+ * only once that container's veth is gone too (it has one while it lives).
+ */
 function releaseGone(s: NetState): void {
-  const gone = new Set([...Object.values(s.addresses), ...Object.values(s.ports), ...portRuleOwners()].filter((id) => ownerGone(s, id)));
+  const recorded = (id: string) => id in s.owners || Object.values(s.addresses).includes(id) || Object.values(s.ports).includes(id);
+  const unplugged = (id: string) => recorded(id) || !linkByName(-1, hostVethName(id));
+  const gone = new Set(
+    [...Object.values(s.addresses), ...Object.values(s.ports), ...portRuleOwners()].filter((id) => ownerGone(s, id) && unplugged(id)),
+  );
   for (const id of gone) {
     deletePortRules(id);
     const veth = linkByName(-1, hostVethName(id));

@@ -11,13 +11,14 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { links, nsboxTableExists, readSysctl, SandboxNs, SysctlGuard, vethName } from "../helpers/net.ts";
+import { freePort, links, nsboxRules, nsboxTableExists, readSysctl, SandboxNs, SysctlGuard, vethName } from "../helpers/net.ts";
 import { isOneNsboxLine, lines, type RunOptions, type RunResult, useNsbox } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("net-shared-bridge");
 const hostSysctls = new SysctlGuard();
 const SUBNET = "10.233.0.0/24";
 const GATEWAY = "10.233.0.1";
+const PORT = freePort();
 let sb: SandboxNs;
 
 /** A state root and a data root of their own, and a network state (NSBOX_NET_STATE) shared by `net` name. */
@@ -39,12 +40,13 @@ async function must(env: Record<string, string>, args: string[]): Promise<RunRes
   return r;
 }
 
-/** What the container of A needs from the namespace: the bridge, its veth on it, the table, forwarding. */
+/** What the container of A needs from the namespace: the bridge, its veth on it, the table and its port rules, forwarding. */
 function network(id: string) {
   return {
     bridge: links(sb.path).includes("nsbox0"),
     vethOnBridge: sb.exec(["ip", "-o", "link", "show", "master", "nsbox0"]).stdout.includes(`${vethName(id)}@`),
     table: nsboxTableExists(sb.path),
+    portRules: nsboxRules(sb.path).filter((r) => r.comment === `nsbox:${id}`).length,
     ipForward: readSysctl("net.ipv4.ip_forward", sb.path),
   };
 }
@@ -54,7 +56,7 @@ let id = "";
 beforeAll(async () => {
   sb = new SandboxNs("shared");
   sb.exec(["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]);
-  id = (await must(A, ["run", "-d", "--subnet", SUBNET, ctx.rootfs, "sleep", "300"])).stdout.trim();
+  id = (await must(A, ["run", "-d", "--subnet", SUBNET, "-p", `${PORT}:80`, ctx.rootfs, "sleep", "300"])).stdout.trim();
 });
 
 // before the helper removes the temporary directory (the roots and network states are in it)
@@ -74,20 +76,20 @@ ctx.beforeCleanup(async () => {
 
 describe("network prune with other records than the running container's", () => {
   test("the container of A is on the bridge and reaches its gateway", async () => {
-    expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, ipForward: "1" });
+    expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, portRules: 2, ipForward: "1" });
     expect(await pingsGateway(id)).toBe(true);
   });
 
   // The records of B (another state root and another network state) hold no
   // address: prune used to take the bridge for unused and delete it, with the
   // nft table, cutting A's running container off.
-  test("another network state (B): keeps nsbox0, the table and forwarding, and says why in one line naming the veth", async () => {
+  test("another network state (B): keeps nsbox0, the table, the port rules and forwarding, and says why in one line naming the veth", async () => {
     const r = await must(B, ["network", "prune"]);
     expect({ lines: lines(r.rawStderr), oneLine: isOneNsboxLine(r.rawStderr) }).toEqual({
       lines: [expect.stringMatching(new RegExp(`^nsbox: kept nsbox0: 1 interface is plugged into it .*\\(${vethName(id)}: `))],
       oneLine: true,
     });
-    expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, ipForward: "1" });
+    expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, portRules: 2, ipForward: "1" });
     expect(await pingsGateway(id)).toBe(true);
     // B's inspect shows the interface too, though its records hold no address
     const ins = JSON.parse((await must(B, ["network", "inspect"])).stdout) as { Interfaces: string[]; Addresses: unknown[] };
@@ -97,7 +99,7 @@ describe("network prune with other records than the running container's", () => 
   test("the same network state, another state root (C): keeps it all, naming the container that holds an address", async () => {
     const r = await must(C, ["network", "prune"]);
     expect(lines(r.rawStderr)).toEqual([expect.stringMatching(new RegExp(`^nsbox: kept nsbox0: 1 container holds an address on it \\(${id.slice(0, 12)}\\)`))]);
-    expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, ipForward: "1" });
+    expect(network(id)).toEqual({ bridge: true, vethOnBridge: true, table: true, portRules: 2, ipForward: "1" });
   });
 
   test("once the container is gone, A's prune removes the bridge and the table and restores forwarding", async () => {
