@@ -35,9 +35,7 @@ const short = (ids: string[], names: Map<string, string>) => ids.map((id) => nam
 function releaseGone(s: NetState): void {
   const recorded = (id: string) => id in s.owners || Object.values(s.addresses).includes(id) || Object.values(s.ports).includes(id);
   const unplugged = (id: string) => recorded(id) || !linkByName(-1, hostVethName(id));
-  const gone = new Set(
-    [...Object.values(s.addresses), ...Object.values(s.ports), ...portRuleOwners()].filter((id) => ownerGone(s, id) && unplugged(id)),
-  );
+  const gone = new Set([...Object.values(s.addresses), ...Object.values(s.ports), ...portRuleOwners()].filter((id) => ownerGone(s, id) && unplugged(id)));
   for (const id of gone) {
     deletePortRules(id);
     const veth = linkByName(-1, hostVethName(id));
