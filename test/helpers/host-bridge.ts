@@ -50,9 +50,9 @@ export function bridgeUsers(): string[] {
 
 /**
  * What is wrong with nsbox0 after a file's closing prune (undefined: nothing):
- * `before` is whether it existed when the file started, `prune` the prune's
- * exit code and stderr, `ours` the ids of the file's containers, `again` runs another prune (for a bridge someone made
- * and left empty in the moment between the prune and this check).
+ * `before` is whether it existed when the file started, `ours` the ids of the
+ * file's containers, `prune` the prune's exit code and stderr, `again` runs
+ * another prune (for a bridge someone else made in the moment since).
  */
 export function bridgeLeftover(
   file: string,
@@ -61,15 +61,25 @@ export function bridgeLeftover(
   prune: { code: number; stderr: string },
   again: () => { code: number; stderr: string },
 ): string | undefined {
-  if (prune.code !== 0) return `${file}: the closing "nsbox network prune" failed (exit ${prune.code}): ${prune.stderr.trim()}`;
+  const kept = (r: { stderr: string }) => /^nsbox: kept nsbox0: /m.test(r.stderr);
   // kept for a container of this file (by name, short id or veth): it outlived the file's clean-up
-  const mine = ours.filter((id) => /^nsbox: kept nsbox0: /m.test(prune.stderr) && prune.stderr.includes(id.slice(0, 12)));
-  if (mine.length)
-    return `${file}: its container(s) ${mine.map((id) => id.slice(0, 12)).join(", ")} still use nsbox0 after its clean-up: ${prune.stderr.trim()}`;
-  if (before || !bridgeExists()) return undefined;
-  // prune kept it for a user it named, or one came since: theirs to remove
-  if (/^nsbox: kept nsbox0: /m.test(prune.stderr) || bridgeUsers().length) return undefined;
+  const mine = (r: { stderr: string }) => ours.filter((id) => kept(r) && r.stderr.includes(id.slice(0, 12)));
+  const judge = (r: { code: number; stderr: string }): string | undefined => {
+    if (r.code !== 0) return `${file}: the closing "nsbox network prune" failed (exit ${r.code}): ${r.stderr.trim()}`;
+    const m = mine(r);
+    if (m.length) return `${file}: its container(s) ${m.map((id) => id.slice(0, 12)).join(", ")} still use nsbox0 after its clean-up: ${r.stderr.trim()}`;
+    return undefined;
+  };
+  const first = judge(prune);
+  if (first) return first;
+  // prune kept it for a user it named, or it is gone, or it is someone else's now
+  if (before || kept(prune) || !bridgeExists() || bridgeUsers().length) return undefined;
+  // Someone may have made it since, and not recorded yet (the bridge comes a moment before
+  // its container's address is written): a second prune either keeps it for them, naming
+  // them, or removes it. Only an empty, unused bridge that survives both is a leftover.
   const second = again();
-  if (second.code === 0 && !bridgeExists()) return undefined;
+  const wrong = judge(second);
+  if (wrong) return wrong;
+  if (kept(second) || !bridgeExists()) return undefined;
   return `${file}: left the bridge nsbox0 on the host (it did not exist when the file started, and nothing uses it; "nsbox network prune" said ${JSON.stringify(prune.stderr.trim())}, then ${JSON.stringify(second.stderr.trim())})`;
 }
