@@ -1,17 +1,17 @@
 /**
  * `nsbox network ls|inspect|prune`: the nsbox0 bridge, its address allocations,
- * published ports and NAT rules. prune gives back what belongs to containers
- * that no longer exist and, when no container uses the bridge, removes the
- * bridge and nsbox's nftables table and restores the sysctls nsbox changed.
+ * published ports and NAT rules. prune (src/net/prune.ts) gives back what
+ * belongs to containers that no longer exist and, when nothing on the host uses
+ * the bridge, removes it with nsbox's nftables table and restores the sysctls
+ * nsbox changed.
  */
-import { writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { allViews, reconcile } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
-import { log } from "../log.ts";
-import { delLink, linkByName, talk } from "../net/netlink.ts";
-import { deletePortRules, deleteTable, natTable, portRuleOwners } from "../net/nft.ts";
-import { ownerGone, readNetState, withNetState } from "../net/state.ts";
+import { bridgePorts, linkByName } from "../net/netlink.ts";
+import { natTable } from "../net/nft.ts";
+import { pruneNetwork } from "../net/prune.ts";
+import { readNetState } from "../net/state.ts";
 import { BRIDGE, parseSubnet } from "../net/subnet.ts";
 import { readSysctl } from "../net/sysctl.ts";
 import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
@@ -70,6 +70,8 @@ export async function network(argv: string[]): Promise<number> {
           Name: BRIDGE,
           Driver: "bridge",
           Exists: !!link,
+          // what the kernel has plugged into it, whatever state recorded it (see src/net/prune.ts)
+          Interfaces: link ? bridgePorts(-1, link.index) : [],
           Subnet: s.subnet ?? null,
           Gateway: s.subnet ? parseSubnet(s.subnet).gateway : null,
           Addresses: Object.entries(s.addresses).map(([ip, id]) => ({ Ip: ip, Container: id, Name: n.get(id) ?? null })),
@@ -84,35 +86,7 @@ export async function network(argv: string[]): Promise<number> {
     return 0;
   }
   if (action === "prune") {
-    await withNetState((s) => {
-      const gone = new Set([...Object.values(s.addresses), ...Object.values(s.ports), ...portRuleOwners()].filter((id) => ownerGone(s, id)));
-      for (const id of gone) {
-        deletePortRules(id);
-        const veth = linkByName(-1, `nsb${id.slice(0, 12)}`);
-        if (veth) talk(-1, [delLink(veth.index)], [`delete the veth of ${id.slice(0, 12)}`]);
-        log.info(`released the network of removed container ${id.slice(0, 12)}`);
-      }
-      for (const [ip, id] of Object.entries(s.addresses)) if (gone.has(id)) delete s.addresses[ip];
-      for (const [k, id] of Object.entries(s.ports)) if (gone.has(id)) delete s.ports[k];
-      for (const id of gone) delete s.owners[id];
-      if (Object.keys(s.addresses).length === 0) {
-        const br = linkByName(-1, BRIDGE);
-        if (br) talk(-1, [delLink(br.index)], [`delete the bridge ${BRIDGE}`]);
-        deleteTable();
-        for (const [k, old] of Object.entries(s.sysctls ?? {})) {
-          try {
-            writeFileSync(`/proc/sys/${k.replace(/\./g, "/")}`, old);
-            log.info(`restored ${k}=${old}`);
-          } catch {
-            // a per-interface sysctl went with the bridge
-          }
-        }
-        s.sysctls = undefined;
-        s.subnet = undefined;
-        s.nat = undefined;
-        log.info(`removed the bridge ${BRIDGE} and nsbox's nftables table (no container uses them)`);
-      }
-    });
+    await pruneNetwork(names());
     return 0;
   }
   fail(`unknown network action "${action ?? ""}": use ls, inspect or prune`);

@@ -8,8 +8,10 @@ import { call, F } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 
 const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, NEWROUTE: 24 } as const;
-const NLM_F = { REQUEST: 1, ACK: 4, EXCL: 0x200, CREATE: 0x400 } as const;
-const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
+const NLM_F = { REQUEST: 1, ACK: 4, DUMP: 0x300, EXCL: 0x200, CREATE: 0x400 } as const;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28, EXT_MASK: 29 } as const;
+/** IFLA_EXT_MASK: leave the counters out of link replies (a dump stays small) */
+const RTEXT_FILTER_SKIP_STATS = 8;
 const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 const VETH_INFO_PEER = 1;
 const IFA = { ADDRESS: 1, LOCAL: 2, BROADCAST: 4 } as const;
@@ -145,6 +147,14 @@ export const getLink = (name: string) =>
     w.str(IFLA.IFNAME, name);
   });
 
+/** A dump of the links whose master is `master` (the kernel filters on IFLA_MASTER). */
+const getPortsOf = (master: number) =>
+  message(RTM.GETLINK, NLM_F.DUMP, (w) => {
+    ifinfo(w);
+    w.attr32(IFLA.MASTER, master);
+    w.attr32(IFLA.EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  });
+
 export const newAddr = (index: number, addr: string, prefix: number, broadcast?: string) =>
   message(RTM.NEWADDR, NLM_F.CREATE | NLM_F.EXCL, (w) => {
     w.u8(AF_INET);
@@ -206,10 +216,10 @@ export class NetlinkError extends Error {
 
 /**
  * Sends messages (in order) in the network namespace netnsFd (-1: the host's);
- * returns every reply. Throws NetlinkError for the first one the kernel refused,
+ * returns every reply (up to replyBytes of them). Throws NetlinkError for the first one the kernel refused,
  * with `what[i]` naming it.
  */
-export function talk(netnsFd: number, msgs: Uint8Array[], what: string[]): Reply[] {
+export function talk(netnsFd: number, msgs: Uint8Array[], what: string[], replyBytes = 65536): Reply[] {
   const total = msgs.reduce((n, m) => n + m.length, 0);
   const req = new Uint8Array(total);
   let off = 0;
@@ -217,7 +227,7 @@ export function talk(netnsFd: number, msgs: Uint8Array[], what: string[]): Reply
     req.set(m, off);
     off += m.length;
   }
-  const out = new Uint8Array(65536);
+  const out = new Uint8Array(replyBytes);
   const n = call(F.NETLINK, netnsFd, req, req.length, out, out.length);
   if (n < 0) throw new NetlinkError(`netlink: ${strerror(-n).toLowerCase()}`, -n);
   const replies = parseReplies(out.subarray(0, n));
@@ -229,21 +239,40 @@ export function talk(netnsFd: number, msgs: Uint8Array[], what: string[]): Reply
   return replies;
 }
 
-/** Attributes of a link reply (RTM_NEWLINK): index, and IFLA_LINK (a veth's peer index). */
-export function linkInfo(r: Reply): { index: number; link?: number; name?: string } {
+/** Attributes of a link reply (RTM_NEWLINK): index, IFLA_LINK (a veth's peer index), the name, IFLA_MASTER (its bridge). */
+export function linkInfo(r: Reply): { index: number; link?: number; name?: string; master?: number } {
   const dv = new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength);
   const index = dv.getInt32(4, true);
   let link: number | undefined;
   let name: string | undefined;
+  let master: number | undefined;
   for (let p = 16; p + 4 <= r.body.length; ) {
     const len = dv.getUint16(p, true);
     const type = dv.getUint16(p + 2, true) & 0x3fff;
     if (len < 4) break;
     if (type === IFLA.LINK) link = dv.getUint32(p + 4, true);
     if (type === IFLA.IFNAME) name = new TextDecoder().decode(r.body.subarray(p + 4, p + len - 1));
+    if (type === IFLA.MASTER) master = dv.getUint32(p + 4, true);
     p += (len + 3) & ~3;
   }
-  return { index, link, name };
+  return { index, link, name, master };
+}
+
+/**
+ * The names of the interfaces plugged into the bridge `master` (its ports), in
+ * the namespace netnsFd: what the kernel says, whoever plugged them in (any
+ * nsbox state, or a person). Asked through rtnetlink, not /sys/class/net/BR/brif,
+ * because nsbox may run in a network namespace (nsenter --net) whose /sys is
+ * another namespace's. The master is checked here too, in case a kernel does not filter.
+ */
+export function bridgePorts(netnsFd: number, master: number): string[] {
+  // room for about a thousand ports (replies that do not fit are dropped by the helper)
+  return talk(netnsFd, [getPortsOf(master)], ["list the interfaces of the bridge"], 1 << 20)
+    .filter((r) => r.type === RTM.NEWLINK)
+    .map(linkInfo)
+    .filter((l) => l.master === master && l.index !== master)
+    .map((l) => l.name ?? `#${l.index}`)
+    .sort();
 }
 
 export function linkByName(netnsFd: number, name: string): { index: number; link?: number } | undefined {

@@ -31,8 +31,11 @@ export function nft(script: string): string {
   return r.stdout.toString();
 }
 
+/** nft -j ARGS, parsed; undefined when it fails, or with no nft (then there is no table to read: prune and inspect work) */
 function nftJson(args: string[]): unknown {
-  const r = Bun.spawnSync([nftBinary(), "-j", ...args], { stdout: "pipe", stderr: "pipe" });
+  const bin = findNft();
+  if (!bin) return undefined;
+  const r = Bun.spawnSync([bin, "-j", ...args], { stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) return undefined;
   try {
     return JSON.parse(r.stdout.toString());

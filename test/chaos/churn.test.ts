@@ -15,7 +15,7 @@
  * container, so a seed replays the same commands; the interleaving is the
  * machine's.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { inspectOne, parsePs, pidAlive, removeAll, settledLeftovers } from "../helpers/lifecycle.ts";
 import { readNetState } from "../helpers/net.ts";
 import { useNsbox } from "../helpers/nsbox.ts";
@@ -57,7 +57,8 @@ beforeAll(() => {
   ids = new Ids(ctx);
   before = hostSnapshot(ctx, ids);
 });
-afterAll(async () => {
+// before useNsbox removes the roots and prunes the bridge (a plain afterAll would run after that)
+ctx.beforeCleanup(async () => {
   await removeAll(ctx);
   ids?.close();
 });

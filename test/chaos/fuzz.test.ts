@@ -14,7 +14,7 @@
  *     working directory are as before, no mounts, cgroups or processes.
  * Replay one case: NSBOX_CHAOS_SEED=S NSBOX_CHAOS_CASE=N bun test test/chaos/fuzz.test.ts
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FlagsDef } from "../../src/cli/args.ts";
@@ -702,7 +702,8 @@ beforeAll(async () => {
   baseline = look();
 });
 
-afterAll(async () => {
+// before useNsbox removes the roots and prunes the bridge (a plain afterAll would run after that)
+ctx.beforeCleanup(async () => {
   await removeMade();
   await ctx.nsbox(["rm", "-f", TARGET]);
   ids?.close();

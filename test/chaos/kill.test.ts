@@ -11,7 +11,7 @@
  * see host.ts).
  */
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { inspectOne, leftoversOf, parsePs, pidAlive, removeAll } from "../helpers/lifecycle.ts";
@@ -48,7 +48,8 @@ beforeAll(() => {
   ids = new Ids(ctx);
   before = hostSnapshot(ctx, ids);
 });
-afterAll(async () => {
+// before useNsbox removes the roots and prunes the bridge (a plain afterAll would run after that)
+ctx.beforeCleanup(async () => {
   await removeAll(ctx);
   const pods = await ctx.nsbox(["pod", "ps", "--format", "json"]);
   for (const l of pods.stdout.split("\n").filter(Boolean)) await ctx.nsbox(["pod", "rm", "-f", (JSON.parse(l) as { Id: string }).Id]);

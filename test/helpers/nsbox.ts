@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { bridgeExists, bridgeLeftover } from "./host-bridge.ts";
 
 export const REPO = resolve(import.meta.dir, "../..");
 export const NSBOX = join(REPO, "dist/nsbox");
@@ -473,8 +474,10 @@ export function useNsbox(name: string, opts: { rootfs?: boolean } = {}): NsboxCo
   };
   const mounts = () => mountLines([tmp, "nsbox"]);
 
+  let bridgeBefore = false;
   beforeAll(() => {
     checkBinary();
+    bridgeBefore = bridgeExists();
     if (opts.rootfs === false) return;
     const r = Bun.spawnSync([NSBOX, "rootfs", "busybox", rootfs], { env: env(), stdout: "pipe", stderr: "pipe" });
     if (r.exitCode !== 0 || !existsSync(join(rootfs, "bin/busybox")))
@@ -484,12 +487,23 @@ export function useNsbox(name: string, opts: { rootfs?: boolean } = {}): NsboxCo
   const cleanups: (() => void | Promise<void>)[] = [];
   afterAll(async () => {
     for (const fn of cleanups) await fn();
-    // Safety net: an nsbox of this file still running (a bug, or a failed test)
-    // gets its container killed, so that it cleans up before tmp goes.
+    const containers = ls(stateRoot).filter((e) => /^[0-9a-f]{64}$/.test(e));
+    // Safety net: an nsbox of this file still running (a bug, or a failed test),
+    // or a detached container's monitor, gets its container killed, so that it
+    // cleans up before tmp goes and before the prune below: a container left
+    // running would give its veth and address back later, and leave nsbox0 on
+    // the host with nothing on it.
     const ours = readdirSync("/proc")
       .filter((e) => /^\d+$/.test(e))
       .map(Number)
-      .filter((p) => p !== process.pid && cmdlineOf(p).some((a) => a.includes(tmp)) && (cmdlineOf(p).includes("run") || isForegroundShim(p)));
+      .filter(
+        (p) =>
+          p !== process.pid &&
+          cmdlineOf(p).some((a) => a.includes(tmp)) &&
+          (cmdlineOf(p).includes("run") || isForegroundShim(p) || cmdlineOf(p)[0] === "nsbox-monitor"),
+      );
+    const monitors = ours.filter((p) => cmdlineOf(p)[0] === "nsbox-monitor");
+    if (monitors.length) console.error(`useNsbox("${name}"): ${monitors.length} detached container(s) still running at the end of the file: killed`);
     for (const p of ours) for (const c of childrenOf(p)) tryKill(c);
     await waitUntil(() => ours.every((p) => !existsSync(`/proc/${p}`)), 5000);
     // What an nsbox killed by a signal left (cgroups, addresses, veths) is
@@ -501,8 +515,14 @@ export function useNsbox(name: string, opts: { rootfs?: boolean } = {}): NsboxCo
     // Containers run with the default network used the host's bridge: with none of
     // them left, prune removes nsbox0 and the nft table and puts back the sysctls
     // nsbox turned on, so the host is as the file found it (prune keeps anything
-    // a container still uses, this file's or not).
-    Bun.spawnSync([NSBOX, "network", "prune"], { env: env(), stdout: "ignore", stderr: "ignore" });
+    // a container still uses, this file's or not, and says so). Checked: a file
+    // that leaves nsbox0 fails (see host-bridge.ts).
+    const prune = () => {
+      const r = Bun.spawnSync([NSBOX, "network", "prune"], { env: env(), stdout: "pipe", stderr: "pipe" });
+      return { code: r.exitCode ?? -1, stderr: r.stderr.toString() };
+    };
+    const left = bridgeLeftover(`useNsbox("${name}")`, bridgeBefore, containers, prune(), prune);
+    if (left) throw new Error(left);
   });
 
   return {

@@ -221,7 +221,8 @@ describe("network prune", () => {
     const ip = Object.entries(state().addresses).find(([, id]) => id === keeper)?.[0];
     expect(ip).toBeDefined();
     const r = await must(["network", "prune"]);
-    expect(r.rawStderr).toBe("");
+    // one line: what was kept and why
+    expect(lines(r.rawStderr)).toEqual([`nsbox: kept nsbox0: 1 container holds an address on it (keeper); prune removes it once they are gone`]);
     expect(links(sb.path)).toContain("nsbox0");
     expect(links(sb.path)).toContain(`nsb${keeper.slice(0, 12)}`);
     expect(nsboxTableExists(sb.path)).toBe(true);

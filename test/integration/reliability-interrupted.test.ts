@@ -13,7 +13,7 @@
  * 3. The repair of a creation whose nsbox was killed removed the record and left
  *    the monitor to end by itself, which a stuck monitor (1) never did.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { idsInState, removeAll } from "../helpers/lifecycle.ts";
@@ -66,7 +66,8 @@ async function stoppedAt(args: string[], point: string) {
 
 const records = () => idsInState(ctx.stateRoot);
 
-afterAll(() => {
+// before useNsbox removes the roots (a plain afterAll would run after that)
+ctx.beforeCleanup(() => {
   // what a failure left: ended here, so that the clean-up can remove the roots
   for (const l of ours()) tryKill(Number(l.split(" ")[0]));
 });
