@@ -82,6 +82,8 @@ build: dist/nsbox
 demo: build rootfs
 	@if [ -t 0 ]; then ./dist/nsbox run -it dist/rootfs/busybox /bin/sh; \
 	else ./dist/nsbox run dist/rootfs/busybox /bin/sh -c 'echo "PID $$$$ on $$(hostname), as $$(id -un)"; ls /; cat /proc/self/cgroup | head -3'; fi
+	@# the tour leaves no bridge behind (prune keeps it while anything uses it)
+	@./dist/nsbox network prune >/dev/null
 
 rootfs: dist/rootfs/busybox
 dist/rootfs/busybox: dist/nsbox
