@@ -16,6 +16,17 @@
  * the handler stores "pending" and then reads the target; nsbox stores the
  * target and then reads "pending". Both sequentially consistent, so one of the
  * two sees the other's store: a signal may be sent twice in that race, never lost.
+ *
+ * The handoff (fwd_handoff): once nsbox has read fwd_hup into the shim's argv,
+ * a SIGHUP forwarded here would reach the container without the -t rule (SIGKILL
+ * a second later), which only the shim applies: a PID 1 that ignores SIGHUP lived
+ * on, and `nsbox run -t` with it (the CI hang of run-foreground-shim). So from
+ * then on the handler forwards nothing: it sends the signal on to the thread that
+ * execs the shim, which has it blocked; pending there, it survives execve and the
+ * shim takes it from its signalfd like any signal that comes later. Same pattern
+ * as above: the handler stores fwd_hup and then reads fwd_handoff_tid; nsbox
+ * stores fwd_handoff_tid and then reads fwd_hup: a SIGHUP is in the argv, or goes
+ * to the shim, or both (the rule is applied once).
  */
 typedef int (*sigaction_fn)(int, const void *, void *);
 
@@ -30,6 +41,8 @@ struct fwd_sigaction {
 /* the container's pid: 0 not known yet (signals are noted), -1 gone (nothing sent) */
 static int fwd_target;
 static int fwd_hup;
+/* 0, or the thread that execs the shim (signals go on to it: see fwd_handoff) */
+static int fwd_handoff_tid;
 static int fwd_pending[65];
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
@@ -46,7 +59,13 @@ static void fwd_flush(void) {
 }
 
 static void fwd_handler(int sig) {
+    int tid;
     if (sig == SIGHUP) STORE(fwd_hup, 1); /* the shim applies the -t rule (see shim_fg.c) */
+    tid = LOAD(fwd_handoff_tid);
+    if (tid > 0) { /* left pending for the shim (tgkill: sent by this process, always allowed) */
+        SC3(SYS_tgkill, sys_getpid(), tid, sig);
+        return;
+    }
     if (sig > 0 && sig < 65) STORE(fwd_pending[sig], 1);
     fwd_flush();
 }
@@ -71,4 +90,13 @@ static int fwd_set_target(int pid) {
     STORE(fwd_target, pid);
     fwd_flush();
     return 0;
+}
+
+/* on: the calling thread, which has blocked the forwarded signals, execs the shim
+ * next; from now on they are left pending for it. Returns whether a SIGHUP came
+ * before (the shim's "h"). off: the execve failed, the handlers forward again
+ * (then the thread unblocks, and what was left pending for the shim comes here). */
+static int fwd_handoff(int on) {
+    STORE(fwd_handoff_tid, on ? (int)SC0(SYS_gettid) : 0);
+    return LOAD(fwd_hup);
 }

@@ -136,12 +136,11 @@ const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
 async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string, forwarding: Forwarding | undefined): Promise<void> {
   // no signal lost on the way: see the steps in src/native/handoff.ts
   if (!forwarding) return; // Bun's listeners forward: it waits itself
-  // Bun may set its own handler for a signal after forwardSignals (its listeners are
-  // installed lazily): take them again before the drain, or one caught by Bun's
-  // handler now could be queued for JavaScript and lost with the execve.
-  if (!forwardSignals(FORWARDED_NUMBERS)) return;
   await drainSignals();
   blockSignals(HANDED_OFF);
+  // From here the C handlers leave the signals pending for the shim: a SIGHUP is
+  // either in its argv ("h") or read from its signalfd, and so gets the -t rule.
+  const hup = forwarding.handingOff(true) || fg.hupSeen;
   if (!fg.exited.done) {
     const master = s.master === undefined ? -1 : inheritableDup(s.master);
     const limit = s.config.cgroup?.memoryLimit;
@@ -149,7 +148,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
       "nsbox-fg",
       String(s.pid),
       String(master),
-      `${spec.nsbox.interactive ? "i" : "-"}${forwarding.hupSeen() || fg.hupSeen ? "h" : ""}`,
+      `${spec.nsbox.interactive ? "i" : "-"}${hup ? "h" : ""}`,
       join(containerDir(id), "exit"),
       s.cgroup?.oomFile() ?? "",
       limit === undefined ? "" : ` (limit ${formatBytes(limit)})`,
@@ -166,6 +165,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
     if (master >= 0) closeFd(master);
     log.debug("cannot hand the foreground wait to the shim: Bun waits");
   }
+  forwarding.handingOff(false); // before the unblock: what was left pending is forwarded then
   blockSignals(HANDED_OFF, false);
 }
 

@@ -10,11 +10,13 @@
  *      forward them, in the handler, whatever the thread (a signal Bun's own handler
  *      had taken could still be on its way to JavaScript when execve ends it);
  *   2. drainSignals: what Bun queued before 1 reaches its JS listener (which forwards);
- *   3. blockSignals: the JS thread, which calls execve, blocks them; one that comes
- *      now goes to another thread's C handler, or, once execve has ended those
- *      threads, stays pending, and a pending signal survives execve: the shim
- *      reads it from its signalfd;
- *   4. execFd.
+ *   3. blockSignals: the JS thread, which calls execve, blocks them;
+ *   4. handingOff(true): the C handlers (which other threads still run) stop
+ *      forwarding and send each signal on to the JS thread instead, where it
+ *      stays pending; a pending signal survives execve: the shim reads it from
+ *      its signalfd (and applies the -t rule to a SIGHUP, which a forward from
+ *      here after the shim's argv was written would have missed);
+ *   5. execFd (and if it fails: handingOff(false), then unblock).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { call, F } from "./helper.ts";
@@ -43,8 +45,12 @@ const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s
 export interface Forwarding {
   /** where the signals go from now on; those that came before go now */
   target(pid: number): void;
-  /** whether a SIGHUP came since forwardSignals */
-  hupSeen(): boolean;
+  /**
+   * on: the calling (JS) thread has blocked the signals and execs the shim next:
+   * from now on they are left pending for the shim, not forwarded. off: it did
+   * not, they are forwarded again. Returns whether a SIGHUP came before.
+   */
+  handingOff(on: boolean): boolean;
   /** the container is gone: forward nothing more (its pid may be reused) */
   stop(): void;
 }
@@ -59,7 +65,7 @@ export function forwardSignals(signals: number[]): Forwarding | undefined {
   if (call(F.FWD_INSTALL, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
   return {
     target: (pid) => void call(F.FWD_TARGET, pid),
-    hupSeen: () => call(F.FWD_HUP) !== 0,
+    handingOff: (on) => call(F.FWD_HANDOFF, on ? 1 : 0) !== 0,
     stop: () => void call(F.FWD_TARGET, -1),
   };
 }
