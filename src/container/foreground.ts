@@ -140,8 +140,9 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
   blockSignals(HANDED_OFF);
   // From here the C handlers leave the signals pending for the shim: a SIGHUP is
   // either in its argv ("h") or read from its signalfd, and so gets the -t rule.
-  const hup = forwarding.handingOff(true) || fg.hupSeen;
-  if (!fg.exited.done) {
+  const hupSeen = forwarding.handingOff(true);
+  const hup = hupSeen || fg.hupSeen;
+  if (hupSeen !== undefined && !fg.exited.done) {
     const master = s.master === undefined ? -1 : inheritableDup(s.master);
     const limit = s.config.cgroup?.memoryLimit;
     const argv = [

@@ -15,7 +15,10 @@
  *      forwarding and send each signal on to the JS thread instead, where it
  *      stays pending; a pending signal survives execve: the shim reads it from
  *      its signalfd (and applies the -t rule to a SIGHUP, which a forward from
- *      here after the shim's argv was written would have missed);
+ *      here after the shim's argv was written would have missed). Then every
+ *      other thread blocks them too (csrc/fg_forward.c, fwd_quiet), and only
+ *      once none has a handler under way: execve ends the other threads, and
+ *      one given a signal whose handler had not run yet would lose it;
  *   5. execFd (and if it fails: handingOff(false), then unblock).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
@@ -47,10 +50,12 @@ export interface Forwarding {
   target(pid: number): void;
   /**
    * on: the calling (JS) thread has blocked the signals and execs the shim next:
-   * from now on they are left pending for the shim, not forwarded. off: it did
-   * not, they are forwarded again. Returns whether a SIGHUP came before.
+   * from now on they are left pending for the shim, not forwarded, and Bun's other
+   * threads block them. off: it did not, they are forwarded again. Returns whether
+   * a SIGHUP came before, or undefined when a thread would not block them (then
+   * no handoff: turn it off).
    */
-  handingOff(on: boolean): boolean;
+  handingOff(on: boolean): boolean | undefined;
   /** the container is gone: forward nothing more (its pid may be reused) */
   stop(): void;
 }
@@ -65,7 +70,10 @@ export function forwardSignals(signals: number[]): Forwarding | undefined {
   if (call(F.FWD_INSTALL, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
   return {
     target: (pid) => void call(F.FWD_TARGET, pid),
-    handingOff: (on) => call(F.FWD_HANDOFF, on ? 1 : 0) !== 0,
+    handingOff: (on) => {
+      const r = call(F.FWD_HANDOFF, on ? 1 : 0);
+      return r < 0 ? undefined : r !== 0;
+    },
     stop: () => void call(F.FWD_TARGET, -1),
   };
 }
