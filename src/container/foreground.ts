@@ -131,7 +131,8 @@ const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
  * Once the container runs, this Bun process (~40 MB) becomes the shim's
  * nsbox-fg role (a few kB) by execve: the same pid, so the container stays its
  * child and the shell waits for it as before. Returns only when that could not
- * be done (the container already exited, or execve failed): then Bun waits.
+ * be done (the container already exited, a thread of Bun would not block the
+ * forwarded signals, or execve failed): then Bun waits.
  */
 async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string, forwarding: Forwarding | undefined): Promise<void> {
   // no signal lost on the way: see the steps in src/native/handoff.ts

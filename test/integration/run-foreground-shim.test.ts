@@ -32,6 +32,23 @@ async function stoppedAtMark(r: Running): Promise<void> {
   if (!ok) throw new Error(`nsbox never stopped at its trace mark; stderr: ${r.stderr}`);
 }
 
+/** SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM (bit N-1 for signal N, as in /proc's masks) */
+const FORWARDED_MASK = 0x4a07n;
+
+/** The threads of pid (name: tid) that do not block every signal of mask. */
+function threadsNotBlocking(pid: number, mask: bigint): string[] {
+  return ls(`/proc/${pid}/task`)
+    .map((tid) => {
+      try {
+        const blocked = /^SigBlk:\s+([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"))?.[1] ?? "0";
+        return (BigInt(`0x${blocked}`) & mask) === mask ? "" : `${readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim()}: ${tid}`;
+      } catch {
+        return ""; // gone meanwhile
+      }
+    })
+    .filter(Boolean);
+}
+
 /** The last moment of Bun before the execve: the shim's argv is written, the signals are blocked in the JS thread. */
 const AT_HANDOFF = { NSBOX_TRACE_STOP: "handing off to the shim" };
 
@@ -183,9 +200,13 @@ describe("a signal that comes after the shim's argv is written (nsbox stopped th
   test("SIGHUP with -t: the -t rule still ends a PID 1 that ignores it", async () => {
     const r = ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], { env: AT_HANDOFF, timeoutMs: 20000 });
     await stoppedAtMark(r);
+    // Every thread blocks the forwarded signals by now: none can take one that the
+    // execve would then end it with, before its handler ran (it stays pending).
+    const unblocked = threadsNotBlocking(r.pid, FORWARDED_MASK);
     r.kill("SIGHUP");
     r.kill("SIGCONT");
     const res = await r.result();
+    expect(unblocked).toEqual([]);
     // 129: it reached sh before its trap; 137: after (ignored), then the -t rule's SIGKILL
     expect(res.signal).toBeNull();
     expect([129, 137]).toContain(res.code);
