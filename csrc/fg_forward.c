@@ -65,6 +65,8 @@ static int fwd_handoff_tid;
 static int fwd_pending[65];
 static u64 fwd_signals; /* the forwarded ones (bit N-1 for signal N) */
 static void *fwd_sigaction_fn; /* libc's sigaction (see fwd_install) */
+/* what took the signals before fwd_install (Bun's handlers), for fwd_handoff(0) */
+static struct fwd_sigaction fwd_before[64];
 /* fwd_quiet: the threads asked, and which of them said that they block the signals */
 static int fwd_quiet_tids[FWD_MAX_THREADS];
 static int fwd_quiet_done[FWD_MAX_THREADS];
@@ -111,7 +113,7 @@ static int fwd_install(u64 sigs, void *sigaction) {
     a.restorer = 0;
     for (s = 1; s < 64; s++)
         if (sigs & (1ull << (s - 1)))
-            if (((sigaction_fn)sigaction)(s, &a, 0) != 0) return -s;
+            if (((sigaction_fn)sigaction)(s, &a, &fwd_before[s]) != 0) return -s;
     return 0;
 }
 
@@ -239,12 +241,21 @@ static int fwd_quiet(void) {
 /* on: the calling thread, which has blocked the forwarded signals, execs the shim
  * next; from now on they are left pending for it. Returns whether a SIGHUP came
  * before (the shim's "h"), or -1: another thread could not be made to block them
- * (no handoff then: turn it off). off: the execve failed, the handlers forward
- * again (then the thread unblocks, and what was left pending for the shim comes here). */
+ * (no handoff then: turn it off). off: no handoff (none tried, or the execve
+ * failed): Bun waits, and its handlers take the signals again, as in a run that
+ * never hands off (its listeners apply the -t rule, which these do not); then the
+ * thread unblocks them, and what was left pending for the shim goes to them.
+ * Returns whether a SIGHUP came meanwhile. */
 static int fwd_handoff(int on) {
-    int hup;
-    STORE(fwd_handoff_tid, on ? (int)SC0(SYS_gettid) : 0);
+    int hup, s;
+    if (!on) {
+        for (s = 1; s < 64; s++)
+            if (fwd_signals & (1ull << (s - 1))) ((sigaction_fn)fwd_sigaction_fn)(s, &fwd_before[s], 0);
+        STORE(fwd_handoff_tid, 0);
+        return LOAD(fwd_hup);
+    }
+    STORE(fwd_handoff_tid, (int)SC0(SYS_gettid));
     hup = LOAD(fwd_hup);
-    if (on && fwd_quiet() < 0) return -1;
+    if (fwd_quiet() < 0) return -1;
     return hup;
 }

@@ -326,7 +326,7 @@ enum {
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
     F_USERNS_HOLDER = 20,
     F_FWD_INSTALL = 21, /* sigs sigaction: C handlers take these signals (fg_forward.c) */
-    F_FWD_HANDOFF = 22, /* on: left pending for the shim from now on; returns whether a SIGHUP came */
+    F_FWD_HANDOFF = 22, /* on: left pending for the shim from now on, off: Bun's handlers again; returns whether a SIGHUP came */
     F_FWD_TARGET = 23,  /* pid: where they go from now on (-1: nowhere) */
 };
 

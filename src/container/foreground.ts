@@ -50,10 +50,16 @@ export class Foreground {
     } catch {
       // already gone
     }
-    // With -t, a SIGHUP usually means our terminal is gone: a PID 1 without a
-    // handler would ignore it and live on, unseen. Give it a moment, then kill it.
-    if (sig === "SIGHUP" && this.tty && !hostWinsize()) setTimeout(() => this.kill(), 1000).unref();
+    if (sig === "SIGHUP") this.hupRule();
   };
+
+  /**
+   * With -t, a SIGHUP usually means our terminal is gone: a PID 1 without a
+   * handler would ignore it and live on, unseen. Give it a moment, then kill it.
+   */
+  private hupRule(): void {
+    if (this.tty && !hostWinsize()) setTimeout(() => this.kill(), 1000).unref();
+  }
 
   /** Signals are forwarded from now on (those before track() are kept for then). */
   constructor() {
@@ -79,6 +85,7 @@ export class Foreground {
       this.tty = true;
       if (interactive) enterRaw();
       this.relay = relayPty(master, interactive, () => this.kill());
+      if (this.hupSeen) this.hupRule(); // it came before there was a terminal to speak of
     }
   }
 
@@ -119,7 +126,8 @@ export interface ForegroundOptions {
  * clean up here; anything that runs longer holds the shim's few kB instead. With
  * -t the relay is the shim's from the start (Bun's own relay reads on worker
  * threads, and what they hold when execve ends them would be lost).
- * NSBOX_FG_HANDOFF_MS overrides it (tests, measurements: 0 hands off at once).
+ * NSBOX_FG_HANDOFF_MS overrides it (tests, measurements: 0 hands off at once,
+ * "never" leaves the wait to Bun, with -t too, as when the handoff fails).
  */
 const HANDOFF_AFTER_MS = 200;
 
@@ -141,7 +149,7 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
   blockSignals(HANDED_OFF);
   // From here the C handlers leave the signals pending for the shim: a SIGHUP is
   // either in its argv ("h") or read from its signalfd, and so gets the -t rule.
-  const hupSeen = forwarding.handingOff(true);
+  const hupSeen = forwarding.handingOff();
   const hup = hupSeen || fg.hupSeen;
   if (hupSeen !== undefined && !fg.exited.done) {
     const master = s.master === undefined ? -1 : inheritableDup(s.master);
@@ -167,7 +175,12 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
     if (master >= 0) closeFd(master);
     log.debug("cannot hand the foreground wait to the shim: Bun waits");
   }
-  forwarding.handingOff(false); // before the unblock: what was left pending is forwarded then
+  waitInBun(fg, forwarding);
+}
+
+/** No handoff: Bun's listeners forward from now on (what was left pending for the shim too, at the unblock). */
+function waitInBun(fg: Foreground, forwarding: Forwarding): void {
+  if (forwarding.waitInBun()) fg.hupSeen = true;
   blockSignals(HANDED_OFF, false);
 }
 
@@ -182,8 +195,13 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     config = s.config;
     fg.track(s.pid);
     forwarding?.target(s.pid);
-    if (s.master === undefined) await fg.exitWithin(Number(process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS));
-    if (!fg.exited.done) await handOff(fg, s, spec, opts.id, forwarding);
+    const after = process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS;
+    if (after === "never") {
+      if (forwarding) waitInBun(fg, forwarding);
+    } else {
+      if (s.master === undefined) await fg.exitWithin(Number(after));
+      if (!fg.exited.done) await handOff(fg, s, spec, opts.id, forwarding);
+    }
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");

@@ -192,6 +192,28 @@ describe("-t without a terminal left", () => {
   });
 });
 
+describe("-t when Bun waits itself (NSBOX_FG_HANDOFF_MS=never: as when the handoff cannot be done)", () => {
+  // The C forwarder does not apply the -t rule: Bun's listeners must take the signals back.
+  test("a SIGHUP during the start and one after it: the -t rule ends a PID 1 that ignores it", async () => {
+    const start = () =>
+      ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], {
+        env: { NSBOX_TRACE: "1", NSBOX_FG_HANDOFF_MS: "never" },
+        timeoutMs: 20000,
+      });
+    const during = start();
+    const after = start();
+    await waitUntil(() => during.stderr.includes("state created"), 10000);
+    during.kill("SIGHUP");
+    await after.waitFor("ready");
+    after.kill("SIGHUP");
+    const res = await Promise.all([during.result(), after.result()]);
+    expect(res.map((r) => ({ code: r.code, signal: r.signal, handedOff: r.stderr.includes("handing off") }))).toEqual([
+      { code: 137, signal: null, handedOff: false },
+      { code: 137, signal: null, handedOff: false },
+    ]);
+  });
+});
+
 describe("a signal that comes after the shim's argv is written (nsbox stopped there, then continued)", () => {
   // While nsbox is stopped the signal waits; once continued, one of Bun's other
   // threads (the JS thread has it blocked) takes it in the C forwarder, racing the
