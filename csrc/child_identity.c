@@ -225,6 +225,12 @@ static void c_exec(struct cur *c) {
     c_close_extra();
     c_apply_rlimits();
     if (flags & EXEC_INIT) {
+        /* All blocked across the exec (nsbox-init blocks them all at once anyway):
+         * nsbox forwards a signal the moment this exec closes the sync socket, and
+         * PID 1 of a pid namespace drops one it neither handles nor blocks: blocked,
+         * it stays pending for init's sigtimedwait, which passes it on. */
+        u64 all = ~0ull;
+        sys_rt_sigprocmask(SIG_SETMASK, &all, NULL);
         argv[2] = "nsbox-init";
         argv[3] = path;
         r = sys_execveat(initfd, "", (char *const *)(argv + 2), (char *const *)envp, AT_EMPTY_PATH);

@@ -326,7 +326,7 @@ enum {
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
     F_USERNS_HOLDER = 20,
     F_FWD_INSTALL = 21, /* sigs sigaction: C handlers take these signals (fg_forward.c) */
-    F_FWD_HUP = 22,     /* whether a SIGHUP came since F_FWD_INSTALL */
+    F_FWD_HANDOFF = 22, /* on: left pending for the shim from now on, off: Bun's handlers again; returns whether a SIGHUP came */
     F_FWD_TARGET = 23,  /* pid: where they go from now on (-1: nowhere) */
 };
 
@@ -338,7 +338,7 @@ NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1], (int)a[2], (u32)a[3]);
     case F_USERNS_HOLDER: return nsb_userns_holder();
     case F_FWD_INSTALL: return fwd_install((u64)a[0], (void *)a[1]);
-    case F_FWD_HUP: return LOAD(fwd_hup);
+    case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);
     case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);
     case F_PIDFD_SIGNAL: return (int)SC4(SYS_pidfd_send_signal, a[0], a[1], 0, 0);

@@ -3,7 +3,8 @@
  *
  *   nsbox-fg PID MASTER FLAGS EXITFILE OOMFILE LIMIT -- CMD...
  *
- * FLAGS: "i" (stdin relayed, -i) or "-", then "h" if a SIGHUP came during the handoff.
+ * FLAGS: "i" (stdin relayed, -i) or "-", then "h" if a SIGHUP came before the handoff
+ * (nsbox's C forwarder sent it on; one that comes later is pending for us).
  *
  * What `nsbox run` (foreground) becomes once its container has started: Bun
  * execve()s this, so that the ~40 MB of a waiting Bun process become a few
@@ -13,7 +14,8 @@
  * in Bun (src/container/foreground.ts):
  *
  *   - forwards FORWARDED_SIGNALS to PID (those that came during the handoff stay
- *     pending across execve: Bun blocked them before it), with -t a SIGHUP while
+ *     pending across execve: every thread of Bun blocked them before it, see
+ *     fwd_handoff in fg_forward.c), with -t a SIGHUP while
  *     no terminal is left is followed by SIGKILL a second later;
  *   - with a pty MASTER (fd, or -1): relays MASTER -> stdout, and with FLAGS "i"
  *     stdin -> MASTER with stdin in raw mode (restored on the way out), and keeps
@@ -185,7 +187,7 @@ static int fg_main(int argc, char **argv, char **envp) {
     f.tty = f.master >= 0;
     f.interactive = f.tty && argv[3][0] == 'i';
     f.hup_kill_at = -1;
-    /* "h": a SIGHUP came while Bun handed over (forwarded then; the -t rule is ours) */
+    /* "h": a SIGHUP came before the handoff (forwarded then; the -t rule is ours) */
     if (f.tty && argv[3][0] && argv[3][1] == 'h') {
         u16 ws[4];
         if (!fg_host_winsize(ws)) f.hup_kill_at = fg_now_ms() + 1000;

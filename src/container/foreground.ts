@@ -50,10 +50,16 @@ export class Foreground {
     } catch {
       // already gone
     }
-    // With -t, a SIGHUP usually means our terminal is gone: a PID 1 without a
-    // handler would ignore it and live on, unseen. Give it a moment, then kill it.
-    if (sig === "SIGHUP" && this.tty && !hostWinsize()) setTimeout(() => this.kill(), 1000).unref();
+    if (sig === "SIGHUP") this.hupRule();
   };
+
+  /**
+   * With -t, a SIGHUP usually means our terminal is gone: a PID 1 without a
+   * handler would ignore it and live on, unseen. Give it a moment, then kill it.
+   */
+  private hupRule(): void {
+    if (this.tty && !hostWinsize()) setTimeout(() => this.kill(), 1000).unref();
+  }
 
   /** Signals are forwarded from now on (those before track() are kept for then). */
   constructor() {
@@ -79,6 +85,7 @@ export class Foreground {
       this.tty = true;
       if (interactive) enterRaw();
       this.relay = relayPty(master, interactive, () => this.kill());
+      if (this.hupSeen) this.hupRule(); // it came before there was a terminal to speak of
     }
   }
 
@@ -119,7 +126,8 @@ export interface ForegroundOptions {
  * clean up here; anything that runs longer holds the shim's few kB instead. With
  * -t the relay is the shim's from the start (Bun's own relay reads on worker
  * threads, and what they hold when execve ends them would be lost).
- * NSBOX_FG_HANDOFF_MS overrides it (tests, measurements: 0 hands off at once).
+ * NSBOX_FG_HANDOFF_MS overrides it (tests, measurements: 0 hands off at once,
+ * "never" leaves the wait to Bun, with -t too, as when the handoff fails).
  */
 const HANDOFF_AFTER_MS = 200;
 
@@ -131,25 +139,26 @@ const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
  * Once the container runs, this Bun process (~40 MB) becomes the shim's
  * nsbox-fg role (a few kB) by execve: the same pid, so the container stays its
  * child and the shell waits for it as before. Returns only when that could not
- * be done (the container already exited, or execve failed): then Bun waits.
+ * be done (the container already exited, a thread of Bun would not block the
+ * forwarded signals, or execve failed): then Bun waits.
  */
 async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: string, forwarding: Forwarding | undefined): Promise<void> {
   // no signal lost on the way: see the steps in src/native/handoff.ts
   if (!forwarding) return; // Bun's listeners forward: it waits itself
-  // Bun may set its own handler for a signal after forwardSignals (its listeners are
-  // installed lazily): take them again before the drain, or one caught by Bun's
-  // handler now could be queued for JavaScript and lost with the execve.
-  if (!forwardSignals(FORWARDED_NUMBERS)) return;
   await drainSignals();
   blockSignals(HANDED_OFF);
-  if (!fg.exited.done) {
+  // From here the C handlers leave the signals pending for the shim: a SIGHUP is
+  // either in its argv ("h") or read from its signalfd, and so gets the -t rule.
+  const hupSeen = forwarding.handingOff();
+  const hup = hupSeen || fg.hupSeen;
+  if (hupSeen !== undefined && !fg.exited.done) {
     const master = s.master === undefined ? -1 : inheritableDup(s.master);
     const limit = s.config.cgroup?.memoryLimit;
     const argv = [
       "nsbox-fg",
       String(s.pid),
       String(master),
-      `${spec.nsbox.interactive ? "i" : "-"}${forwarding.hupSeen() || fg.hupSeen ? "h" : ""}`,
+      `${spec.nsbox.interactive ? "i" : "-"}${hup ? "h" : ""}`,
       join(containerDir(id), "exit"),
       s.cgroup?.oomFile() ?? "",
       limit === undefined ? "" : ` (limit ${formatBytes(limit)})`,
@@ -166,6 +175,12 @@ async function handOff(fg: Foreground, s: Started, spec: ContainerSpec, id: stri
     if (master >= 0) closeFd(master);
     log.debug("cannot hand the foreground wait to the shim: Bun waits");
   }
+  waitInBun(fg, forwarding);
+}
+
+/** No handoff: Bun's listeners forward from now on (what was left pending for the shim too, at the unblock). */
+function waitInBun(fg: Foreground, forwarding: Forwarding): void {
+  if (forwarding.waitInBun()) fg.hupSeen = true;
   blockSignals(HANDED_OFF, false);
 }
 
@@ -180,8 +195,13 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     config = s.config;
     fg.track(s.pid);
     forwarding?.target(s.pid);
-    if (s.master === undefined) await fg.exitWithin(Number(process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS));
-    if (!fg.exited.done) await handOff(fg, s, spec, opts.id, forwarding);
+    const after = process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS;
+    if (after === "never") {
+      if (forwarding) waitInBun(fg, forwarding);
+    } else {
+      if (s.master === undefined) await fg.exitWithin(Number(after));
+      if (!fg.exited.done) await handOff(fg, s, spec, opts.id, forwarding);
+    }
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");

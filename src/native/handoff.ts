@@ -10,11 +10,16 @@
  *      forward them, in the handler, whatever the thread (a signal Bun's own handler
  *      had taken could still be on its way to JavaScript when execve ends it);
  *   2. drainSignals: what Bun queued before 1 reaches its JS listener (which forwards);
- *   3. blockSignals: the JS thread, which calls execve, blocks them; one that comes
- *      now goes to another thread's C handler, or, once execve has ended those
- *      threads, stays pending, and a pending signal survives execve: the shim
- *      reads it from its signalfd;
- *   4. execFd.
+ *   3. blockSignals: the JS thread, which calls execve, blocks them;
+ *   4. handingOff(): the C handlers (which other threads still run) stop
+ *      forwarding and send each signal on to the JS thread instead, where it
+ *      stays pending; a pending signal survives execve: the shim reads it from
+ *      its signalfd (and applies the -t rule to a SIGHUP, which a forward from
+ *      here after the shim's argv was written would have missed). Then every
+ *      other thread blocks them too (csrc/fg_forward.c, fwd_quiet), and only
+ *      once none has a handler under way: execve ends the other threads, and
+ *      one given a signal whose handler had not run yet would lose it;
+ *   5. execFd (and if it fails: waitInBun, then unblock).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { call, F } from "./helper.ts";
@@ -43,8 +48,19 @@ const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s
 export interface Forwarding {
   /** where the signals go from now on; those that came before go now */
   target(pid: number): void;
-  /** whether a SIGHUP came since forwardSignals */
-  hupSeen(): boolean;
+  /**
+   * The calling (JS) thread has blocked the signals and execs the shim next: from
+   * now on they are left pending for the shim, not forwarded, and Bun's other
+   * threads block them. Returns whether a SIGHUP came before, or undefined when
+   * a thread would not block them (then no handoff: call waitInBun).
+   */
+  handingOff(): boolean | undefined;
+  /**
+   * No handoff (none tried, or it failed): Bun's listeners take the signals again,
+   * as in a run that never hands off (they apply the -t rule, the C handlers do
+   * not). Before the JS thread unblocks them. Returns whether a SIGHUP came.
+   */
+  waitInBun(): boolean;
   /** the container is gone: forward nothing more (its pid may be reused) */
   stop(): void;
 }
@@ -59,7 +75,11 @@ export function forwardSignals(signals: number[]): Forwarding | undefined {
   if (call(F.FWD_INSTALL, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
   return {
     target: (pid) => void call(F.FWD_TARGET, pid),
-    hupSeen: () => call(F.FWD_HUP) !== 0,
+    handingOff: () => {
+      const r = call(F.FWD_HANDOFF, 1);
+      return r < 0 ? undefined : r !== 0;
+    },
+    waitInBun: () => call(F.FWD_HANDOFF, 0) !== 0,
     stop: () => void call(F.FWD_TARGET, -1),
   };
 }

@@ -39,7 +39,7 @@ export const F = {
   BPF: 19,
   USERNS_HOLDER: 20,
   FWD_INSTALL: 21,
-  FWD_HUP: 22,
+  FWD_HANDOFF: 22,
   FWD_TARGET: 23,
 } as const;
 

@@ -10,7 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { childrenOf, cmdlineOf, isForegroundShim, ls, type Running, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import { childrenOf, cmdlineOf, isForegroundShim, ls, procStatus, type Running, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("fgshim");
 
@@ -25,6 +25,32 @@ async function handedOff(r: Running): Promise<void> {
   const ok = await waitUntil(() => isForegroundShim(r.proc.pid), 10000);
   if (!ok) throw new Error(`nsbox run never became nsbox-fg: ${cmdlineOf(r.proc.pid).join(" ")}; stderr: ${r.stderr}`);
 }
+
+/** Waits until nsbox stopped itself (NSBOX_TRACE_STOP) at its trace mark. */
+async function stoppedAtMark(r: Running): Promise<void> {
+  const ok = await waitUntil(() => procStatus(r.pid)?.State?.startsWith("T"), 10000);
+  if (!ok) throw new Error(`nsbox never stopped at its trace mark; stderr: ${r.stderr}`);
+}
+
+/** SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM (bit N-1 for signal N, as in /proc's masks) */
+const FORWARDED_MASK = 0x4a07n;
+
+/** The threads of pid (name: tid) that do not block every signal of mask. */
+function threadsNotBlocking(pid: number, mask: bigint): string[] {
+  return ls(`/proc/${pid}/task`)
+    .map((tid) => {
+      try {
+        const blocked = /^SigBlk:\s+([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"))?.[1] ?? "0";
+        return (BigInt(`0x${blocked}`) & mask) === mask ? "" : `${readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim()}: ${tid}`;
+      } catch {
+        return ""; // gone meanwhile
+      }
+    })
+    .filter(Boolean);
+}
+
+/** The last moment of Bun before the execve: the shim's argv is written, the signals are blocked in the JS thread. */
+const AT_HANDOFF = { NSBOX_TRACE_STOP: "handing off to the shim" };
 
 /** signals to hand off at once, so that short commands go through the shim too */
 const AT_ONCE = { env: { NSBOX_FG_HANDOFF_MS: "0" } };
@@ -163,6 +189,68 @@ describe("-t without a terminal left", () => {
     // 129: it reached sh before its trap; 137: after (ignored), then the -t rule's SIGKILL
     expect(res.signal).toBeNull();
     expect([129, 137]).toContain(res.code);
+  });
+});
+
+describe("-t when Bun waits itself (NSBOX_FG_HANDOFF_MS=never: as when the handoff cannot be done)", () => {
+  // The C forwarder does not apply the -t rule: Bun's listeners must take the signals back.
+  test("a SIGHUP during the start and one after it: the -t rule ends a PID 1 that ignores it", async () => {
+    const start = () =>
+      ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], {
+        env: { NSBOX_TRACE: "1", NSBOX_FG_HANDOFF_MS: "never" },
+        timeoutMs: 20000,
+      });
+    const during = start();
+    const after = start();
+    await waitUntil(() => during.stderr.includes("state created"), 10000);
+    during.kill("SIGHUP");
+    await after.waitFor("ready");
+    after.kill("SIGHUP");
+    const res = await Promise.all([during.result(), after.result()]);
+    expect(res.map((r) => ({ code: r.code, signal: r.signal, handedOff: r.stderr.includes("handing off") }))).toEqual([
+      { code: 137, signal: null, handedOff: false },
+      { code: 137, signal: null, handedOff: false },
+    ]);
+  });
+});
+
+describe("a signal that comes after the shim's argv is written (nsbox stopped there, then continued)", () => {
+  // While nsbox is stopped the signal waits; once continued, one of Bun's other
+  // threads (the JS thread has it blocked) takes it in the C forwarder, racing the
+  // execve. It used to forward it there: a SIGHUP then reached a PID 1 that ignores
+  // it, without the -t rule (the shim's, and its argv said no SIGHUP), and nsbox hung.
+  test("SIGHUP with -t: the -t rule still ends a PID 1 that ignores it", async () => {
+    const r = ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], { env: AT_HANDOFF, timeoutMs: 20000 });
+    await stoppedAtMark(r);
+    // Every thread blocks the forwarded signals by now: none can take one that the
+    // execve would then end it with, before its handler ran (it stays pending).
+    const unblocked = threadsNotBlocking(r.pid, FORWARDED_MASK);
+    r.kill("SIGHUP");
+    r.kill("SIGCONT");
+    const res = await r.result();
+    expect(unblocked).toEqual([]);
+    // 129: it reached sh before its trap; 137: after (ignored), then the -t rule's SIGKILL
+    expect(res.signal).toBeNull();
+    expect([129, 137]).toContain(res.code);
+  });
+
+  test("SIGTERM and SIGINT, with and without -t, reach the command (through --init, which passes them on)", async () => {
+    const runs = (["SIGTERM", "SIGINT"] as const).flatMap((sig) =>
+      [[], ["-t"]].map((t) => {
+        const script = `trap 'exit 21' ${sig.replace("SIG", "")}; echo ready; while :; do sleep 0.05; done`;
+        const args = ["run", ...t, "--init", "--net", "none", ctx.rootfs, "sh", "-c", script];
+        return { what: `${sig} ${t.join("")}`, sig, r: ctx.start(args, { env: { ...AT_HANDOFF, ...AT_ONCE.env }, timeoutMs: 20000 }) };
+      }),
+    );
+    for (const { r, sig } of runs) {
+      await stoppedAtMark(r);
+      r.kill(sig);
+      r.kill("SIGCONT");
+    }
+    const got = await Promise.all(runs.map(async ({ what, sig, r }) => ({ what, sig, res: await r.result() })));
+    // 21: its trap ran; 143/130: it had none yet (sh, not PID 1, dies of it)
+    const wrong = got.filter(({ sig, res }) => res.code !== 21 && res.code !== (sig === "SIGTERM" ? 143 : 130));
+    expect(wrong.map(({ what, res }) => `${what}: code=${res.code} signal=${res.signal} timedOut=${res.timedOut}`)).toEqual([]);
   });
 });
 
