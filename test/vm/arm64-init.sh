@@ -6,6 +6,11 @@
 export PATH=/bin
 B=/bin/busybox
 if [ "${1:-}" != stage2 ]; then
+	# The kernel booted with its messages on the console, for the host's log.
+	# From here on only errors, as with `quiet`: others would cut into the
+	# NSBOX-ARM64 lines. The first line tells the host that /init runs.
+	$B dmesg -n 4
+	echo "NSBOX-ARM64-INIT: stage 1"
 	$B mkdir -p /newroot && $B mount -t tmpfs -o mode=0755 tmpfs /newroot
 	for f in /lib /rootfs /init; do $B cp -a "$f" /newroot/; done
 	$B mkdir -p /newroot/bin && $B cp -a /bin/nsbox /bin/busybox /newroot/bin/

@@ -38,6 +38,11 @@ now() { cut -d' ' -f1 /proc/uptime; }
 
 # ---------------------------------------------------------------- stage 1
 if [ "${1:-}" != stage2 ]; then
+	# The kernel booted with its messages on the console, for the host's log. From
+	# here on, only the worst ones (as with `quiet loglevel=3`): others would cut
+	# into the lines the host parses (NSBOX_VM_VERBOSE=1 keeps them all).
+	. "$CONF/config"
+	dmesg -n "${NSBOX_VM_CONSOLE_LEVEL:-3}"
 	say "stage 1: moving the initramfs into a tmpfs (pivot_root does not work on rootfs)"
 	mkdir -p /newroot || die "mkdir /newroot"
 	mount -t tmpfs -o mode=0755 tmpfs /newroot || die "mount tmpfs on /newroot"
