@@ -111,6 +111,7 @@ _vm_monitor() {
 _vm_cpus() {
 	local cpu="" line pc out=""
 	while IFS= read -r line; do
+		line=${line#"${line%%[! ]*}"} # (arm64's " PC=")
 		case $line in
 		CPU#*) cpu=${line%%[^A-Z#0-9]*} ;;
 		"(no answer"*) echo "qemu's monitor did not answer in 5 s: qemu itself is stuck" && return ;;
