@@ -125,12 +125,13 @@ _vm_cpus() {
 	[ -z "$out" ] || echo "qemu's CPUs: $out"
 }
 
-# vm_kernel_tail LOG N: the kernel's last N lines in LOG, for a failure's report
+# vm_kernel_tail LOG N: the kernel's last N lines in LOG (or, if none, qemu's), for a failure's report
 vm_kernel_tail() {
 	local k
 	k=$(grep -acE "$VM_KERNEL_LINE" "$1" || true)
-	if [ "${k:-0}" = 0 ]; then
-		echo "---- the log has no kernel line ($(wc -l <"$1") lines in all): $1"
+	if [ "${k:-0}" = 0 ]; then # then what qemu or the firmware said (qemu's errors)
+		echo "---- no kernel line in $1; what qemu printed:"
+		sed '/^---- qemu.s monitor/,$d' "$1" | tail -n "$2"
 	else
 		echo "---- the kernel's last $2 lines (of $k) in $1:"
 		grep -aE "$VM_KERNEL_LINE" "$1" | tail -n "$2"

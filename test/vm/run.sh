@@ -47,7 +47,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${NSBOX_VM_CACHE:-${XDG_CACHE_HOME:-/var/cache}/nsbox-vm}
 TIMEOUT=${NSBOX_VM_TIMEOUT:-900}
 # From starting qemu to /init's first line, measured on our 2-CPU build machine
-# (TCG) while other jobs ran: 6.3 to 19.5 s in 8 boots, the slowest at a load
+# (TCG) while other jobs ran: 6.3 to 19.5 s in 7 boots, the slowest at a load
 # average of 11 (as in CI, where the host suites run beside the VM); the kernel's
 # messages on the console cost nothing measurable (quiet: 9.4 to 16.9 s in 6
 # boots alternated with those). 200 s is 10 times the slowest: a boot that has
