@@ -57,6 +57,7 @@ if [ "${1:-}" != stage2 ]; then
 	/newroot/bin/busybox cp -a /init /newroot/init || die "copy /init"
 	for d in proc sys dev tmp run mnt; do /newroot/bin/busybox mkdir -p "/newroot/$d"; done
 	# switch_root empties the initramfs, chroots into /newroot and runs its /init.
+	# shellcheck disable=SC2093 # die runs only if the exec fails
 	exec /newroot/bin/busybox switch_root /newroot /init stage2
 	die "switch_root failed"
 fi
@@ -159,6 +160,7 @@ say "tests run in cgroup $TEST_CG"
 export HOME=/root TMPDIR=/tmp TERM=dumb NO_COLOR=1 USER=root LOGNAME=root LANG=C.UTF-8
 export NSBOX_TEST_CGROUP2=1 NSBOX_TEST_ROOTFS=/project/dist/rootfs/busybox NSBOX_TEST_VM=1
 # NSBOX_TEST_* variables passed through from the host, one KEY=VALUE a line
+# shellcheck disable=SC2163 # kv is KEY=VALUE: export it as it is
 while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done <"$CONF/env"
 
 set --
@@ -167,6 +169,7 @@ say "running: bun test $NSBOX_VM_BUN_ARGS $* (uptime $(now)s)"
 start=$(now)
 # bun prints "(pass) name" / "(fail) name" lines only when its output is not a
 # terminal: the serial console is one, so its output goes through cat.
+# shellcheck disable=SC3040 # busybox ash has pipefail
 set -o pipefail
 # shellcheck disable=SC2086 # NSBOX_VM_BUN_ARGS is split on purpose
 /bin/sh -c 'echo $$ >"$1/cgroup.procs" || exit 125; shift; cd /project && exec bun test "$@"' \
