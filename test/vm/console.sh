@@ -64,7 +64,7 @@ _vm_watch() {
 	while :; do
 		rc=0 line=""
 		left=$((end - SECONDS))
-		if ((left > 0)); then IFS= read -r -t "$left" line || rc=$?; else rc=142; fi
+		if ((left > 0)); then IFS= read -r -t "$left" line || rc=$?; else rc=142; fi # (>128: read timed out)
 		if ((rc == 0)) && [[ $line == *"$first"* ]]; then
 			awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", b - a}' >"$dir/boot"
 			printf '%s\n' "$line"
