@@ -47,12 +47,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${NSBOX_VM_CACHE:-${XDG_CACHE_HOME:-/var/cache}/nsbox-vm}
 TIMEOUT=${NSBOX_VM_TIMEOUT:-900}
 # From starting qemu to /init's first line, measured on our 2-CPU build machine
-# (TCG) while other jobs ran: 6.3 to 19.5 s in 7 boots, the slowest at a load
-# average of 11 (as in CI, where the host suites run beside the VM); the kernel's
-# messages on the console cost nothing measurable (quiet: 9.4 to 16.9 s in 6
-# boots alternated with those). 200 s is 10 times the slowest: a boot that has
-# not reached /init by then is stuck, not slow (one once printed nothing for the
-# whole 900 s).
+# (TCG) while other jobs ran: 4.7 to 10.6 s in 85 boots in a row at a load
+# average of 3 to 5; 6.3 to 19.5 s in 8 more, the slowest at a load of 11 (as in
+# CI, where the host suites run beside the VM). The kernel's messages on the
+# console cost nothing measurable (quiet: 9.4 to 16.9 s in 6 boots alternated
+# with 6 of those). 200 s is 10 times the slowest: a boot that has not reached
+# /init by then is stuck, not slow (one once printed nothing for the whole 900 s).
 BOOT_TIMEOUT=${NSBOX_VM_BOOT_TIMEOUT:-200}
 MEM=${NSBOX_VM_MEM:-3G}
 SMP=${NSBOX_VM_SMP:-2}
