@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # PID 1 of the arm64 VM (see test/vm/arm64.sh). Stage 1 moves the initramfs into
 # a tmpfs (pivot_root does not work from rootfs, and nsbox pivot_roots into every
 # container); stage 2 mounts what a host has, runs nsbox-arm64 and prints one
@@ -6,6 +7,11 @@
 export PATH=/bin
 B=/bin/busybox
 if [ "${1:-}" != stage2 ]; then
+	# The kernel booted with its messages on the console, for the host's log.
+	# From here on only errors, as with `quiet`: others would cut into the
+	# NSBOX-ARM64 lines. The first line tells the host that /init runs.
+	$B dmesg -n 4
+	echo "NSBOX-ARM64-INIT: stage 1"
 	$B mkdir -p /newroot && $B mount -t tmpfs -o mode=0755 tmpfs /newroot
 	for f in /lib /rootfs /init; do $B cp -a "$f" /newroot/; done
 	$B mkdir -p /newroot/bin && $B cp -a /bin/nsbox /bin/busybox /newroot/bin/
@@ -59,7 +65,7 @@ check "--init: the shim is PID 1, the command its child" "nsbox-init 2" "$($N --
 id=$(nsbox run -d --net none --name d1 /rootfs /bin/sh -c 'echo started; sleep 1000' 2>&1)
 check "run -d prints a 64-hex id" "64" "$(echo -n "$id" | tr -dc 0-9a-f | wc -c)"
 check "ps shows it running" "running" "$(nsbox ps --format json 2>&1 | grep -o '"State":"[a-z]*"' | head -1 | cut -d'"' -f4)"
-check "its parent is the monitor shim" "nsbox-monitor" "$(cat /proc/$(cat /proc/$(nsbox inspect -f '{{.State.Pid}}' d1)/stat | cut -d' ' -f4)/comm 2>&1)"
+check "its parent is the monitor shim" "nsbox-monitor" "$(cat "/proc/$(cut -d' ' -f4 "/proc/$(nsbox inspect -f '{{.State.Pid}}' d1)/stat")/comm" 2>&1)"
 check "exec runs in it" "d1-exec" "$(nsbox exec d1 /bin/echo d1-exec 2>&1)"
 sleep 1
 check "logs" "started" "$(nsbox logs d1 2>&1)"
@@ -69,8 +75,8 @@ nsbox rm d1 >/dev/null 2>&1
 check "rm leaves no container" "" "$(nsbox ps -aq 2>&1)"
 
 nsbox pod create --name p1 --net none >/dev/null 2>&1
-check "pod infra is the pause shim" "nsbox-pause" "$(cat /proc/$(nsbox pod inspect --format '{{.InfraPid}}' p1)/comm 2>&1)"
-check "a pod member shares the infra's uts" "$(readlink /proc/$(nsbox pod inspect --format '{{.InfraPid}}' p1)/ns/uts)" "$(nsbox run --pod p1 /rootfs /bin/sh -c 'readlink /proc/self/ns/uts' 2>&1)"
+check "pod infra is the pause shim" "nsbox-pause" "$(cat "/proc/$(nsbox pod inspect --format '{{.InfraPid}}' p1)/comm" 2>&1)"
+check "a pod member shares the infra's uts" "$(readlink "/proc/$(nsbox pod inspect --format '{{.InfraPid}}' p1)/ns/uts")" "$(nsbox run --pod p1 /rootfs /bin/sh -c 'readlink /proc/self/ns/uts' 2>&1)"
 nsbox pod rm -f p1 >/dev/null 2>&1
 check "pod rm leaves nothing" "" "$(nsbox ps -aq 2>&1)"
 check "no nsbox cgroup left" "" "$(find /sys/fs/cgroup -name 'nsbox*' -type d)"

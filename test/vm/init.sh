@@ -38,6 +38,11 @@ now() { cut -d' ' -f1 /proc/uptime; }
 
 # ---------------------------------------------------------------- stage 1
 if [ "${1:-}" != stage2 ]; then
+	# The kernel booted with its messages on the console, for the host's log. From
+	# here on, only the worst ones (as with `quiet loglevel=3`): others would cut
+	# into the lines the host parses (NSBOX_VM_VERBOSE=1 keeps them all).
+	. "$CONF/config"
+	dmesg -n "${NSBOX_VM_CONSOLE_LEVEL:-3}"
 	say "stage 1: moving the initramfs into a tmpfs (pivot_root does not work on rootfs)"
 	mkdir -p /newroot || die "mkdir /newroot"
 	mount -t tmpfs -o mode=0755 tmpfs /newroot || die "mount tmpfs on /newroot"
@@ -52,6 +57,7 @@ if [ "${1:-}" != stage2 ]; then
 	/newroot/bin/busybox cp -a /init /newroot/init || die "copy /init"
 	for d in proc sys dev tmp run mnt; do /newroot/bin/busybox mkdir -p "/newroot/$d"; done
 	# switch_root empties the initramfs, chroots into /newroot and runs its /init.
+	# shellcheck disable=SC2093 # die runs only if the exec fails
 	exec /newroot/bin/busybox switch_root /newroot /init stage2
 	die "switch_root failed"
 fi
@@ -154,6 +160,7 @@ say "tests run in cgroup $TEST_CG"
 export HOME=/root TMPDIR=/tmp TERM=dumb NO_COLOR=1 USER=root LOGNAME=root LANG=C.UTF-8
 export NSBOX_TEST_CGROUP2=1 NSBOX_TEST_ROOTFS=/project/dist/rootfs/busybox NSBOX_TEST_VM=1
 # NSBOX_TEST_* variables passed through from the host, one KEY=VALUE a line
+# shellcheck disable=SC2163 # kv is KEY=VALUE: export it as it is
 while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done <"$CONF/env"
 
 set --
@@ -162,6 +169,7 @@ say "running: bun test $NSBOX_VM_BUN_ARGS $* (uptime $(now)s)"
 start=$(now)
 # bun prints "(pass) name" / "(fail) name" lines only when its output is not a
 # terminal: the serial console is one, so its output goes through cat.
+# shellcheck disable=SC3040 # busybox ash has pipefail
 set -o pipefail
 # shellcheck disable=SC2086 # NSBOX_VM_BUN_ARGS is split on purpose
 /bin/sh -c 'echo $$ >"$1/cgroup.procs" || exit 125; shift; cd /project && exec bun test "$@"' \
