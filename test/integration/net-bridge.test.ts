@@ -56,7 +56,8 @@ async function tcpFetch(ip: string, port: number, opts: { inClient?: boolean; ex
 }
 
 /** A container serving `reply` on tcp port `port` to every connection (busybox nc in a loop). */
-const ncServer = (reply: string, port = 80) => ["sh", "-c", `while true; do echo ${reply} | nc -l -p ${port}; done`];
+// the reply from a file, not `echo |`: see "tcp both ways" below
+const ncServer = (reply: string, port = 80) => ["sh", "-c", `echo ${reply} >/tmp/reply; while true; do nc -l -p ${port} </tmp/reply; done`];
 
 describe("two containers on the bridge", () => {
   let a = "";
@@ -114,7 +115,10 @@ describe("two containers on the bridge", () => {
       ["net-b", "net-a", ipB, 7001],
       ["net-a", "net-b", ipA, 7002],
     ] as const) {
-      const srv = ctx.start(["exec", server, "sh", "-c", `echo reply-from-${server} | nc -l -p ${port}`]);
+      // The reply comes from a file, not a pipe: busybox nc exits at its peer's EOF, and a
+      // server whose `echo |` had not written yet when the client's bytes and EOF came
+      // exited without replying (the client then got nothing: a CI failure under load).
+      const srv = ctx.start(["exec", server, "sh", "-c", `echo reply-from-${server} >/tmp/reply; nc -l -p ${port} </tmp/reply`]);
       let got = "";
       await retry(async () => {
         const r = await net.exec(cli, ["nc", "-w", "2", ip, String(port)], { input: `hello-from-${cli}\n` });
