@@ -182,7 +182,18 @@ describe("the bridge's life", () => {
 
   test("a published port answers on the namespace's own 127.0.0.1 (route_localnet at work)", async () => {
     const hp = freePort();
-    await must(["run", "-d", "--name", "sb-web", "-p", `${hp}:80`, ctx.rootfs, "sh", "-c", "echo sandbox-web >/tmp/reply; while true; do nc -l -p 80 </tmp/reply; done"]);
+    await must([
+      "run",
+      "-d",
+      "--name",
+      "sb-web",
+      "-p",
+      `${hp}:80`,
+      ctx.rootfs,
+      "sh",
+      "-c",
+      "echo sandbox-web >/tmp/reply; while true; do nc -l -p 80 </tmp/reply; done",
+    ]);
     const got = await retry(() => sb.exec([bb(), "nc", "-w", "2", "127.0.0.1", String(hp)], { input: "", timeoutMs: 5000 }).stdout);
     expect(got).toBe("sandbox-web\n");
     await must(["rm", "-f", "sb-web"]);
