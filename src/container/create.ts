@@ -124,7 +124,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
 
     // The cgroup exists before the container process runs a single instruction
     // of the command: the process joins it at READY. Its directories are made
-    // once the move's warm-up (started at main, see warmCgroupMoves) has seen its
+    // once the move's warm-up (started first thing, see src/early.ts) has seen its
     // grace period through: until then a mkdir would wait behind it on the
     // kernel's cgroup_mutex, and the network, the /etc files and the programs are
     // prepared meanwhile; they exist before the spawn (C binds them on cgroup v1
