@@ -144,24 +144,15 @@ static int fwd_blocks_for_good(int tid) {
     static char text[4096];
     char path[64], num[24];
     size_t len = 0;
-    long fd, n, i;
+    const char *h;
     u64 mask = 0;
     if (nsb_append(path, sizeof path, &len, "/proc/self/task/") || nsb_append(path, sizeof path, &len, nsb_itoa(tid, num)) ||
         nsb_append(path, sizeof path, &len, "/status"))
         return 0;
-    fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    n = sys_read((int)fd, text, sizeof text - 1);
-    sys_close((int)fd);
-    if (n <= 0) return 0;
-    text[n] = 0;
-    for (i = 0; i < n; i++)
-        if ((i == 0 || text[i - 1] == '\n') && nsb_startswith(text + i, "SigBlk:\t")) {
-            const char *h = text + i + 8;
-            for (; (*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f'); h++) mask = mask << 4 | (u64)(*h <= '9' ? *h - '0' : *h - 'a' + 10);
-            return (mask & fwd_signals) == fwd_signals && !(mask & (1ull << (SIGSEGV - 1)));
-        }
-    return 0;
+    h = nsb_file_field(path, "SigBlk:\t", text, sizeof text);
+    if (!h) return 0;
+    for (; (*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f'); h++) mask = mask << 4 | (u64)(*h <= '9' ? *h - '0' : *h - 'a' + 10);
+    return (mask & fwd_signals) == fwd_signals && !(mask & (1ull << (SIGSEGV - 1)));
 }
 
 /* Asks every thread of /proc/self/task not asked yet (but the caller) with

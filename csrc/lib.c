@@ -403,3 +403,18 @@ static long nsb_make_raw(int fd, struct k_termios *saved) {
     raw.cc[5] = 0;                                                           /* VTIME */
     return sys_ioctl(fd, 0x5402 /* TCSETS */, (long)&raw);
 }
+
+/* The text after KEY where a line of a small file (/proc's status, a cgroup's
+ * memory.events) starts with it, read into buf; 0 if the file or the key is not there. */
+static const char *nsb_file_field(const char *path, const char *key, char *buf, size_t size) {
+    long fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0), n;
+    size_t i, klen = nsb_strlen(key);
+    if (fd < 0) return 0;
+    n = sys_read((int)fd, buf, size - 1);
+    sys_close((int)fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    for (i = 0; i < (size_t)n; i++)
+        if ((i == 0 || buf[i - 1] == '\n') && nsb_startswith(buf + i, key)) return buf + i + klen;
+    return 0;
+}

@@ -69,19 +69,8 @@ static int fg_enter_raw(struct k_termios *saved) { return nsb_make_raw(0, saved)
 /* "oom_kill N" from a cgroup's memory.events (v2) or memory.oom_control (v1). */
 static i64 fg_oom_kills(const char *path) {
     static char text[4096];
-    long fd, n;
-    const char *key = "oom_kill ";
-    size_t i;
-    if (!path[0]) return 0;
-    fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    n = sys_read((int)fd, text, sizeof text - 1);
-    sys_close((int)fd);
-    if (n <= 0) return 0;
-    text[n] = 0;
-    for (i = 0; i < (size_t)n; i++)
-        if ((i == 0 || text[i - 1] == '\n') && nsb_startswith(text + i, key)) return nsb_atoi(text + i + nsb_strlen(key));
-    return 0;
+    const char *n = path[0] ? nsb_file_field(path, "oom_kill ", text, sizeof text) : 0;
+    return n ? nsb_atoi(n) : 0;
 }
 
 struct fg {
