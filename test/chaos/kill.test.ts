@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { inspectOne, leftoversOf, parsePs, pidAlive, removeAll } from "../helpers/lifecycle.ts";
 import { freePort } from "../helpers/net.ts";
 import { ls, type RunResult, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import { stateLetter } from "../helpers/proc.ts";
 import { compareHost, type HostSnapshot, hostSnapshot, Ids, stderrProblems } from "./host.ts";
 import { chaosRng, type Rng } from "./rng.ts";
 import { cgroupOf, isInitOf, show } from "./run.ts";
@@ -330,16 +331,6 @@ test("SIGKILL of run -d and pod create at each step of the creation: the repair 
   if (Object.keys(host.settled).length) stepProblems.push(`the host is not as before, 10 s after the repair: ${JSON.stringify(host.settled)}`);
   expect([...stepProblems, ...problems.filter((p) => p.startsWith("steps: "))]).toEqual([]);
 }, 120000);
-
-/** The state letter of /proc/PID/stat ("" when gone). */
-function stateLetter(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "";
-  } catch {
-    return "";
-  }
-}
 
 test("the repair's rm -f and pod rm -f return when what they removed is gone (nothing settles afterwards)", () => {
   expect(notGoneAtOnce).toEqual([]);

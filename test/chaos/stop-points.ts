@@ -8,9 +8,10 @@
  *
  *   bun test/chaos/stop-points.ts [REPEATS]
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { readOr, stateLetter } from "../helpers/proc.ts";
 
 const NSBOX = resolve(import.meta.dir, "../../dist/nsbox");
 const REPEATS = Number(process.argv[2] ?? 1);
@@ -28,24 +29,12 @@ async function nsbox(args: string[], extra: Record<string, string> = {}) {
   return { code: await p.exited, out, err };
 }
 
-const read = (f: string) => {
-  try {
-    return readFileSync(f, "utf8");
-  } catch {
-    return "";
-  }
-};
-const stateOf = (pid: number) => {
-  const s = read(`/proc/${pid}/stat`);
-  return s.slice(s.lastIndexOf(")") + 2).split(" ")[0] ?? "";
-};
-
 /** Starts nsbox stopping at point; resolves when it is stopped there (true) or ended first (false). */
 async function startStopped(args: string[], point: string) {
   const p = Bun.spawn([NSBOX, ...args], { env: { ...env, NSBOX_TRACE_STOP: point }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const out = new Response(p.stdout).text();
   for (let i = 0; i < 3000 && p.exitCode === null; i++) {
-    if (stateOf(p.pid) === "T") return { p, out, stopped: true };
+    if (stateLetter(p.pid) === "T") return { p, out, stopped: true };
     await Bun.sleep(5);
   }
   return { p, out, stopped: false };
@@ -60,10 +49,10 @@ function leftovers(): string[] {
   const out: string[] = [];
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    const st = stateOf(Number(e));
+    const st = stateLetter(Number(e));
     if (st === "Z" || st === "") continue;
-    const cmd = read(`/proc/${e}/cmdline`).replaceAll("\0", " ").trim();
-    const m = /nsbox-([0-9a-f]{64})/.exec(read(`/proc/${e}/cgroup`));
+    const cmd = readOr(`/proc/${e}/cmdline`).replaceAll("\0", " ").trim();
+    const m = /nsbox-([0-9a-f]{64})/.exec(readOr(`/proc/${e}/cgroup`));
     if (cmd.includes(tmp) || (m && ids.has(m[1] as string))) out.push(`${e} ${cmd.slice(0, 120)}${m ? " (in a container's cgroup)" : ""}`);
   }
   return out;

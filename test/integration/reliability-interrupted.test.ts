@@ -14,25 +14,14 @@
  *    the monitor to end by itself, which a stuck monitor (1) never did.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { idsInState, removeAll } from "../helpers/lifecycle.ts";
 import { childrenOf, NSBOX, REPO, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import { readOr, stateLetter } from "../helpers/proc.ts";
 
 const ctx = useNsbox("rel-interrupted");
 ctx.beforeCleanup(() => removeAll(ctx));
-
-const read = (f: string) => {
-  try {
-    return readFileSync(f, "utf8");
-  } catch {
-    return "";
-  }
-};
-const stateOf = (pid: number) => {
-  const s = read(`/proc/${pid}/stat`);
-  return s.slice(s.lastIndexOf(")") + 2).split(" ")[0] ?? "";
-};
 
 /** Live processes of this file's roots: a monitor (its argv names the state root), its cleanup, a container's. */
 function ours(): string[] {
@@ -40,9 +29,9 @@ function ours(): string[] {
   for (const e of readdirSync("/proc")) {
     const pid = Number(e);
     if (!(pid > 0) || pid === process.pid) continue;
-    const st = stateOf(pid);
+    const st = stateLetter(pid);
     if (st === "" || st === "Z" || st === "X") continue;
-    const cmd = read(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
+    const cmd = readOr(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
     let root = "";
     try {
       root = readlinkSync(`/proc/${pid}/root`);
@@ -59,8 +48,8 @@ async function stoppedAt(args: string[], point: string) {
   const p = Bun.spawn([NSBOX, ...args], { env: ctx.env({ NSBOX_TRACE_STOP: point }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const out = new Response(p.stdout).text();
   const err = new Response(p.stderr).text();
-  const stopped = await waitUntil(() => stateOf(p.pid) === "T" || p.exitCode !== null, 20000);
-  if (stateOf(p.pid) !== "T") throw new Error(`nsbox ${args.join(" ")} never reached "${point}": exit ${p.exitCode}, ${await err}`);
+  const stopped = await waitUntil(() => stateLetter(p.pid) === "T" || p.exitCode !== null, 20000);
+  if (stateLetter(p.pid) !== "T") throw new Error(`nsbox ${args.join(" ")} never reached "${point}": exit ${p.exitCode}, ${await err}`);
   return { p, stopped, out, err };
 }
 
@@ -93,8 +82,8 @@ describe("the monitor", () => {
     const ended = await Promise.race([p.exited.then(() => true), Bun.sleep(5000).then(() => false)]);
     if (!ended) p.kill("SIGKILL");
     expect(ended).toBe(true);
-    expect(JSON.parse(read(join(dir, "exit"))).waitStatus).toBe(3 << 8);
-    expect(read(join(dir, "cleanup"))).toBe("cleaned\n");
+    expect(JSON.parse(readOr(join(dir, "exit"))).waitStatus).toBe(3 << 8);
+    expect(readOr(join(dir, "cleanup"))).toBe("cleaned\n");
   });
 });
 
@@ -139,7 +128,7 @@ describe("the repair of a killed creation", () => {
     const run = await stoppedAt(["run", "-d", "--net", "none", ctx.rootfs, "sleep", "600"], "container started");
     const id = records().find((r) => !before.has(r)) as string;
     // W, the monitor: nsbox's child that left its session
-    const monitor = childrenOf(run.p.pid).find((c) => read(`/proc/${c}/cmdline`).startsWith("nsbox-monitor")) as number;
+    const monitor = childrenOf(run.p.pid).find((c) => readOr(`/proc/${c}/cmdline`).startsWith("nsbox-monitor")) as number;
     expect(monitor).toBeGreaterThan(0);
     tryKill(monitor, "SIGSTOP"); // a monitor that would never end by itself
     run.p.kill("SIGKILL");
