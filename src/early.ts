@@ -2,7 +2,7 @@
  * The first of nsbox's modules to run: main.ts imports it before any other, so
  * that its top level runs before the rest of the program is even evaluated.
  *
- * A command that will move a process into a cgroup (run, exec) starts the
+ * A command that will move a process into a cgroup (run, exec, OCI create) starts the
  * kernel's wait for that move here (see warmCgroupMoves: an RCU grace period of
  * 4-15 ms on this kind of host), so that it passes while the modules load.
  */
@@ -26,4 +26,6 @@ function withoutCgroups(argv: string[]): boolean {
 
 const argv = process.argv.slice(2);
 const command = verb(argv);
-if ((command === "run" || command === "exec") && process.getuid?.() === 0 && !withoutCgroups(argv) && warmCgroupMoves()) mark("cgroup move warm-up started");
+// (create: the OCI runtime's, podman's and containerd's way in; nsbox's own CLI has no create)
+const moves = command === "run" || command === "exec" || command === "create";
+if (moves && process.getuid?.() === 0 && !withoutCgroups(argv) && warmCgroupMoves()) mark("cgroup move warm-up started");
