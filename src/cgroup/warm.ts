@@ -7,10 +7,10 @@
  * of a container start). Writers that come within a grace period or two after
  * another one pass at once (rcu_sync's GP_EXIT/GP_REPLAY states). So nsbox
  * rewrites its own pid into its own cgroup (a move to where it already is:
- * nothing changes) on a worker thread while it prepares the rest: once as soon
- * as the command is known to create a process (main), so that the grace period
- * passes while the modules load and the spec is built, and again once the
- * container's cgroups exist, which keeps the lock warm until the real move.
+ * nothing changes) on a worker thread while it prepares the rest: once in the
+ * first module that runs (src/early.ts), so that the grace period passes while
+ * the modules load and the spec is built, and again once the container's cgroups
+ * exist (exec: once it is entering), which keeps the lock warm until the real move.
  * The waiting writer holds cgroup_mutex, so a mkdir of a cgroup behind it
  * waits for the rest of the grace period: the move it spares comes later anyway.
  * Only for cgroup v1 (hybrid hosts too): on v2 nothing is moved.

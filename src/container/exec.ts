@@ -72,8 +72,9 @@ export async function execInContainer(v: ContainerView, o: ExecOptions): Promise
 }
 
 async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: { done: boolean }): Promise<number> {
-  // v1: the cgroup move's grace period passes while the namespaces are opened and
-  // the helper loads (see warmCgroupMoves); v2: the process is born in the cgroup
+  // v1: the cgroup move's grace period (started by src/early.ts) is kept warm while
+  // the namespaces are opened and the helper loads (see warmCgroupMoves); v2: the
+  // process is born in the cgroup
   const cgroup = v.config.cgroup ? openCgroup(v.config.cgroup) : undefined;
   if (cgroup) warmCgroupMoves();
   const fds = openNamespaces(init.pid);
