@@ -100,7 +100,14 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     const ne = s("nsenter");
     const he = s("hello");
     const target = aboveBunTarget("exec: (nsbox exec − hello) / crun exec", ns, he, cr, "crun exec");
-    const trace = medianTrace(ctx, "nsbox exec ID /bin/true", cmds[0]?.argv ?? [], [{ name: "hello", argv: [h.bin] }], Math.min(TRACE_RUNS, ctx.opts.runs));
+    const trace = medianTrace(
+      ctx,
+      "nsbox exec ID /bin/true",
+      cmds[0]?.argv ?? [],
+      [{ name: "hello", argv: [h.bin] }],
+      Math.min(TRACE_RUNS, ctx.opts.runs),
+      h.markedBin,
+    );
     return {
       title,
       tables: [

@@ -86,6 +86,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
       { name: "nsbox --version", argv: [ctx.opts.nsbox, "--version"] },
     ],
     Math.min(TRACE_RUNS, ctx.opts.runs),
+    h.markedBin,
   );
 
   return {

@@ -13,7 +13,14 @@ import { writeSync } from "node:fs";
 const on = !!process.env.NSBOX_TRACE;
 const stopAt = process.env.NSBOX_TRACE_STOP;
 
+let originShown = false;
+
 export function mark(what: string): void {
+  if (on && !originShown) {
+    // where the clock starts (epoch ms), so that a caller that timed the spawn sees Bun's start before it
+    originShown = true;
+    writeSync(2, `[trace-origin] ${performance.timeOrigin.toFixed(3)}\n`);
+  }
   if (on) writeSync(2, `[trace] ${performance.now().toFixed(2)} ms  ${(process.memoryUsage.rss() / 1048576).toFixed(1)} MiB  ${what}\n`);
   if (stopAt === what) process.kill(process.pid, "SIGSTOP");
 }
