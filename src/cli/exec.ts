@@ -43,6 +43,8 @@ export async function exec(argv: string[]): Promise<number> {
   const bounding = privileged ? privilegedCaps() : proc.capabilities?.bounding;
   const capabilities = bounding ? processCaps(bounding, user.uid) : undefined;
   const seccomp = privileged ? undefined : v.config.spec.linux.seccomp;
+  // the filter `run` compiled for it, by the key it recorded (undefined for an OCI container's own profile)
+  const seccompKey = seccomp ? v.config.spec.nsbox?.seccompKey : undefined;
   const tty = bool(p.flags.tty);
   if (tty && bool(p.flags.interactive) && !process.stdin.isTTY) fail("the input device is not a terminal: drop -t, or run nsbox from a terminal");
   return execInContainer(v, {
@@ -55,5 +57,6 @@ export async function exec(argv: string[]): Promise<number> {
     capabilities,
     noNewPrivileges: proc.noNewPrivileges,
     seccomp,
+    seccompKey,
   });
 }

@@ -126,6 +126,8 @@ export interface NsboxOptions {
   privileged?: boolean;
   /** where linux.seccomp came from: "default", or the --security-opt seccomp= file */
   seccompProfile?: string;
+  /** the key of linux.seccomp's filter in the state root's seccomp cache, for exec (security/seccomp-policy.ts recordedFilter) */
+  seccompKey?: string;
   /** the image the root comes from: its layers are the overlay's lower directories (image/use.ts) */
   image?: ImageUse;
   /** the first words of process.args that are the entrypoint (the image's or --entrypoint), for inspect's Config */

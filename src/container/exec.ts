@@ -17,7 +17,7 @@ import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
 import { isRootless, setgroupsDenied } from "../rootless/identity.ts";
 import type { Capabilities } from "../security/capabilities.ts";
-import { filterFor, type LinuxSeccomp } from "../security/seccomp-policy.ts";
+import { filterFor, type LinuxSeccomp, recordedFilter } from "../security/seccomp-policy.ts";
 import { exiting, type ProcId, startTime } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";
@@ -37,6 +37,8 @@ export interface ExecOptions {
   capabilities?: Capabilities;
   noNewPrivileges?: boolean;
   seccomp?: LinuxSeccomp;
+  /** where `run` cached that profile's filter (spec.nsbox.seccompKey) */
+  seccompKey?: string;
 }
 
 const JOIN_ORDER = ["user", "ipc", "uts", "net", "cgroup", "mnt"] as const;
@@ -116,7 +118,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
     identitySteps(
       c,
       { terminal: o.tty, user: o.user, args: o.args, env: o.env, cwd: o.cwd, capabilities: o.capabilities, noNewPrivileges: o.noNewPrivileges },
-      o.seccomp ? await filterFor(o.seccomp) : undefined,
+      o.seccomp ? (recordedFilter(o.seccompKey) ?? (await filterFor(o.seccomp))) : undefined,
       { keepGroups: setgroupsDenied(init.pid) },
     );
     // through the sealed shim, never from nsbox's own binary (see c_exec in csrc/child_identity.c)

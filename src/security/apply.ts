@@ -30,7 +30,10 @@ export async function applySecurity(spec: ContainerSpec, f: SecurityCliFlags): P
   spec.process.capabilities = s.capabilities;
   if (s.noNewPrivileges) spec.process.noNewPrivileges = true;
   spec.linux.seccomp = s.seccomp;
-  if (s.seccomp) spec.nsbox.seccompProfile = s.seccompSource;
+  if (s.seccomp) {
+    spec.nsbox.seccompProfile = s.seccompSource;
+    spec.nsbox.seccompKey = s.seccompKey;
+  }
   spec.linux.maskedPaths = s.maskedPaths;
   spec.linux.readonlyPaths = s.readonlyPaths;
   if (f.privileged) {

@@ -29,6 +29,8 @@ export interface Security {
   seccompFilter?: Uint8Array;
   /** "default" or the profile's path */
   seccompSource?: string;
+  /** the key its filter is cached under (see recordedFilter) */
+  seccompKey?: string;
   /** syscall names of a profile that this architecture lacks (ignored, as docker does) */
   unknownSyscalls: string[];
   maskedPaths: string[];
@@ -42,6 +44,7 @@ export async function securityFromFlags(f: SecurityFlags): Promise<Security> {
   const caps = resolveCaps({ add: f.capAdd, drop: f.capDrop, privileged: f.privileged });
   let seccomp: LinuxSeccomp | undefined;
   let seccompFilter: Uint8Array | undefined;
+  let seccompKey: string | undefined;
   let unknownSyscalls: string[] = [];
   // --privileged turns seccomp off unless a profile is asked for by name (as docker)
   if (opts.seccomp.mode === "profile" || (!f.privileged && opts.seccomp.mode === "default")) {
@@ -49,6 +52,7 @@ export async function securityFromFlags(f: SecurityFlags): Promise<Security> {
     const r = await seccompFor(profile?.text, caps, profile?.path);
     seccomp = r.profile;
     seccompFilter = r.filter;
+    seccompKey = r.key;
     unknownSyscalls = r.unknown;
   }
   const confined = !f.privileged && opts.systemPaths;
@@ -59,6 +63,7 @@ export async function securityFromFlags(f: SecurityFlags): Promise<Security> {
     seccomp,
     seccompFilter,
     seccompSource: opts.seccomp.mode === "profile" ? opts.seccomp.path : "default",
+    seccompKey,
     unknownSyscalls,
     maskedPaths: confined ? [...MASKED_PATHS] : [],
     readonlyPaths: confined ? [...READONLY_PATHS] : [],

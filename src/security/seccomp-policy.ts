@@ -19,8 +19,8 @@ import type { LinuxSeccomp, NativeArch } from "./seccomp/types.ts";
 
 export type { LinuxSeccomp } from "./seccomp/types.ts";
 
-/** Bump when the compiler's output changes for the same input. */
-const FORMAT = 1;
+/** Bump when the compiler's output changes for the same input (2: each entry has its filter beside it, KEY.bpf). */
+const FORMAT = 2;
 
 export function nativeArch(): NativeArch {
   if (process.arch === "x64") return "x86_64";
@@ -32,6 +32,8 @@ interface Entry {
   profile: LinuxSeccomp;
   unknown: string[];
   filter: Uint8Array;
+  /** the cache key it is kept under (see recordedFilter) */
+  key?: string;
 }
 
 const cacheDir = () => join(roots().state, "seccomp");
@@ -66,6 +68,10 @@ function store(key: string, e: Entry): void {
     // the state root as the store makes it (a container's root in a user namespace must pass through it)
     mkdirSync(roots().state, { recursive: true, mode: 0o711 });
     mkdirSync(cacheDir(), { recursive: true, mode: 0o700 });
+    // the filter alone first, raw: what `exec` reads (recordedFilter), no JSON to parse
+    const bpfTmp = join(cacheDir(), `.${key}.bpf.${process.pid}`);
+    writeFileSync(bpfTmp, e.filter, { mode: 0o600 });
+    renameSync(bpfTmp, join(cacheDir(), `${key}.bpf`));
     const tmp = join(cacheDir(), `.${key}.${process.pid}`);
     writeFileSync(tmp, JSON.stringify({ format: FORMAT, profile: e.profile, unknown: e.unknown, filter: Buffer.from(e.filter).toString("base64") }), {
       mode: 0o600,
@@ -86,7 +92,7 @@ export async function seccompFor(text: string | undefined, caps: string[], path?
   const known = load(key);
   if (known) {
     memo.set(known.profile, known.filter);
-    return known;
+    return { ...known, key };
   }
   const c = await import("./seccomp/index.ts");
   let r: ReturnType<typeof c.defaultSeccomp>;
@@ -105,7 +111,24 @@ export async function seccompFor(text: string | undefined, caps: string[], path?
   store(key, e);
   store(filterKey(JSON.stringify(e.profile)), e);
   memo.set(e.profile, filter);
-  return e;
+  return { ...e, key };
+}
+
+/**
+ * The filter kept under key (a container's spec.nsbox.seccompKey, recorded by
+ * `run`), read raw: `exec` gets the container's filter without serializing and
+ * hashing its profile and parsing a cache entry (1-3 ms and 2 MiB of an exec's
+ * start). Undefined when the cache no longer holds it (then filterFor).
+ */
+export function recordedFilter(key: string | undefined): Uint8Array | undefined {
+  if (!key || !/^[0-9a-f]{32}$/.test(key)) return undefined;
+  try {
+    const bytes = readFileSync(join(cacheDir(), `${key}.bpf`));
+    // a BPF program is 8-byte instructions, at least one
+    return bytes.length >= 8 && bytes.length % 8 === 0 ? new Uint8Array(bytes) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Filters of the profiles this process resolved (run: the spec holds that very object). */

@@ -6,7 +6,7 @@
  * --privileged, --security-opt), for `run` and for `exec`, and bad input.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ok, removeAll, runDetached } from "../helpers/lifecycle.ts";
 import { addedLeftovers, isOneNsboxLine, lines, type RunResult, useNsbox } from "../helpers/nsbox.ts";
@@ -232,6 +232,27 @@ describe("exec: the same settings as the container's process", () => {
       expect(await execStatus(id, "self", ["-u", "1000"])).toEqual({ ...caps(ZERO, DOCKER_CAPS), NoNewPrivs: "0", Seccomp: "2" });
       expect(await execStatus(id, "self", ["--privileged"])).toEqual({ ...caps(HOST_BND), NoNewPrivs: "0", Seccomp: "0" });
       // keyctl: refused to an exec'd process as to PID 1 (the filter is there, not only the mode)
+      expect((await ok(ctx, ["exec", id, E, "keyctl"])).stdout).toBe("keyctl: EPERM\n");
+    } finally {
+      await ctx.nsbox(["rm", "-f", id]);
+    }
+  });
+
+  test("exec reads the filter run cached, by the key the container records; without it, it falls back to the container's profile", async () => {
+    const id = await runDetached(ctx, ["sleep", "1000"]);
+    try {
+      const config = JSON.parse(readFileSync(join(ctx.stateRoot, id, "config.json"), "utf8"));
+      const key = config.spec.nsbox.seccompKey as string;
+      expect(key).toMatch(/^[0-9a-f]{32}$/);
+      const bpf = join(ctx.stateRoot, "seccomp", `${key}.bpf`);
+      // the raw program: 8-byte instructions
+      expect(readFileSync(bpf).length % 8).toBe(0);
+      expect((await ok(ctx, ["exec", id, E, "keyctl"])).stdout).toBe("keyctl: EPERM\n");
+      // a cached filter that is not a program (cut short) is not used: the profile's filter is found again
+      writeFileSync(bpf, "short");
+      expect((await ok(ctx, ["exec", id, E, "keyctl"])).stdout).toBe("keyctl: EPERM\n");
+      // the whole cache gone (it lives in the state root)
+      rmSync(join(ctx.stateRoot, "seccomp"), { recursive: true, force: true });
       expect((await ok(ctx, ["exec", id, E, "keyctl"])).stdout).toBe("keyctl: EPERM\n");
     } finally {
       await ctx.nsbox(["rm", "-f", id]);
