@@ -14,6 +14,7 @@
  * switch) are in identitySteps, which `exec` shares, so that both get the same.
  */
 import { statSync } from "node:fs";
+import { release } from "node:os";
 import { DEV_LINKS } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
 import type { ContainerSpec, Mount, NamespaceType, Process } from "../config/spec.ts";
@@ -266,7 +267,14 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
     lower = image.lowers.join(":");
   }
   if (spec.nsbox.overlay) {
-    const data = `lowerdir=${lower},upperdir=${p.upperDir},workdir=${p.workDir}${userns ? ",userxattr" : ""}`;
+    const opts = [
+      `lowerdir=${lower}`,
+      `upperdir=${p.upperDir}`,
+      `workdir=${p.workDir}`,
+      ...(overlayVolatile() ? ["volatile"] : []),
+      ...(userns ? ["userxattr"] : []),
+    ];
+    const data = opts.join(",");
     c.push({ code: C.MOUNT, fields: ["overlay", p.mergedDir, "overlay", 0, data, MK.NONE, 0], what: `mount the overlay root on ${p.mergedDir}` });
   } else {
     c.push({
@@ -288,6 +296,23 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   const after: Record<string, number> = { shared: MS.SHARED, rshared: MS.SHARED | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC };
   if (after[prop]) c.push({ code: C.MOUNT, fields: ["", "/", "", after[prop], "", MK.NONE, 0], what: `make the root ${prop}` });
   return lateRo;
+}
+
+/**
+ * Overlayfs's "volatile" (Linux 5.10): no sync of the upper filesystem, neither
+ * when the container calls fsync/syncfs nor when its overlay is unmounted at its
+ * exit, which otherwise flushes the whole host filesystem below nsbox's root
+ * (measured on ext4 under load: "container exited" 2.6 → 1.2 ms, run wall −3.9 ms
+ * median). It costs nothing here, because an nsbox layer never outlives its container:
+ * it is deleted at the container's exit and never mounted again, and after a crash
+ * the container is gone and its layer is deleted as an orphan (podman does the same
+ * for --rm containers, CRI-O for all of its containers).
+ */
+export function overlayVolatile(rel = release()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 5 || (major === 5 && minor >= 10);
 }
 
 /**

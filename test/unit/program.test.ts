@@ -3,7 +3,7 @@ import { parseCgroupHost } from "../../src/cgroup/detect.ts";
 import { defaultDevices, defaultMounts } from "../../src/config/defaults.ts";
 import type { ContainerSpec } from "../../src/config/spec.ts";
 import { LogParser } from "../../src/container/logs.ts";
-import { buildPrograms } from "../../src/container/plan.ts";
+import { buildPrograms, overlayVolatile } from "../../src/container/plan.ts";
 import { C, encode, W } from "../../src/native/program.ts";
 
 function spec(extra: Partial<ContainerSpec["nsbox"]> = {}): ContainerSpec {
@@ -96,5 +96,15 @@ describe("cgroup layout detection", () => {
       v2Own: "/user.slice/x.scope",
     });
     expect(parseCgroupHost(mi(["/sys/fs/cgroup/pids rw - cgroup cgroup rw,pids"]), "1:pids:/\n").mode).toBe("v1");
+  });
+});
+
+describe("overlayVolatile: the overlay's volatile option from Linux 5.10", () => {
+  test("by kernel release", () => {
+    expect(overlayVolatile("6.18.44-fc-v857")).toBe(true);
+    expect(overlayVolatile("5.10.0-28-amd64")).toBe(true);
+    expect(overlayVolatile("5.9.16")).toBe(false);
+    expect(overlayVolatile("4.19.0")).toBe(false);
+    expect(overlayVolatile("unknown")).toBe(false);
   });
 });
