@@ -241,5 +241,5 @@ function wantsHelp(argv: string[], flags: FlagsDef): boolean {
   return false;
 }
 
-// No top-level await: it would keep `bun build --bytecode` from precompiling nsbox.
+// No top-level await (here or in any module): it would keep `bun build --bytecode` from precompiling the chunk.
 if (import.meta.main) main(process.argv.slice(2)).then((code) => process.exit(code));
