@@ -3,9 +3,11 @@
  * compiled binary; the core ~0.1 ms) with a reporter that prints one plain line:
  *   nsbox: error text          (errors and warnings, on stderr)
  *   nsbox: note                (info, on stderr: stdout belongs to the container)
+ * The consola instance is made at the first message: making it costs ~0.25 ms,
+ * and a start that goes well (nsbox run, exec) prints nothing.
  */
 import { writeSync } from "node:fs";
-import { createConsola, type LogObject } from "consola/core";
+import { type ConsolaInstance, createConsola, type LogObject } from "consola/core";
 
 function line(obj: LogObject): string {
   const text = obj.args.map((a) => (a instanceof Error ? a.message : typeof a === "string" ? a : Bun.inspect(a))).join(" ");
@@ -26,7 +28,33 @@ export function escapeControls(text: string): string {
   });
 }
 
-export const log = createConsola({
-  level: process.env.NSBOX_DEBUG ? 4 : 3,
-  reporters: [{ log: (obj) => writeSync(2, line(obj)) }],
-});
+let instance: ConsolaInstance | undefined;
+let level = process.env.NSBOX_DEBUG ? 4 : 3;
+
+function consola(): ConsolaInstance {
+  instance ??= createConsola({ level, reporters: [{ log: (obj) => writeSync(2, line(obj)) }] });
+  return instance;
+}
+
+type Reporter = { log: (obj: LogObject) => void };
+
+/** consola's methods that nsbox uses, each making the instance when first called. */
+export const log = {
+  get level(): number {
+    return instance?.level ?? level;
+  },
+  /** 4 shows debug messages (--debug) */
+  set level(v: number) {
+    level = v;
+    if (instance) instance.level = v;
+  },
+  error: (message: unknown, ...args: unknown[]) => consola().error(message, ...args),
+  warn: (message: unknown, ...args: unknown[]) => consola().warn(message, ...args),
+  info: (message: unknown, ...args: unknown[]) => consola().info(message, ...args),
+  success: (message: unknown, ...args: unknown[]) => consola().success(message, ...args),
+  debug: (message: unknown, ...args: unknown[]) => {
+    // no instance for a message nobody will see
+    if (level >= 4) consola().debug(message, ...args);
+  },
+  addReporter: (reporter: Reporter) => consola().addReporter(reporter),
+};

@@ -16,7 +16,6 @@ import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
 import { mark } from "./trace.ts";
-import { isTerminal } from "./tty/relay.ts";
 
 const globalFlags = {
   root: { type: "string", description: "data root: rootfs cache and containers' layers (default /var/lib/nsbox; env NSBOX_ROOT)", valueHint: "DIR" },
@@ -128,15 +127,18 @@ const commands: Record<string, () => Promise<Entry>> = {
   },
 };
 
-const mainCommand = {
+/** nsbox itself as citty sees it, for help output only. */
+const mainCommand = () => ({
   meta: { name: "nsbox", version: pkg.version, description: "Containers from one file: namespaces, pivot_root, cgroups, networks and pods" },
   args: toCitty(globalFlags),
   subCommands: Object.fromEntries(Object.entries(commands).map(([k, load]) => [k, async () => (await load()).cmd])),
-};
+});
 
 /** citty's help text; without its colours when stdout is not a terminal. */
 async function usage(entry?: Entry): Promise<string> {
-  const text = entry ? await renderUsage(entry.cmd, mainCommand) : await renderUsage(mainCommand);
+  const text = entry ? await renderUsage(entry.cmd, mainCommand()) : await renderUsage(mainCommand());
+  // (the terminal module brings bun:ffi: loaded here, not at every start)
+  const { isTerminal } = await import("./tty/relay.ts");
   const plain = isTerminal(1) ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
   return plain.replace(/[ \t]+$/gm, "");
 }
@@ -239,5 +241,5 @@ function wantsHelp(argv: string[], flags: FlagsDef): boolean {
   return false;
 }
 
-// No top-level await: it would keep `bun build --bytecode` from precompiling nsbox.
+// No top-level await (here or in any module): it would keep `bun build --bytecode` from precompiling the chunk.
 if (import.meta.main) main(process.argv.slice(2)).then((code) => process.exit(code));

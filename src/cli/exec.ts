@@ -7,7 +7,7 @@ import { readFileInRoot } from "../rootfs/inroot.ts";
 import { privilegedCaps, processCaps } from "../security/capabilities.ts";
 import { mark } from "../trace.ts";
 import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
-import { lookup } from "./common.ts";
+import { lookupRunning } from "./common.ts";
 
 export const execFlags = {
   container: { type: "positional", description: "the container (name, id or unique id prefix)", required: true },
@@ -27,7 +27,7 @@ export async function exec(argv: string[]): Promise<number> {
   const ref = p.positionals[0];
   if (!ref) fail('"nsbox exec" needs a container and a command, e.g.: nsbox exec web /bin/sh');
   if (p.rest.length === 0) fail(`"nsbox exec" needs a command to run in ${ref}`);
-  const v = await lookup(ref);
+  const v = await lookupRunning(ref);
   mark("container found");
   const proc = v.config.spec.process;
   let user = proc.user;

@@ -13,7 +13,6 @@
  *  data root  $XDG_DATA_HOME/nsbox (default ~/.local/share/nsbox)
  *  state root $XDG_RUNTIME_DIR/nsbox, or /tmp/nsbox-<uid> when that is unset
  */
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { isRootless, rootlessMapping } from "../rootless/identity.ts";
 import { privateDir } from "../rootless/privatedir.ts";
@@ -57,7 +56,9 @@ function mappingTag(): string {
 /** A rootless user's data root: $XDG_DATA_HOME/nsbox, or ~/.local/share/nsbox (XDG's default). */
 export function userDataRoot(env: NodeJS.ProcessEnv): string {
   const xdg = env.XDG_DATA_HOME;
-  const base = xdg?.startsWith("/") ? xdg : join(env.HOME?.startsWith("/") ? env.HOME : homedir(), ".local", "share");
+  // (node:os loaded only here: every start would pay for it otherwise)
+  const home = () => process.getBuiltinModule("node:os").homedir();
+  const base = xdg?.startsWith("/") ? xdg : join(env.HOME?.startsWith("/") ? env.HOME : home(), ".local", "share");
   return privateDir(join(base, "nsbox"), "the data root");
 }
 
