@@ -14,13 +14,18 @@ import { release } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { roots } from "../state/paths.ts";
+import { capHex } from "./capabilities.ts";
 import { SecurityError } from "./errors.ts";
 import type { LinuxSeccomp, NativeArch } from "./seccomp/types.ts";
 
 export type { LinuxSeccomp } from "./seccomp/types.ts";
 
-/** Bump when the compiler's output changes for the same input (2: each entry has its filter beside it, KEY.bpf). */
-const FORMAT = 2;
+/**
+ * Bump when the compiler's output or the entries' layout changes (2: each entry
+ * has its filter beside it, KEY.bpf; 3: an entry is one file, and docker's
+ * default profile is named, not hashed).
+ */
+const FORMAT = 3;
 
 export function nativeArch(): NativeArch {
   if (process.arch === "x64") return "x86_64";
@@ -45,19 +50,40 @@ const fromJson = (_: string, v: unknown) => (typeof v === "string" && /^\d+n$/.t
 /** The profile as the spec stores it (bigints as strings). */
 const storable = (p: LinuxSeccomp): LinuxSeccomp => JSON.parse(JSON.stringify(p, toJson));
 
-function keyOf(parts: string[]): string {
-  // Bun's hasher: node:crypto costs milliseconds of start-up to load
-  return new Bun.CryptoHasher("sha256")
-    .update([FORMAT, pkg.version, nativeArch(), release(), ...parts].join("\0"))
-    .digest("hex")
-    .slice(0, 32);
-}
+/** What an entry is valid for, besides its own input: the compiler (nsbox's version), the architecture, the kernel. */
+const validFor = () => `${FORMAT}-${pkg.version}-${nativeArch()}-${release()}`;
 
+/** A user's profile: its text is part of the key, hashed (Bun.SHA256 maps less than Bun.CryptoHasher). */
+const hashedKey = (parts: string[]): string => Bun.SHA256.hash([validFor(), ...parts].join("\0"), "hex").slice(0, 32);
+
+/**
+ * docker's default profile, the one nearly every run gets: a key that says what
+ * it is valid for, no hash to compute (the hasher's first use costs ~0.15 ms and
+ * maps ~1 MiB). The kernel release may hold any character but "/": the entry
+ * keeps the key as it is and load compares it; only the file's name is made safe.
+ */
+const defaultKey = (caps: string[]): string => `default-${validFor()}-${capHex(caps)}`;
+const fileName = (key: string) => key.replace(/[^\w.+-]/g, "_");
+/** What a file name can be (a container's recorded seccompKey is checked against it before it names a file). */
+const NAME = /^(default-[\w.+-]+|[0-9a-f]{32})$/;
+
+/*
+ * An entry is one small file read in one go: a JSON line (what it is: the key,
+ * the unknown syscalls, the profile's length in bytes), the profile as the spec
+ * stores it, then the filter's raw bytes (struct sock_filter[]: no base64 to
+ * decode, no second JSON document to parse). KEY.bpf beside it holds the filter
+ * alone, for exec (recordedFilter).
+ */
 function load(key: string): Entry | undefined {
   try {
-    const j = JSON.parse(readFileSync(join(cacheDir(), `${key}.json`), "utf8"));
-    if (j.format !== FORMAT) return undefined;
-    return { profile: j.profile, unknown: j.unknown, filter: new Uint8Array(Buffer.from(j.filter, "base64")) };
+    const b = readFileSync(join(cacheDir(), fileName(key)));
+    const nl = b.indexOf(10);
+    const head = JSON.parse(b.toString("utf8", 0, nl));
+    if (head.format !== FORMAT || head.key !== key) return undefined;
+    const end = nl + 1 + head.profile;
+    const filter = b.subarray(end);
+    if (filter.length === 0 || filter.length % 8) return undefined;
+    return { profile: JSON.parse(b.toString("utf8", nl + 1, end)), unknown: head.unknown, filter };
   } catch {
     return undefined;
   }
@@ -68,15 +94,16 @@ function store(key: string, e: Entry): void {
     // the state root as the store makes it (a container's root in a user namespace must pass through it)
     mkdirSync(roots().state, { recursive: true, mode: 0o711 });
     mkdirSync(cacheDir(), { recursive: true, mode: 0o700 });
-    // the filter alone first, raw: what `exec` reads (recordedFilter), no JSON to parse
-    const bpfTmp = join(cacheDir(), `.${key}.bpf.${process.pid}`);
+    const name = fileName(key);
+    // the filter alone first, raw: what `exec` reads (recordedFilter)
+    const bpfTmp = join(cacheDir(), `.${name}.bpf.${process.pid}`);
     writeFileSync(bpfTmp, e.filter, { mode: 0o600 });
-    renameSync(bpfTmp, join(cacheDir(), `${key}.bpf`));
-    const tmp = join(cacheDir(), `.${key}.${process.pid}`);
-    writeFileSync(tmp, JSON.stringify({ format: FORMAT, profile: e.profile, unknown: e.unknown, filter: Buffer.from(e.filter).toString("base64") }), {
-      mode: 0o600,
-    });
-    renameSync(tmp, join(cacheDir(), `${key}.json`));
+    renameSync(bpfTmp, join(cacheDir(), `${name}.bpf`));
+    const tmp = join(cacheDir(), `.${name}.${process.pid}`);
+    const profile = Buffer.from(JSON.stringify(e.profile, toJson));
+    const head = Buffer.from(`${JSON.stringify({ format: FORMAT, key, unknown: e.unknown, profile: profile.length })}\n`);
+    writeFileSync(tmp, Buffer.concat([head, profile, e.filter]), { mode: 0o600 });
+    renameSync(tmp, join(cacheDir(), name));
   } catch {
     // only a speed-up: the next run compiles again
   }
@@ -88,11 +115,11 @@ function store(key: string, e: Entry): void {
  * naming the file.
  */
 export async function seccompFor(text: string | undefined, caps: string[], path?: string): Promise<Entry> {
-  const key = keyOf(["profile", text === undefined ? "(default)" : text, ...caps]);
+  const key = text === undefined ? defaultKey(caps) : hashedKey(["profile", text, ...caps]);
   const known = load(key);
   if (known) {
     memo.set(known.profile, known.filter);
-    return { ...known, key };
+    return { ...known, key: fileName(key) };
   }
   const c = await import("./seccomp/index.ts");
   let r: ReturnType<typeof c.defaultSeccomp>;
@@ -111,17 +138,17 @@ export async function seccompFor(text: string | undefined, caps: string[], path?
   store(key, e);
   store(filterKey(JSON.stringify(e.profile)), e);
   memo.set(e.profile, filter);
-  return { ...e, key };
+  return { ...e, key: fileName(key) };
 }
 
 /**
- * The filter kept under key (a container's spec.nsbox.seccompKey, recorded by
+ * The filter kept under that file name (a container's spec.nsbox.seccompKey, recorded by
  * `run`), read raw: `exec` gets the container's filter without serializing and
  * hashing its profile and parsing a cache entry (1-3 ms and 2 MiB of an exec's
  * start). Undefined when the cache no longer holds it (then filterFor).
  */
 export function recordedFilter(key: string | undefined): Uint8Array | undefined {
-  if (!key || !/^[0-9a-f]{32}$/.test(key)) return undefined;
+  if (!key || !NAME.test(key)) return undefined;
   try {
     const bytes = readFileSync(join(cacheDir(), `${key}.bpf`));
     // a BPF program is 8-byte instructions, at least one
@@ -133,7 +160,7 @@ export function recordedFilter(key: string | undefined): Uint8Array | undefined 
 
 /** Filters of the profiles this process resolved (run: the spec holds that very object). */
 const memo = new WeakMap<LinuxSeccomp, Uint8Array>();
-const filterKey = (json: string) => keyOf(["filter", json]);
+const filterKey = (json: string) => hashedKey(["filter", json]);
 
 /** The filter of a profile already resolved (a container's, for `exec`). */
 export async function filterFor(profile: LinuxSeccomp): Promise<Uint8Array> {
