@@ -1,7 +1,7 @@
 /**
  * Replacing this Bun process with the shim (execve), for a foreground run that
  * only waits from now on (see runForeground and csrc/shim_fg.c). Through libc,
- * reached with dlopen as in libc.ts.
+ * reached with libc.ts's dlopen.
  *
  * No signal sent to nsbox may be lost on the way. Bun's handlers queue a signal
  * for JavaScript (on whichever thread the kernel chose), and execve would drop
@@ -21,24 +21,9 @@
  *      one given a signal whose handler had not run yet would lose it;
  *   5. execFd (and if it fails: waitInBun, then unblock).
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { call, F } from "./helper.ts";
-
-let lib: ReturnType<typeof open> | undefined;
-
-function open() {
-  return dlopen("libc.so.6", {
-    pthread_sigmask: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    fexecve: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    dup: { args: [FFIType.i32], returns: FFIType.i32 },
-    sigaction: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-  });
-}
-
-function libc() {
-  lib ??= open();
-  return lib.symbols;
-}
+import { libc } from "./libc.ts";
 
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
