@@ -367,10 +367,15 @@ function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
   for (const [target, link] of DEV_LINKS) c.push({ code: C.SYMLINK, fields: [target, link], what: `link ${link} to ${target}` });
 }
 
-/** A bind mount's mount point must be of the source's kind: a file for a file. */
+/**
+ * A bind mount's mount point must be of the source's kind: a file for a file.
+ * (A source that does not exist yet, such as a v1 cgroup made after the programs
+ * are built, counts as a directory, without an exception thrown and caught.)
+ */
 function isFileSource(path: string): boolean {
   try {
-    return !statSync(path).isDirectory();
+    const st = statSync(path, { throwIfNoEntry: false });
+    return st !== undefined && !st.isDirectory();
   } catch {
     return false;
   }
