@@ -111,9 +111,13 @@ let heldCache: Set<string> | undefined;
 export function heldCaps(): Set<string> {
   if (!heldCache) {
     const set = process.getuid?.() === 0 ? "CapPrm" : "CapBnd";
-    const m = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, "m").exec(readFileSync("/proc/self/status", "utf8"));
-    const mask = BigInt(`0x${m?.[1] ?? "0"}`);
-    heldCache = new Set(allCaps().filter((_, i) => (mask >> BigInt(i)) & 1n));
+    const status = readFileSync("/proc/self/status", "utf8");
+    const at = status.indexOf(`\n${set}:`);
+    const hex = at < 0 ? "0" : status.slice(at + set.length + 2, status.indexOf("\n", at + 1)).trim();
+    // two 32-bit halves: no BigInt arithmetic per capability
+    const lo = Number.parseInt(hex.slice(-8), 16) || 0;
+    const hi = Number.parseInt(hex.slice(0, -8) || "0", 16) || 0;
+    heldCache = new Set(allCaps().filter((_, i) => ((i < 32 ? lo >>> i : hi >>> (i - 32)) & 1) === 1));
   }
   return heldCache;
 }
