@@ -257,18 +257,44 @@ export interface DeviceRuleSet {
 /** Lists already reduced by this process, by their text: a run asks for the same list three times (plan, create, apply). */
 const reduced = new Map<string, DeviceRuleSet>();
 
+/**
+ * reduceRules(defaultDeviceRules()), written out: nearly every container has that
+ * list, and reducing it is ~0.3 ms of a start (code that runs once, cold).
+ * test/unit/devices.test.ts checks it against the reduction.
+ */
+export const DEFAULT_RULE_SET: DeviceRuleSet = {
+  defaultAllow: false,
+  exceptions: [
+    rwm("c", 1, 5),
+    rwm("c", 1, 3),
+    rwm("c", 1, 9),
+    rwm("c", 1, 8),
+    rwm("c", 5, 0),
+    rwm("c", 5, 1),
+    rwm("c", undefined, undefined, "m"),
+    rwm("b", undefined, undefined, "m"),
+    rwm("c", 1, 7),
+    rwm("c", 136, undefined),
+    rwm("c", 5, 2),
+    rwm("c", 10, 200),
+  ],
+};
+let defaultKey: string | undefined;
+
 /** The reduced set of a list (shared between callers: read only). */
 export function effectiveRules(rules: readonly DeviceRule[]): DeviceRuleSet {
   const key = JSON.stringify(rules);
   let set = reduced.get(key);
   if (!set) {
-    set = reduceRules(rules);
+    defaultKey ??= JSON.stringify(defaultDeviceRules());
+    set = key === defaultKey ? DEFAULT_RULE_SET : reduceRules(rules);
     reduced.set(key, set);
   }
   return set;
 }
 
-function reduceRules(rules: readonly DeviceRule[]): DeviceRuleSet {
+/** (exported for the test of DEFAULT_RULE_SET) */
+export function reduceRules(rules: readonly DeviceRule[]): DeviceRuleSet {
   let defaultAllow = false;
   // key "c 1:3" (wildcards as -1) -> access letters
   let ex = new Map<string, { type: "c" | "b"; major: number; minor: number; access: Set<string> }>();

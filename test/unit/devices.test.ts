@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { devicesV1Writes, expectedDevicesList } from "../../src/cgroup/devices-v1.ts";
 import {
   cgroupLine,
+  DEFAULT_RULE_SET,
   type DeviceRule,
   defaultDeviceRules,
   deviceFromNode,
@@ -20,6 +21,7 @@ import {
   parseDeviceCgroupRule,
   parseDeviceFlag,
   privilegedRules,
+  reduceRules,
   rulesNeedCgroup,
   splitDev,
   splitDeviceFlag,
@@ -258,6 +260,13 @@ describe("docker's default list", () => {
       ],
     });
     expect(rulesNeedCgroup(rules)).toBe(true);
+  });
+
+  test("the written-out set is what the reduction gives, in the same order (effectiveRules returns it)", () => {
+    expect(reduceRules(defaultDeviceRules())).toEqual(DEFAULT_RULE_SET);
+    expect(JSON.stringify(reduceRules(defaultDeviceRules()))).toBe(JSON.stringify(DEFAULT_RULE_SET));
+    expect(effectiveRules(defaultDeviceRules())).toBe(DEFAULT_RULE_SET);
+    expect(rulesNeedCgroup(defaultDeviceRules())).toBe(true);
   });
 
   test("exceptions keep the order the rules first named them (v1's devices.list, OCI's listed order)", () => {
