@@ -1,6 +1,32 @@
-/** Random hex digits from Web Crypto (node:crypto costs ~3 ms of start-up to load). */
+/**
+ * Random hex digits from the kernel's /dev/urandom: Web Crypto's first use maps
+ * ~0.5 MiB and costs ~0.2 ms of a run's start (node:crypto ~3 ms to load).
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+
+function urandom(b: Uint8Array): Uint8Array {
+  const fd = openSync("/dev/urandom", "r");
+  try {
+    let off = 0;
+    while (off < b.length) {
+      const n = readSync(fd, b, off, b.length - off, null);
+      if (n <= 0) throw new Error("/dev/urandom gave no bytes");
+      off += n;
+    }
+    return b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function randomHex(bytes: number): string {
-  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  let b: Uint8Array;
+  try {
+    b = urandom(new Uint8Array(bytes));
+  } catch {
+    // a /dev without urandom (nsbox itself in a bare container): Web Crypto
+    b = crypto.getRandomValues(new Uint8Array(bytes));
+  }
   let s = "";
   for (const x of b) s += x.toString(16).padStart(2, "0");
   return s;
