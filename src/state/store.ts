@@ -31,7 +31,7 @@ import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/libc.ts";
 import { roots } from "./paths.ts";
 import type { ProcId } from "./proc.ts";
 import { randomHex } from "./random.ts";
@@ -249,6 +249,31 @@ export async function withLock<T>(id: string, fn: () => Promise<T> | T): Promise
   }
   try {
     flock(fd, LOCK_EX);
+    return await fn();
+  } finally {
+    flock(fd, LOCK_UN);
+    closeSync(fd);
+  }
+}
+
+/**
+ * withLock for the nsbox that waited for a container, once it exited: undefined
+ * (fn not run) when the container is gone. contended runs only when another
+ * command holds the lock at that moment, before waiting for it: a `nsbox wait`
+ * holds it (shared) until it has read the exit status that contended leaves.
+ */
+export async function withLockAfterExit<T>(id: string, fn: () => Promise<T> | T, contended: () => void): Promise<T | undefined> {
+  let fd: number;
+  try {
+    fd = openSync(join(containerDir(id), "lock"), "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!flock(fd, LOCK_EX | LOCK_NB)) {
+      contended();
+      flock(fd, LOCK_EX);
+    }
     return await fn();
   } finally {
     flock(fd, LOCK_UN);
