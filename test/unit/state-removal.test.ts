@@ -101,7 +101,8 @@ describe("the lock after a foreground container exited", () => {
   test("held (as `nsbox wait` holds it): the exit is written before waiting for the lock", async () => {
     const id = newContainer();
     // another process holds it shared while it reads the exit file, as waitExit does
-    const holder = Bun.spawn(["flock", "-s", join(containerDir(id), "lock"), "sh", "-c", `i=0; while [ ! -e ${containerDir(id)}/exit ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done`]);
+    const untilExit = `i=0; while [ ! -e ${containerDir(id)}/exit ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done`;
+    const holder = Bun.spawn(["flock", "-s", join(containerDir(id), "lock"), "sh", "-c", untilExit]);
     for (let i = 0; i < 200 && !lockHeld(id); i++) await Bun.sleep(10);
     expect(lockHeld(id)).toBe(true);
     const seen = await withLockAfterExit(
