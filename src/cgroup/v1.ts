@@ -72,8 +72,8 @@ export class V1Cgroup implements ContainerCgroup {
     killPids(this.pids());
   }
 
+  /** rmdir first: an empty cgroup (the usual case) costs no cgroup.procs read; rmdirCg kills what it finds busy */
   async remove(): Promise<void> {
-    if (this.pids().length) this.killAll();
     const leaves = new Set(Object.values(this.record.paths));
     for (const d of this.record.created) if (leaves.has(d)) await rmdirCg(d, () => this.killAll());
     removeParents(this.record.created.filter((d) => !leaves.has(d)));

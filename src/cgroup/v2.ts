@@ -93,8 +93,8 @@ export class V2Cgroup implements ContainerCgroup {
     killPids(this.pids());
   }
 
+  /** rmdir first: an empty cgroup (the usual case) costs no cgroup.procs read; rmdirCg kills what it finds busy */
   async remove(): Promise<void> {
-    if (this.pids().length) this.killAll();
     await rmdirCg(this.dir, () => this.killAll());
     // shared parents (nsbox.slice, --cgroup-parent levels nsbox made) go with the last container
     removeParents(this.record.created.filter((d) => d !== this.dir));

@@ -16,7 +16,7 @@ import { log } from "../log.ts";
 import { blockSignals, drainSignals, execFd, type Forwarding, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
 import { closeFd, exitCodeOf } from "../native/spawn.ts";
-import { type ContainerConfig, containerDir, readState, withLock, writeExitFile } from "../state/store.ts";
+import { type ContainerConfig, containerDir, type ExitFile, withLockAfterExit, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "../tty/relay.ts";
 import { cleanupCommand, type Started, startContainer } from "./create.ts";
@@ -190,6 +190,7 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
   // see those that came before): none can be lost when nsbox execs the shim.
   const forwarding = forwardSignals(FORWARDED_NUMBERS);
   let config: ContainerConfig | undefined;
+  let exit: ExitFile | undefined;
   try {
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
     config = s.config;
@@ -205,8 +206,7 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
     fg.attach(s.master, spec.nsbox.interactive);
     const status = await fg.wait();
     mark("container exited");
-    // for `nsbox wait` (which holds the lock until it has read this, see waitExit)
-    writeExitFile(opts.id, { waitStatus: status, finishedAt: new Date().toISOString() });
+    exit = { waitStatus: status, finishedAt: new Date().toISOString() };
     if (s.cgroup && s.cgroup.oomKills() > 0) {
       const limit = s.config.cgroup?.memoryLimit;
       const text = limit === undefined ? "" : ` (limit ${formatBytes(limit)})`;
@@ -216,7 +216,13 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
   } finally {
     forwarding?.stop(); // the container is reaped (or was never made): its pid may be reused
     await fg.dispose();
-    if (config && readState(opts.id)) await withLock(opts.id, () => finalize(opts.id, false, true, config));
+    // The exit file is for a `nsbox wait` alone (a foreground container is removed
+    // at once, and its repair needs no status): written only when one holds the
+    // lock now, until it has read it (see waitExit). One that comes later finds
+    // the container removed, as it did when it came after the lock was taken.
+    const known = config;
+    const leaveExit = () => exit && writeExitFile(opts.id, exit);
+    if (known) await withLockAfterExit(opts.id, () => finalize(opts.id, false, true, known), leaveExit);
     mark("cleaned up");
   }
 }

@@ -4,14 +4,16 @@
  *
  *   <state>/<id>/config.json  what the container is (written once, at creation)
  *   <state>/<id>/state.json   where it is in its life (rewritten at each step)
- *   <state>/<id>/exit         its exit status, written by whoever waited for it
+ *   <state>/<id>/exit         its exit status, written by whoever waited for it (a
+ *                             foreground nsbox: only for a `nsbox wait` then waiting)
  *   <state>/<id>/lock         flock: one command at a time changes a container
  *   <state>/<id>/ctr.log      logs of a detached container (ctr.log.1: older)
  *   <state>/names/<name>      symlink -> id: names are unique by construction
  *
  * Every file is written to a temporary name and renamed, so a reader sees the old
  * or the new version, never half. A container directory appears with its config
- * in it (mkdir of a temp dir, then rename), so there is never an empty one.
+ * in it (mkdir of a temp dir, then rename) and loses it first when it goes, so a
+ * directory without config.json is a removal under way or cut short.
  */
 import {
   closeSync,
@@ -31,7 +33,7 @@ import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/libc.ts";
 import { roots } from "./paths.ts";
 import type { ProcId } from "./proc.ts";
 import { randomHex } from "./random.ts";
@@ -216,21 +218,30 @@ export function removeStaleName(name: string): void {
   }
 }
 
+/**
+ * config.json goes first: with it the container is gone for every reader at
+ * once (a container dir always has one, from its creation on: see
+ * createContainerDir), and a dir left without it is a removal cut short, which
+ * removeDoomed finishes. (A rename to a doomed name did the same for one more
+ * metadata write.)
+ */
 export function removeContainerDir(id: string): void {
-  // rename first: the directory vanishes from listings at once, then goes
-  const doomed = join(stateRoot(), `.rm-${id}-${randomHex(4)}`);
+  const dir = containerDir(id);
   try {
-    renameSync(containerDir(id), doomed);
+    unlinkSync(join(dir, "config.json"));
   } catch {
-    return;
+    // gone already, or a removal cut short: the rest goes all the same
   }
-  rmSync(doomed, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
 }
 
-/** Leftovers of removals that were interrupted (see removeContainerDir). */
+/** Leftovers of removals that were interrupted (see removeContainerDir; .rm-* from older nsbox). */
 export function removeDoomed(): void {
   try {
-    for (const n of readdirSync(stateRoot())) if (n.startsWith(".rm-")) rmSync(join(stateRoot(), n), { recursive: true, force: true });
+    for (const n of readdirSync(stateRoot())) {
+      const doomed = n.startsWith(".rm-") || (/^[0-9a-f]{64}$/.test(n) && !existsSync(join(stateRoot(), n, "config.json")));
+      if (doomed) rmSync(join(stateRoot(), n), { recursive: true, force: true });
+    }
   } catch {
     // no state root yet
   }
@@ -249,6 +260,31 @@ export async function withLock<T>(id: string, fn: () => Promise<T> | T): Promise
   }
   try {
     flock(fd, LOCK_EX);
+    return await fn();
+  } finally {
+    flock(fd, LOCK_UN);
+    closeSync(fd);
+  }
+}
+
+/**
+ * withLock for the nsbox that waited for a container, once it exited: undefined
+ * (fn not run) when the container is gone. contended runs only when another
+ * command holds the lock at that moment, before waiting for it: a `nsbox wait`
+ * holds it (shared) until it has read the exit status that contended leaves.
+ */
+export async function withLockAfterExit<T>(id: string, fn: () => Promise<T> | T, contended: () => void): Promise<T | undefined> {
+  let fd: number;
+  try {
+    fd = openSync(join(containerDir(id), "lock"), "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    if (!flock(fd, LOCK_EX | LOCK_NB)) {
+      contended();
+      flock(fd, LOCK_EX);
+    }
     return await fn();
   } finally {
     flock(fd, LOCK_UN);
