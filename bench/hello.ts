@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type BenchContext, BenchError, exec, median, mustExec, REPO, type Stats, type Target } from "./lib.ts";
+import { asInstalled, type BenchContext, BenchError, exec, median, mustExec, REPO, type Stats, type Target } from "./lib.ts";
 
 /** The flags of the Makefile's dist/nsbox rule: `BUNFLAGS := --compile ...` (or written out in the rule itself). */
 function makefileBuildFlags(): string[] {
@@ -60,6 +60,9 @@ export function hello(ctx: BenchContext): Hello {
   );
   const markedBin = join(dir, "hello-marked");
   mustExec([process.execPath, "build", ...flags, markedSrc, "--outfile", markedBin], { cwd: ctx.tmp });
+  // measured as installed, as nsbox is (see asInstalled)
+  asInstalled(bin);
+  asInstalled(markedBin);
   const version = (b: string) => exec([b, "--version"], { env: { ...process.env, BUN_BE_BUN: "1" } }).stdout.trim() || "?";
   built = { bin, markedBin, flags, bunVersion: version(bin), nsboxBunVersion: version(ctx.opts.nsbox) };
   return built;

@@ -108,7 +108,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
       `(nsbox − hello) against the others: ${(["crun", "runc", "bwrap"] as const).map(above).join(", ")}`,
       helloNote(h),
       `latency mean ± stddev (ms): ${spread.join(", ")}`,
-      "peak RSS: GNU time's %M, the largest single process of the run's process tree (ru_maxrss of waited-for children), not a sum; nsbox and the hello world are first synced and dropped from the page cache, as installed binaries (a binary just written maps ~5 MiB more: see asInstalled in bench/lib.ts)",
+      "peak RSS: GNU time's %M, the largest single process of the run's process tree (ru_maxrss of waited-for children), not a sum; nsbox and the hello world are synced and dropped from the page cache before they are measured, as installed binaries (a binary just written maps ~5 MiB more and starts faster: see asInstalled in bench/lib.ts)",
       "all four run as `unshare -m sh -c '[umount /sys/fs/cgroup/unified &&] exec …'` (crun needs it on hybrid cgroup hosts); nsbox runs its rootfs through an overlay (writable), crun/runc bind it writable, bwrap read-only",
       "nsbox runs with --net none (a new network namespace with lo: what crun's and runc's default config.json gives); the bridge's cost is in the net section",
       ...trace.notes,
