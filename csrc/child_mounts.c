@@ -115,6 +115,14 @@ static long c_mount(const char *src, const char *dst, const char *fstype, u32 fl
     long fd = -1, r;
     const char *target = dst;
     const u32 prop = MS_PRIVATE | MS_SLAVE | MS_SHARED;
+    if (mk == MK_SOURCE) {
+        /* Asked here rather than by nsbox: one open, resolved as mount(2) will
+         * resolve src; a source that cannot be opened gets a directory, and the
+         * mount says what is wrong with it. */
+        long sfd = sys_openat(AT_FDCWD, src, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        if (sfd >= 0) sys_close((int)sfd);
+        mk = sfd == -ENOTDIR ? MK_FILE : MK_DIR;
+    }
     if (inroot) {
         fd = c_open_in_root(dst, mk);
         if (fd < 0) return fd;

@@ -13,7 +13,6 @@
  * set, seccomp, the user, the capability sets and no_new_privs around the user
  * switch) are in identitySteps, which `exec` shares, so that both get the same.
  */
-import { statSync } from "node:fs";
 import { release } from "node:os";
 import { DEV_LINKS } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
@@ -337,7 +336,8 @@ function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boole
       flags &= ~MS.RDONLY;
       lateRo.push(m.destination);
     }
-    const mk = bind && m.source && isFileSource(m.source) ? MK.FILE : MK.DIR;
+    // a file for a file: C looks at the source (csrc/child_mounts.c), as mount(2) will see it
+    const mk = bind && m.source ? MK.SOURCE : MK.DIR;
     c.push({
       code: C.MOUNT,
       fields: [m.source ?? "", m.destination, bind ? "" : (m.type ?? ""), bind ? flags | MS.BIND : flags, data, mk, 1],
@@ -365,20 +365,6 @@ function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
     }
   }
   for (const [target, link] of DEV_LINKS) c.push({ code: C.SYMLINK, fields: [target, link], what: `link ${link} to ${target}` });
-}
-
-/**
- * A bind mount's mount point must be of the source's kind: a file for a file.
- * (A source that does not exist yet, such as a v1 cgroup made after the programs
- * are built, counts as a directory, without an exception thrown and caught.)
- */
-function isFileSource(path: string): boolean {
-  try {
-    const st = statSync(path, { throwIfNoEntry: false });
-    return st !== undefined && !st.isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /**

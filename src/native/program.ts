@@ -53,7 +53,8 @@ export const C = {
 export const MSG = { READY: 1, ERROR: 2, PTY: 3, CREATED: 4, GO: 10 } as const;
 export const EXEC_INIT = 2;
 export const EXEC_FD = 4;
-export const MK = { NONE: 0, DIR: 1, FILE: 2 } as const;
+/** What C_MOUNT and C_ATTACH create when the mount point is missing; SOURCE: what the bind's source is (a directory, or a file for anything else). */
+export const MK = { NONE: 0, DIR: 1, FILE: 2, SOURCE: 3 } as const;
 
 /** Bytes (a Uint8Array) are encoded as u32 length + the bytes, padded to 4. */
 export type Field = number | string | readonly string[] | readonly number[] | Uint8Array;
