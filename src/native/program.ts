@@ -81,14 +81,20 @@ let words = new Uint32Array(0);
 let cap = 0;
 let off = 0;
 
+/** A new zeroed buffer of size bytes, viewed as bytes and as words (both from its start). */
+function fresh(size: number): void {
+  const ab = new ArrayBuffer(size);
+  bytes = Buffer.from(ab);
+  words = new Uint32Array(ab);
+  cap = size;
+}
+
 function grow(need: number): void {
   let size = cap * 2;
   while (size < need) size *= 2;
-  const b = Buffer.alloc(size);
-  b.set(bytes.subarray(0, off));
-  bytes = b;
-  words = new Uint32Array(b.buffer);
-  cap = size;
+  const old = bytes;
+  fresh(size);
+  bytes.set(old.subarray(0, off));
 }
 
 function str(s: string): void {
@@ -150,9 +156,7 @@ export interface Encoded {
 
 export function encodePrograms(w: readonly Op[], c: readonly Op[]): Encoded {
   // 16 KiB hold `run`'s programs with docker's seccomp filter (9 KB): no growth in the usual case
-  cap = 16384;
-  bytes = Buffer.alloc(cap);
-  words = new Uint32Array(bytes.buffer);
+  fresh(16384);
   off = 0;
   encodeOps(w);
   const wlen = off;
