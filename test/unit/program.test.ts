@@ -4,7 +4,7 @@ import { defaultDevices, defaultMounts } from "../../src/config/defaults.ts";
 import type { ContainerSpec } from "../../src/config/spec.ts";
 import { LogParser } from "../../src/container/logs.ts";
 import { buildPrograms, overlayVolatile } from "../../src/container/plan.ts";
-import { C, encode, encodePrograms, type Field, type Op, W } from "../../src/native/program.ts";
+import { C, encode, encodePrograms, type Field, MK, type Op, W } from "../../src/native/program.ts";
 
 function spec(extra: Partial<ContainerSpec["nsbox"]> = {}): ContainerSpec {
   return {
@@ -72,6 +72,21 @@ describe("the child's program", () => {
     expect(codes.indexOf(C.SYNC)).toBeLessThan(codes.indexOf(C.MOUNT));
     // devices are bound from the host, not made with mknod
     expect(codes).not.toContain(C.MKNOD);
+  });
+  test("a bind's mount point is made as its source is (C looks), any other mount's as a directory", () => {
+    const s = spec();
+    s.mounts.push({ destination: "/etc/hosts", type: "bind", source: "/etc/hosts", options: ["bind", "ro"] });
+    s.mounts.push({ destination: "/data", type: "none", source: "/srv", options: ["rbind", "rprivate"] });
+    const mk = (dst: string) => plan(s).c.find((o) => o.code === C.MOUNT && o.fields[1] === dst)?.fields[5];
+    expect(mk("/etc/hosts")).toBe(MK.SOURCE);
+    expect(mk("/data")).toBe(MK.SOURCE);
+    expect(mk("/proc")).toBe(MK.DIR);
+    // the propagation word is a second step, not data for the kernel
+    const data = plan(s).c.filter((o) => o.code === C.MOUNT && o.fields[1] === "/data");
+    expect(data.map((o) => [o.fields[3], o.fields[4]])).toEqual([
+      [0x1000 | 0x4000, ""],
+      [0x40000 | 0x4000, ""],
+    ]);
   });
   test("encoding is 4-byte aligned, sizes cover each op", () => {
     const buf = encode([
