@@ -49,6 +49,8 @@ static void run_c(const u8 *prog, int len) {
             long tfd;
             if (fd < 0) fd = c_passed;
             if (fd < 0) c_fail(-EBADF);
+            /* (an idmapped bind's tree: a file, or a directory openable at ".") */
+            if (mk == MK_SOURCE) mk = (u32)c_mk_like(fd, ".");
             if (inroot) {
                 tfd = c_open_in_root(dst, (int)mk);
                 CHECK(tfd);

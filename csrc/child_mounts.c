@@ -110,11 +110,22 @@ static long c_bind_flags(const char *target, long fd, u32 flags) {
     return SC5(SYS_mount, 0, target, 0, MS_REMOUNT | MS_BIND | keep | (flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)), 0);
 }
 
+/* MK_SOURCE: a bind's mount point is of its source's kind, a directory for a
+ * directory and a file for anything else. Asked here rather than by nsbox: one
+ * open, resolved as mount(2) or move_mount(2) will see the source; one that
+ * cannot be opened gets a directory, and the mount says what is wrong with it. */
+static int c_mk_like(int dfd, const char *path) {
+    long fd = sys_openat(dfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd >= 0) sys_close((int)fd);
+    return fd == -ENOTDIR ? MK_FILE : MK_DIR;
+}
+
 static long c_mount(const char *src, const char *dst, const char *fstype, u32 flags, const char *data, int mk, int inroot) {
     char fdp[64];
     long fd = -1, r;
     const char *target = dst;
     const u32 prop = MS_PRIVATE | MS_SLAVE | MS_SHARED;
+    if (mk == MK_SOURCE) mk = c_mk_like(AT_FDCWD, src);
     if (inroot) {
         fd = c_open_in_root(dst, mk);
         if (fd < 0) return fd;

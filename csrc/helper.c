@@ -84,6 +84,7 @@ struct nsb_msg {
 #define MK_NONE 0
 #define MK_DIR 1
 #define MK_FILE 2
+#define MK_SOURCE 3   /* a bind's mount point: a directory if its source is one, else a file */
 
 struct cur {
     const u8 *p, *end;

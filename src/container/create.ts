@@ -25,9 +25,9 @@ import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { loadHelper } from "../native/helper.ts";
 import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
-import type { Op } from "../native/program.ts";
+import { encodePrograms, type Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
-import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
+import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnEncoded, waitPid } from "../native/spawn.ts";
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
 import { plannedNetwork, plumbNetwork, prepareNetwork } from "../net/setup.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
@@ -221,10 +221,12 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       if (plan.cgroupFd !== undefined) fds.push(plan.cgroupFd);
     }
     const { w, c } = buildPrograms(plan);
+    // encoded before the wait for the cgroup (v1), which may still be in the making
+    const programs = encodePrograms(w, c);
     mark("programs built");
     await cgroupMade();
     if (!opts.detached) becomeSubreaper();
-    const s = spawnProcess(w, c);
+    const s = spawnEncoded(programs);
     fds.push(s.syncFd, s.statusFd);
     if (opts.detached) {
       // The monitor (W) is named in the state at once, before the handshake: if

@@ -13,7 +13,6 @@
  * set, seccomp, the user, the capability sets and no_new_privs around the user
  * switch) are in identitySteps, which `exec` shares, so that both get the same.
  */
-import { statSync } from "node:fs";
 import { release } from "node:os";
 import { DEV_LINKS } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
@@ -110,14 +109,19 @@ export interface ChildPlan {
 const KEEP_GROUPS = 0xffffffff;
 const groupsOf = (spec: ContainerSpec, groups: number[]) => (spec.nsbox.rootless?.ranges === false ? KEEP_GROUPS : groups);
 
-const has = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t);
-const creates = (spec: ContainerSpec, t: NamespaceType) => spec.linux.namespaces.some((n) => n.type === t && !n.path);
-
 export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   const { spec } = p;
   const w: Op[] = [];
   const c: Op[] = [];
-  const userns = has(spec, "user");
+  // The spec's namespaces read once, as CLONE flags: those it has, and those it creates (no path)
+  let named = 0;
+  let created = 0;
+  for (const n of spec.linux.namespaces) {
+    named |= CLONE[n.type];
+    if (!n.path) created |= CLONE[n.type];
+  }
+  const creates = (t: NamespaceType) => (created & CLONE[t]) !== 0;
+  const userns = (named & CLONE.user) !== 0;
 
   // W joins the pid namespace (it applies to children only), then clones C into
   // the new pid and user namespaces (a new user namespace must be first: it owns
@@ -128,9 +132,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   if (userInW) w.push({ code: W.SETNS, fields: [p.joinFds.user as number, CLONE.user], what: "join the user namespace" });
   if (p.joinFds.pid !== undefined) w.push({ code: W.SETNS, fields: [p.joinFds.pid, CLONE.pid], what: "join the pid namespace" });
   if (p.monitor) w.push({ code: W.SETSID, fields: [], what: "start a new session" });
-  let cloneFlags = 0;
-  if (creates(spec, "pid")) cloneFlags |= CLONE.pid;
-  if (creates(spec, "user")) cloneFlags |= CLONE.user;
+  const cloneFlags = created & (CLONE.pid | CLONE.user);
   w.push({ code: W.CLONE, fields: [cloneFlags, p.cgroupFd ?? -1], what: "create the container process" });
   if (p.monitor && p.shimFd !== undefined) {
     // The monitor, and the nsbox it runs for the clean-up, never load modules,
@@ -150,21 +152,20 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   // runc's nsexec also finds. Its pid namespace is its own then, so no other
   // process of the container exists yet to look.
   const hide: Op = { code: C.PRCTL, fields: [PR_SET_DUMPABLE, 0], what: "hide nsbox from the container" };
-  if (creates(spec, "user") || userInW) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
+  if (creates("user") || userInW) c.push({ code: C.PRCTL, fields: [PR_SET_DUMPABLE, 1], what: "make the mounts' /proc/self usable" });
   // Joining: the user namespace first (it decides what we may join next).
   const joinOrder: NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"];
   for (const t of joinOrder) {
     const fd = p.joinFds[t];
     if (fd !== undefined && !(userInW && t === "user")) c.push({ code: C.SETNS, fields: [fd, CLONE[t]], what: `join the ${t} namespace` });
   }
-  let unshare = 0;
-  for (const t of ["mount", "uts", "ipc", "network"] as const) if (creates(spec, t)) unshare |= CLONE[t];
+  const unshare = created & (CLONE.mount | CLONE.uts | CLONE.ipc | CLONE.network);
   if (unshare) c.push({ code: C.UNSHARE, fields: [unshare], what: "create namespaces" });
-  if (creates(spec, "network")) c.push({ code: C.IFUP, fields: ["lo"], what: "bring up the loopback interface" });
+  if (creates("network")) c.push({ code: C.IFUP, fields: ["lo"], what: "bring up the loopback interface" });
   // An OCI mount namespace joined by path gets the rootfs, the mounts and pivot_root
   // too, set up in that namespace as runc and crun do (which changes it for every
   // process in it: pivot_root moves the root of those that had the old one).
-  const mountNs = creates(spec, "mount") || (!!p.oci && spec.linux.namespaces.some((n) => n.type === "mount"));
+  const mountNs = creates("mount") || (!!p.oci && (named & CLONE.mount) !== 0);
   const cgroupMounts = spec.mounts.filter(isCgroupMount);
   let rootfsLateRo: string[] = [];
   if (userns || !mountNs) {
@@ -186,10 +187,10 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   }
   if (!p.oci) c.push({ code: C.PDEATHSIG, fields: [SIGKILL], what: "tie the container to nsbox" });
   // The cgroup namespace comes after the cgroup join, so that its root is the container's cgroup.
-  if (creates(spec, "cgroup")) c.push({ code: C.UNSHARE, fields: [CLONE.cgroup], what: "create the cgroup namespace" });
+  if (creates("cgroup")) c.push({ code: C.UNSHARE, fields: [CLONE.cgroup], what: "create the cgroup namespace" });
   // A time namespace applies from the execve on (time_for_children); its
   // offsets must be written before any process is in it.
-  if (creates(spec, "time")) {
+  if (creates("time")) {
     c.push({ code: C.UNSHARE, fields: [CLONE.time], what: "create the time namespace" });
     const o = spec.linux.timeOffsets;
     const text = o
@@ -211,9 +212,9 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
     for (const m of spec.linux.maskedPaths ?? []) c.push({ code: C.MASK, fields: [m], what: `mask ${m}` });
     for (const r of spec.linux.readonlyPaths ?? []) c.push({ code: C.ROPATH, fields: [r], what: `make ${r} read-only` });
   }
-  if (creates(spec, "user") || userInW) c.push(hide);
+  if (creates("user") || userInW) c.push(hide);
 
-  if (creates(spec, "uts") && spec.hostname) c.push({ code: C.HOSTNAME, fields: [spec.hostname], what: `set the hostname to ${spec.hostname}` });
+  if (creates("uts") && spec.hostname) c.push({ code: C.HOSTNAME, fields: [spec.hostname], what: `set the hostname to ${spec.hostname}` });
   if (spec.linux.personality !== undefined) c.push({ code: C.PERSONALITY, fields: [spec.linux.personality], what: "set the personality" });
   if (spec.process.user.umask !== undefined) c.push({ code: C.UMASK, fields: [spec.process.user.umask], what: "set the umask" });
   if (spec.process.terminal) {
@@ -322,22 +323,26 @@ export function overlayVolatile(rel = release()): boolean {
  */
 function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boolean): string[] {
   const lateRo: string[] = [];
-  for (const [i, m] of mounts.entries()) {
+  for (let i = 0; i < mounts.length; i++) {
+    const m = mounts[i] as Mount;
     // Propagation words (shared, rprivate...) are a second mount(2) call: with
     // them, the kernel would only change the type and ignore the mount itself
     // (or refuse a new filesystem). tmpcopyup (podman, crun) is nsbox's own
-    // step after the mount (see copyUp), never data for the kernel.
+    // step after the mount (see copyUp), never data for the kernel. (Most
+    // mounts have neither: their words are taken as they are.)
     const words = m.options ?? [];
-    const propWords = words.filter((o) => PROPAGATION.has(o));
-    const rest = words.filter((o) => !PROPAGATION.has(o) && o !== "tmpcopyup");
-    let { flags, data } = mountFlags(rest);
-    const prop = mountFlags(propWords).flags;
+    let special = false;
+    for (const o of words) if (PROPAGATION.has(o) || o === "tmpcopyup") special = true;
+    const propWords = special ? words.filter((o) => PROPAGATION.has(o)) : [];
+    let { flags, data } = mountFlags(special ? words.filter((o) => !PROPAGATION.has(o) && o !== "tmpcopyup") : words);
+    const prop = propWords.length ? mountFlags(propWords).flags : 0;
     const bind = (flags & MS.BIND) !== 0 || m.type === "bind";
     if (!bind && flags & MS.RDONLY && mounts.slice(i + 1).some((n) => n.destination.startsWith(`${m.destination}/`))) {
       flags &= ~MS.RDONLY;
       lateRo.push(m.destination);
     }
-    const mk = bind && m.source && isFileSource(m.source) ? MK.FILE : MK.DIR;
+    // a file for a file: C looks at the source (csrc/child_mounts.c), as mount(2) will see it
+    const mk = bind && m.source ? MK.SOURCE : MK.DIR;
     c.push({
       code: C.MOUNT,
       fields: [m.source ?? "", m.destination, bind ? "" : (m.type ?? ""), bind ? flags | MS.BIND : flags, data, mk, 1],
@@ -365,20 +370,6 @@ function pushDevices(spec: ContainerSpec, c: Op[], userns: boolean) {
     }
   }
   for (const [target, link] of DEV_LINKS) c.push({ code: C.SYMLINK, fields: [target, link], what: `link ${link} to ${target}` });
-}
-
-/**
- * A bind mount's mount point must be of the source's kind: a file for a file.
- * (A source that does not exist yet, such as a v1 cgroup made after the programs
- * are built, counts as a directory, without an exception thrown and caught.)
- */
-function isFileSource(path: string): boolean {
-  try {
-    const st = statSync(path, { throwIfNoEntry: false });
-    return st !== undefined && !st.isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /**

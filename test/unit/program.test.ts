@@ -4,7 +4,7 @@ import { defaultDevices, defaultMounts } from "../../src/config/defaults.ts";
 import type { ContainerSpec } from "../../src/config/spec.ts";
 import { LogParser } from "../../src/container/logs.ts";
 import { buildPrograms, overlayVolatile } from "../../src/container/plan.ts";
-import { C, encode, W } from "../../src/native/program.ts";
+import { C, encode, encodePrograms, type Field, MK, type Op, W } from "../../src/native/program.ts";
 
 function spec(extra: Partial<ContainerSpec["nsbox"]> = {}): ContainerSpec {
   return {
@@ -19,6 +19,32 @@ function spec(extra: Partial<ContainerSpec["nsbox"]> = {}): ContainerSpec {
 }
 const plan = (s: ContainerSpec) =>
   buildPrograms({ spec: s, lowerDir: "/rootfs", upperDir: "/u", workDir: "/w", mergedDir: "/m", joinFds: {}, stdio: [-1, -1, -1] });
+
+/** The format as the comment at the top of program.ts states it, written the plain way (little-endian: x86_64, arm64). */
+function reference(ops: readonly Op[]): Buffer {
+  const parts: Buffer[] = [];
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    return b;
+  };
+  const pad = (b: Buffer, to: number) => Buffer.concat([b, Buffer.alloc(to - b.length)]);
+  const str = (s: string) => {
+    const b = Buffer.from(s, "utf8");
+    return Buffer.concat([u32(b.length), pad(b, (b.length + 1 + 3) & ~3)]);
+  };
+  const field = (f: Field): Buffer => {
+    if (typeof f === "number") return u32(f);
+    if (typeof f === "string") return str(f);
+    if (f instanceof Uint8Array) return Buffer.concat([u32(f.length), pad(Buffer.from(f), (f.length + 3) & ~3)]);
+    return Buffer.concat([u32(f.length), ...f.map((x) => (typeof x === "number" ? u32(x) : str(x)))]);
+  };
+  for (const op of ops) {
+    const body = Buffer.concat(op.fields.map(field));
+    parts.push(u32(op.code), u32(8 + body.length), body);
+  }
+  return Buffer.concat(parts);
+}
 
 describe("the child's program", () => {
   test("order: namespaces, READY, rootfs, pivot, GO, cgroupns, identity, exec", () => {
@@ -47,6 +73,21 @@ describe("the child's program", () => {
     // devices are bound from the host, not made with mknod
     expect(codes).not.toContain(C.MKNOD);
   });
+  test("a bind's mount point is made as its source is (C looks), any other mount's as a directory", () => {
+    const s = spec();
+    s.mounts.push({ destination: "/etc/hosts", type: "bind", source: "/etc/hosts", options: ["bind", "ro"] });
+    s.mounts.push({ destination: "/data", type: "none", source: "/srv", options: ["rbind", "rprivate"] });
+    const mk = (dst: string) => plan(s).c.find((o) => o.code === C.MOUNT && o.fields[1] === dst)?.fields[5];
+    expect(mk("/etc/hosts")).toBe(MK.SOURCE);
+    expect(mk("/data")).toBe(MK.SOURCE);
+    expect(mk("/proc")).toBe(MK.DIR);
+    // the propagation word is a second step, not data for the kernel
+    const data = plan(s).c.filter((o) => o.code === C.MOUNT && o.fields[1] === "/data");
+    expect(data.map((o) => [o.fields[3], o.fields[4]])).toEqual([
+      [0x1000 | 0x4000, ""],
+      [0x40000 | 0x4000, ""],
+    ]);
+  });
   test("encoding is 4-byte aligned, sizes cover each op", () => {
     const buf = encode([
       { code: C.HOSTNAME, fields: ["abc"], what: "" },
@@ -59,6 +100,33 @@ describe("the child's program", () => {
     expect(dv.getUint32(size, true)).toBe(C.SETID);
     expect(size + dv.getUint32(size + 4, true)).toBe(buf.length);
     expect(() => encode([{ code: 1, fields: ["a\0b"], what: "" }])).toThrow(/NUL/);
+    expect(() => encode([{ code: 1, fields: [["ok", "a\0b"]], what: "" }])).toThrow(/NUL/);
+  });
+  test("the encoder writes what the format says, byte for byte (W then C in one buffer)", () => {
+    // grows past its first 16 KiB (a long environment, a large filter)
+    const big = new Uint8Array(20001).map((_, i) => i & 0xff);
+    const odd: Op[] = [
+      { code: C.MOUNT, fields: ["", "/", "", 0x44000, "", 0, 0], what: "" },
+      { code: C.SETID, fields: [4294967295, -1, [], [1, 2, 3]], what: "" },
+      { code: C.HOSTNAME, fields: ["héllo ☃ 𝄞"], what: "" },
+      { code: C.SECCOMP, fields: [0, new Uint8Array([1, 2, 3, 4, 5])], what: "" },
+      { code: C.SECCOMP, fields: [0, big], what: "" },
+      { code: C.EXEC, fields: [0, 7, "sh", ["sh", "-c", "x".repeat(5000)], Array.from({ length: 300 }, (_, i) => `V${i}=${"é".repeat(i)}`)], what: "" },
+      { code: C.PIVOT, fields: [], what: "" },
+    ];
+    const { w, c } = plan(spec());
+    for (const [wops, cops] of [
+      [w, c],
+      [w, odd],
+      [[], odd],
+    ] as [Op[], Op[]][]) {
+      const got = encodePrograms(wops, cops);
+      const want = [reference(wops), reference(cops)];
+      expect(got.wlen).toBe(want[0]?.length as number);
+      expect(got.clen).toBe(want[1]?.length as number);
+      expect(Buffer.from(got.buf.subarray(0, got.wlen)).equals(want[0] as Buffer)).toBe(true);
+      expect(Buffer.from(got.buf.subarray(got.wlen, got.wlen + got.clen)).equals(want[1] as Buffer)).toBe(true);
+    }
   });
 });
 
