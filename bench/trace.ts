@@ -16,7 +16,10 @@ export const TRACE_RUNS = 15;
 
 export interface Mark {
   ms: number;
+  /** the phase's name: marks of different runs are matched by it */
   what: string;
+  /** nsbox's resident memory then ("N MiB" before the name), when printed */
+  rssMiB?: number;
 }
 
 interface TracedRun {
@@ -26,12 +29,13 @@ interface TracedRun {
   originMs?: number;
 }
 
-/** "[trace] 12.34 ms  what" lines (src/trace.ts); other stderr lines are not marks. */
+/** "[trace] 12.34 ms  33.6 MiB  what" lines (src/trace.ts); other stderr lines are not marks. */
 export function parseMarks(stderr: string): Mark[] {
   const out: Mark[] = [];
   for (const line of stderr.split("\n")) {
-    const m = /^\[trace\]\s+([\d.]+) ms\s+(.*)$/.exec(line);
-    if (m) out.push({ ms: Number(m[1]), what: (m[2] ?? "").trim() });
+    // the memory is not part of the name: with it, marks of runs that differed by 0.1 MiB were not matched
+    const m = /^\[trace\]\s+([\d.]+) ms\s+(?:([\d.]+) MiB\s+)?(.*)$/.exec(line);
+    if (m) out.push({ ms: Number(m[1]), what: (m[3] ?? "").trim(), rssMiB: m[2] === undefined ? undefined : Number(m[2]) });
   }
   return out;
 }
@@ -120,7 +124,8 @@ export function medianTrace(
     const m = mid.marks[i] as Mark;
     const xs = byKey.get(s.k) ?? [];
     const med = xs.length === n ? median(xs).toFixed(2) : `${median(xs).toFixed(2)} (${xs.length} runs)`;
-    lines.push(`${m.ms.toFixed(2).padStart(9)}  ${`+${s.step.toFixed(2)}`.padStart(8)}  ${med.padStart(18)}  ${m.what}`);
+    const rss = m.rssMiB === undefined ? "" : `${m.rssMiB.toFixed(1)} MiB  `;
+    lines.push(`${m.ms.toFixed(2).padStart(9)}  ${`+${s.step.toFixed(2)}`.padStart(8)}  ${med.padStart(18)}  ${rss}${m.what}`);
   }
   const last = mid.marks[mid.marks.length - 1]?.ms ?? 0;
   const outside = all.map((r) => r.wallMs - (r.marks[r.marks.length - 1]?.ms ?? 0));
