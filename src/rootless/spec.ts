@@ -6,6 +6,7 @@
 import { release } from "node:os";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
+import { kernelAtLeast } from "../kernel.ts";
 import { checkRootlessCgroup } from "./cgroup.ts";
 import { mappedSize, type RootlessMapping, rootlessMapping, userName } from "./identity.ts";
 import type { rootlessNetwork } from "./network.ts";
@@ -62,9 +63,6 @@ const userLabel = () => userName() ?? String(process.getuid?.());
 
 /** Overlayfs in a user namespace (without privilege on the host) came with Linux 5.11. */
 export function checkOverlayKernel(rel: string): void {
-  const m = /^(\d+)\.(\d+)/.exec(rel);
-  if (!m) return;
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  if (major > 5 || (major === 5 && minor >= 11)) return;
+  if (kernelAtLeast(5, 11, rel) !== false) return;
   fail(`rootless containers need Linux 5.11 or later (overlayfs in a user namespace); this kernel is ${rel}: run nsbox as root, or upgrade the kernel`);
 }

@@ -7,6 +7,7 @@
  * profile written for a newer kernel or another arch must still load.
  */
 import { release } from "node:os";
+import { kernelVersion } from "../../kernel.ts";
 import { FAMILIES } from "./arches.ts";
 import { filteredArches, unknownNames } from "./compile.ts";
 import { MOBY_DEFAULT_PROFILE } from "./default-profile.ts";
@@ -118,9 +119,9 @@ function kernelAtLeast([k, m]: [number, number], [wantK, wantM]: [number, number
 
 /** "6.1.0-13-amd64", "3.12-rc5" -> [6, 1]: like moby, only version and major revision count. */
 function parseKernel(text: string, what: string): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(text);
-  if (!m) throw new SeccompError(`${what} ${JSON.stringify(text)} does not start with "<version>.<major>" (e.g. "6.1")`);
-  return [Number(m[1]), Number(m[2])];
+  const v = kernelVersion(text);
+  if (!v) throw new SeccompError(`${what} ${JSON.stringify(text)} does not start with "<version>.<major>" (e.g. "6.1")`);
+  return v;
 }
 
 /** minKernel is exactly "<version>.<major>" in moby's format. */
