@@ -40,6 +40,7 @@
 #define SYS_kill 129
 #define SYS_fcntl 25
 #define SYS_flock 32
+#define SYS_dup 23
 #define SYS_fsync 82
 #define SYS_ftruncate 46
 #define SYS_getdents64 61

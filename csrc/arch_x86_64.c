@@ -45,6 +45,7 @@
 #define SYS_kill 62
 #define SYS_fcntl 72
 #define SYS_flock 73
+#define SYS_dup 32
 #define SYS_fsync 74
 #define SYS_ftruncate 77
 #define SYS_getdents64 217
@@ -138,6 +139,22 @@ __asm__(
     "  movq 8(%rsp), %r9\n"
     "  syscall\n"
     "  ret\n");
+
+#ifdef NSB_HELPER
+/* The return from a signal handler that the helper installs (csrc/fg_forward.c):
+ * x86_64's kernel jumps to sa_restorer, which must call rt_sigreturn (15), as
+ * glibc's __restore_rt does. (arm64's kernel uses the vDSO's when none is given.) */
+__asm__(
+    ".text\n"
+    ".hidden nsb_restore_rt\n"
+    ".type nsb_restore_rt,@function\n"
+    "nsb_restore_rt:\n"
+    "  movq $15, %rax\n"
+    "  syscall\n"
+    "  hlt\n");
+void nsb_restore_rt(void);
+#define NSB_RESTORER nsb_restore_rt
+#endif
 
 #ifdef NSB_SHIM
 /* Entry point of the static shim: hand the initial stack (argc, argv, envp) to C. */

@@ -300,6 +300,13 @@ static int nsb_subreaper(void) { return (int)sys_prctl(PR_SET_CHILD_SUBREAPER, 1
 /* Seals a memfd: nobody, not even a container holding /proc/N/exe, can change it. */
 static int nsb_seal(int fd) { return (int)sys_fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE); }
 
+static int nsb_flock(int fd, int op) {
+    long r;
+    do r = SC2(SYS_flock, fd, op);
+    while (r == -EINTR && !(op & 4 /* LOCK_NB */));
+    return (int)r;
+}
+
 static int nsb_pipe(i32 *fds, int flags) { return (int)sys_pipe2(fds, flags); }
 static int nsb_close(int fd) { return (int)sys_close(fd); }
 static int nsb_kill(int pid, int sig) { return (int)sys_kill(pid, sig); }
@@ -325,9 +332,14 @@ enum {
     F_TERMIOS = 18,
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
     F_USERNS_HOLDER = 20,
-    F_FWD_INSTALL = 21, /* sigs sigaction: C handlers take these signals (fg_forward.c) */
+    F_FWD_INSTALL = 21, /* sigs: C handlers take these signals (fg_forward.c) */
     F_FWD_HANDOFF = 22, /* on: left pending for the shim from now on, off: Bun's handlers again; returns whether a SIGHUP came */
     F_FWD_TARGET = 23,  /* pid: where they go from now on (-1: nowhere) */
+    /* what nsbox once bound from libc (each binding costs a start ~0.15 ms) */
+    F_FLOCK = 24,       /* fd op: a blocking one is retried after a signal */
+    F_DUP = 25,         /* fd */
+    F_SIGMASK = 26,     /* how sigs: the calling thread's mask (SIG_BLOCK 0, SIG_UNBLOCK 1; bit N-1 = signal N) */
+    F_EXECVEAT = 27,    /* fd argv envp: execve of the program in fd; returns only on failure */
 };
 
 NSB_EXPORT int nsb_call(int fn, const i64 *a) {
@@ -337,7 +349,11 @@ NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     case F_SEND: return nsb_send((int)a[0], (const u8 *)a[1], (int)a[2], (int)a[3]);
     case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1], (int)a[2], (u32)a[3]);
     case F_USERNS_HOLDER: return nsb_userns_holder();
-    case F_FWD_INSTALL: return fwd_install((u64)a[0], (void *)a[1]);
+    case F_FWD_INSTALL: return fwd_install((u64)a[0]);
+    case F_FLOCK: return nsb_flock((int)a[0], (int)a[1]);
+    case F_DUP: return (int)SC1(SYS_dup, a[0]);
+    case F_SIGMASK: return (int)sys_rt_sigprocmask((int)a[0], (const u64 *)&a[1], NULL);
+    case F_EXECVEAT: return (int)SC5(SYS_execveat, a[0], "", a[1], a[2], 0x1000 /* AT_EMPTY_PATH */);
     case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);
     case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { defaultEnv } from "../config/defaults.ts";
 import type { ContainerSpec, Namespace } from "../config/spec.ts";
 import { fail } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import { applyRootless } from "../rootless/spec.ts";
 import { processCaps } from "../security/capabilities.ts";

@@ -33,7 +33,7 @@ import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
 import { roots } from "./paths.ts";
 import type { ProcId } from "./proc.ts";
 import { randomHex } from "./random.ts";
