@@ -16,6 +16,7 @@ import { applyRootless } from "../rootless/spec.ts";
 import { processCaps } from "../security/capabilities.ts";
 import { seccompFor } from "../security/seccomp-policy.ts";
 import { stateRoot } from "../state/store.ts";
+import { isHex } from "../text.ts";
 import { startContainer } from "./create.ts";
 import { newId, shortId } from "./ids.ts";
 import { allViews, type ContainerView, mustView, reconcile, removeContainer, stopContainer } from "./lifecycle.ts";
@@ -172,7 +173,7 @@ export function findPod(ref: string): PodView {
   const pods = allPods();
   const byName = pods.find((p) => p.name === ref);
   if (byName) return byName;
-  const hits = /^[0-9a-f]+$/.test(ref) ? pods.filter((p) => p.id.startsWith(ref)) : [];
+  const hits = isHex(ref) ? pods.filter((p) => p.id.startsWith(ref)) : [];
   if (hits.length === 1) return hits[0] as PodView;
   if (hits.length > 1) fail(`"${ref}" matches ${hits.length} pods: give more digits of the id`);
   fail(`no such pod: ${ref}`);
