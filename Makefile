@@ -19,10 +19,12 @@ SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
 # that command runs (the main chunk is 28 KB of 400, with node:fs and node:path alone; run's chunks 132 KB); every chunk still gets its bytecode
 # (the binary grows by the same 2.8 MB with --bytecode as without --splitting).
 BUNFLAGS := --compile --bytecode --splitting --format=esm --compile-jit-policy=10 --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none
-# the helper, concatenated in this order after arch_<arch>.c and lib.c into one unit
-HELPER_FILES := csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/fg_forward.c csrc/host_calls.c
-# the shim: the common part and the dispatch first, then one file per larger role
-SHIM_FILES := csrc/shim.c csrc/shim_fg.c
+# the helper, concatenated in this order after arch_<arch>.c and lib.c into one unit:
+# the protocol's Bun side (the container's processes run in the shim, below)
+HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/host_calls.c
+# the shim: the program interpreter (W's and C's: its nsbox-spawn role
+# runs it), the common part and the dispatch, then one file per larger role
+SHIM_FILES := csrc/sync_socket.c csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/shim.c csrc/shim_fg.c
 SHIM_CFLAGS := -DNSB_SHIM -static -nostdlib -ffreestanding -Os -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-fno-pie -no-pie -fno-builtin -Wall -Wextra -Wno-unused-function -Wl,--gc-sections -Wl,--build-id=none -s
 # The helper is a shared object with no dependency and no relocation, which exports

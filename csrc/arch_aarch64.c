@@ -40,6 +40,7 @@
 #define SYS_kill 129
 #define SYS_fcntl 25
 #define SYS_flock 32
+#define SYS_dup 23
 #define SYS_fsync 82
 #define SYS_ftruncate 46
 #define SYS_getdents64 61
@@ -132,6 +133,33 @@ __asm__(
     "  .int 0xaa0603e5\n" /* mov x5, x6 */
     "  .int 0xd4000001\n" /* svc #0 */
     "  .int 0xd65f03c0\n"); /* ret */
+
+#ifdef NSB_HELPER
+/* nsb_clone_run(flags, stack_top, fn, arg): see arch_x86_64.c. clone's arguments
+ * on arm64: flags, stack, parent_tid, tls, child_tid. */
+__asm__(
+    ".text\n"
+    ".hidden nsb_clone_run\n"
+    ".type nsb_clone_run,%function\n"
+    ".p2align 2\n"
+    "nsb_clone_run:\n"
+    "  and x1, x1, #-16\n"
+    "  stp x2, x3, [x1, #-16]!\n" /* fn, arg on the child's stack */
+    "  mov x2, #0\n"
+    "  mov x3, #0\n"
+    "  mov x4, #0\n"
+    "  mov x8, #220\n" /* SYS_clone */
+    "  svc #0\n"
+    "  cbnz x0, 1f\n"
+    "  mov x29, #0\n"
+    "  ldp x2, x0, [sp], #16\n"
+    "  blr x2\n"
+    "  mov x8, #93\n" /* SYS_exit */
+    "  svc #0\n"
+    "  brk #0\n"
+    "1:\n"
+    "  ret\n");
+#endif
 
 #ifdef NSB_SHIM
 __asm__(

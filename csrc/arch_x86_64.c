@@ -45,6 +45,7 @@
 #define SYS_kill 62
 #define SYS_fcntl 72
 #define SYS_flock 73
+#define SYS_dup 32
 #define SYS_fsync 74
 #define SYS_ftruncate 77
 #define SYS_getdents64 217
@@ -138,6 +139,53 @@ __asm__(
     "  movq 8(%rsp), %r9\n"
     "  syscall\n"
     "  ret\n");
+
+#ifdef NSB_HELPER
+/* The return from a signal handler that the helper installs (csrc/fg_forward.c):
+ * x86_64's kernel jumps to sa_restorer, which must call rt_sigreturn (15), as
+ * glibc's __restore_rt does. (arm64's kernel uses the vDSO's when none is given.) */
+__asm__(
+    ".text\n"
+    ".hidden nsb_restore_rt\n"
+    ".type nsb_restore_rt,@function\n"
+    "nsb_restore_rt:\n"
+    "  movq $15, %rax\n"
+    "  syscall\n"
+    "  hlt\n");
+void nsb_restore_rt(void);
+#define NSB_RESTORER nsb_restore_rt
+
+/* nsb_clone_run(flags, stack_top, fn, arg): clone(flags) with the child on its
+ * own stack, where it runs fn(arg) and exits with its value (as glibc's clone).
+ * For CLONE_VM|CLONE_VFORK (see nsb_spawn): the child may not return into its
+ * parent's frames, which share its memory, so it never returns from here. */
+__asm__(
+    ".text\n"
+    ".hidden nsb_clone_run\n"
+    ".type nsb_clone_run,@function\n"
+    "nsb_clone_run:\n"
+    "  andq $-16, %rsi\n"
+    "  subq $16, %rsi\n"
+    "  movq %rdx, 0(%rsi)\n" /* fn */
+    "  movq %rcx, 8(%rsi)\n" /* arg */
+    "  xorl %edx, %edx\n"    /* parent_tid */
+    "  xorl %r10d, %r10d\n"  /* child_tid */
+    "  xorl %r8d, %r8d\n"    /* tls */
+    "  movl $56, %eax\n"     /* SYS_clone(flags, stack) */
+    "  syscall\n"
+    "  testq %rax, %rax\n"
+    "  jnz 1f\n"
+    "  xorl %ebp, %ebp\n"
+    "  popq %rax\n"
+    "  popq %rdi\n"
+    "  callq *%rax\n"
+    "  movl %eax, %edi\n"
+    "  movl $60, %eax\n"     /* SYS_exit */
+    "  syscall\n"
+    "  hlt\n"
+    "1:\n"
+    "  ret\n");
+#endif
 
 #ifdef NSB_SHIM
 /* Entry point of the static shim: hand the initial stack (argc, argv, envp) to C. */

@@ -171,15 +171,15 @@ static void c_close_extra(void) {
  * the kernel's own (E2BIG from execve), as for any shell. The command's argv
  * starts at argv + 4: the slots before it take the shim's own arguments.
  *
- * The command is never exec'd from here directly: this process still runs
- * nsbox's binary, and a command that is `#!/proc/self/exe` (or that path itself)
- * would run nsbox's binary in the container, where a watcher could open it for
- * writing once it is dumpable again (CVE-2019-5736). Instead the sealed memfd
- * shim (initfd) is exec'd first, as nsbox-exec (or nsbox-init), and it execs the
- * command: /proc/self/exe is then the shim, which nobody can change. The shim
- * reports a failed execve on the sync socket, which stays open for it. */
+ * The command is exec'd through the sealed memfd shim (initfd), as nsbox-exec
+ * (or nsbox-init), which execs it: a command that is `#!/proc/self/exe` (or that
+ * path itself) then runs the shim, which nobody can change, never a binary of
+ * the host that a watcher could open for writing once it is dumpable again
+ * (CVE-2019-5736). C runs the shim already (nsbox-spawn); the hop stays so that
+ * this holds whoever runs this code. The shim reports a failed execve on the
+ * sync socket, which stays open for it. */
 /* Resource limits that would stop this process itself (RLIMIT_AS below the
- * address space it still shares with nsbox's binary: c_exec's mmap fails):
+ * address space it has now: c_exec's mmap fails):
  * recorded by C_RLIMIT and set here, the last step before execve, which
  * starts a new, small address space. */
 static u32 c_rlim[16][5];

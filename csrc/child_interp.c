@@ -252,7 +252,8 @@ static void run_w(const u8 *w, int wlen, const u8 *cp, int clen, int sync, int s
     sys_rt_sigprocmask(SIG_SETMASK, &none, NULL);
     /* Non-dumpable before C exists (C inherits it): a process of the container (a
      * pod member sharing the pid namespace sees C from its clone) may never open
-     * C's /proc/PID/exe, nsbox's own binary, nor its memory (CVE-2019-5736). */
+     * C's /proc/PID/exe (the sealed shim, which nobody can change anyway) nor its
+     * memory, which holds the programs (CVE-2019-5736). */
     sys_prctl(PR_SET_DUMPABLE, 0, 0);
     while (c.p < c.end) {
         const u8 *start = c.p;

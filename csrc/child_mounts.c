@@ -79,14 +79,6 @@ static char *c_fdpath(long fd, char *buf) {
     return buf;
 }
 
-struct mount_attr {
-    u64 attr_set, attr_clr, propagation, userns_fd;
-};
-#define MOUNT_ATTR_RDONLY 0x1
-#define MOUNT_ATTR_NOSUID 0x2
-#define MOUNT_ATTR_NODEV 0x4
-#define MOUNT_ATTR_NOEXEC 0x8
-
 /* Read-only, nosuid... on an existing mount need a second step. mount_setattr
  * changes only the given attributes, so the others (and flags the kernel locked
  * in a user namespace) stay. Before Linux 5.12, MS_REMOUNT must restate every

@@ -9,8 +9,9 @@
  * image. These are installed before the container starts and forward in the
  * handler itself, on any thread: kill(2) is async-signal-safe. Until the
  * container exists a signal is only noted, and sent once its pid is known.
- * libc's sigaction comes in as a pointer: it sets the x86_64 restorer that a
- * raw rt_sigaction would need from us.
+ * Installed with rt_sigaction itself (fwd_sigaction: on x86_64 with the helper's
+ * own restorer, csrc/arch_x86_64.c), not through libc: nsbox binds one function
+ * of libc only (src/native/libc.ts), and each binding costs ~0.15 ms of a start.
  *
  * No read-modify-write atomics (aarch64 would want libgcc's outline helpers):
  * the handler stores "pending" and then reads the target; nsbox stores the
@@ -28,16 +29,6 @@
  * stores fwd_handoff_tid and then reads fwd_hup: a SIGHUP is in the argv, or goes
  * to the shim, or both (the rule is applied once).
  */
-typedef int (*sigaction_fn)(int, const void *, void *);
-
-/* glibc's struct sigaction on x86_64 and arm64 */
-struct fwd_sigaction {
-    void (*handler)(int);
-    unsigned long mask[16];
-    int flags;
-    void (*restorer)(void);
-};
-
 /* A real-time signal nothing else in nsbox uses (Bun catches 4-8, 11, 30, 31 and 33):
  * it asks a thread to block the forwarded signals (see fwd_quiet). */
 #define FWD_QUIET 62
@@ -64,9 +55,9 @@ static int fwd_hup;
 static int fwd_handoff_tid;
 static int fwd_pending[65];
 static u64 fwd_signals; /* the forwarded ones (bit N-1 for signal N) */
-static void *fwd_sigaction_fn; /* libc's sigaction (see fwd_install) */
-/* what took the signals before fwd_install (Bun's handlers), for fwd_handoff(0) */
-static struct fwd_sigaction fwd_before[64];
+/* what took the signals before fwd_install (Bun's handlers, as the kernel holds
+ * them: glibc's restorer included), for fwd_handoff(0) */
+static struct k_sigaction fwd_before[64];
 /* fwd_quiet: the threads asked, and which of them said that they block the signals */
 static int fwd_quiet_tids[FWD_MAX_THREADS];
 static int fwd_quiet_done[FWD_MAX_THREADS];
@@ -74,6 +65,20 @@ static int fwd_quiet_n;
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+
+/* rt_sigaction with our handler: SA_RESTORER where the kernel needs one */
+static long fwd_sigaction(int sig, void *handler, u64 mask, unsigned long flags, struct k_sigaction *old) {
+    struct k_sigaction a;
+    memset(&a, 0, sizeof a);
+    a.handler = handler;
+    a.mask = mask;
+    a.flags = flags;
+#ifdef NSB_RESTORER
+    a.flags |= SA_RESTORER;
+    a.restorer = (void *)NSB_RESTORER;
+#endif
+    return sys_rt_sigaction(sig, &a, old);
+}
 
 static void fwd_flush(void) {
     int s, pid = LOAD(fwd_target);
@@ -99,21 +104,14 @@ static void fwd_handler(int sig) {
 
 /* From now on the signals in sigs (bit N-1 for signal N) are taken by fwd_handler.
  * Returns 0, or -N when signal N could not be taken. */
-static int fwd_install(u64 sigs, void *sigaction) {
-    struct fwd_sigaction a;
-    int s, i;
+static int fwd_install(u64 sigs) {
+    int s;
     fwd_signals = sigs;
-    fwd_sigaction_fn = sigaction;
-    a.handler = fwd_handler;
-    for (i = 0; i < 16; i++) a.mask[i] = 0;
     /* FWD_QUIET waits until the handler is done: a thread that says it blocks the
      * signals has no forwarded one half-handled either (see fwd_quiet) */
-    a.mask[0] = 1ull << (FWD_QUIET - 1);
-    a.flags = FWD_SA_RESTART;
-    a.restorer = 0;
     for (s = 1; s < 64; s++)
         if (sigs & (1ull << (s - 1)))
-            if (((sigaction_fn)sigaction)(s, &a, &fwd_before[s]) != 0) return -s;
+            if (fwd_sigaction(s, (void *)fwd_handler, 1ull << (FWD_QUIET - 1), FWD_SA_RESTART, &fwd_before[s]) != 0) return -s;
     return 0;
 }
 
@@ -194,18 +192,14 @@ static int fwd_quiet_ask(int self, int pid) {
  * by one that blocks them blocks them too: asked again until no new one shows up.
  * Returns 0, or -1 if a thread did not answer within 0.5 s (then no handoff). */
 static int fwd_quiet(void) {
-    struct fwd_sigaction a;
     struct timespec tick = {0, 20000}, now; /* 20 us: a woken thread answers within a few */
     int self = (int)SC0(SYS_gettid), pid = (int)sys_getpid(), i;
     i64 deadline;
     sys_clock_gettime(CLOCK_MONOTONIC, &now);
     deadline = now.tv_sec * 1000000000 + now.tv_nsec + 500000000;
-    a.handler = (void (*)(int))(void (*)(void))fwd_quiet_handler; /* called with SA_SIGINFO's three arguments */
-    for (i = 0; i < 16; i++) a.mask[i] = 0;
-    a.mask[0] = fwd_signals; /* none may come in while the mask is changed */
-    a.flags = SA_SIGINFO | FWD_SA_RESTART;
-    a.restorer = 0;
-    if (((sigaction_fn)fwd_sigaction_fn)(FWD_QUIET, &a, 0) != 0) return -1;
+    /* called with SA_SIGINFO's three arguments; none of the forwarded signals may
+     * come in while the mask is changed */
+    if (fwd_sigaction(FWD_QUIET, (void *)fwd_quiet_handler, fwd_signals, SA_SIGINFO | FWD_SA_RESTART, 0) != 0) return -1;
     STORE(fwd_quiet_n, 0);
     for (;;) {
         int asked = fwd_quiet_ask(self, pid), waiting = 1;
@@ -241,7 +235,7 @@ static int fwd_handoff(int on) {
     int hup, s;
     if (!on) {
         for (s = 1; s < 64; s++)
-            if (fwd_signals & (1ull << (s - 1))) ((sigaction_fn)fwd_sigaction_fn)(s, &fwd_before[s], 0);
+            if (fwd_signals & (1ull << (s - 1))) sys_rt_sigaction(s, &fwd_before[s], 0);
         STORE(fwd_handoff_tid, 0);
         return LOAD(fwd_hup);
     }

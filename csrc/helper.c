@@ -1,17 +1,25 @@
 /*
- * nsbox - helper.c: the native half of nsbox, built by gcc at build time (after
- * arch_<arch>.c and lib.c) into a shared object that nsbox embeds and dlopens.
+ * nsbox - helper.c: the program that a container's first processes run, and the
+ * protocol nsbox speaks with them. Built by gcc at build time (after
+ * arch_<arch>.c and lib.c) into both native parts that nsbox embeds: the shared
+ * object that nsbox dlopens (the protocol's side in Bun: csrc/host_calls.c,
+ * csrc/fg_forward.c) and the static shim, whose nsbox-spawn role interprets the
+ * program (csrc/child_*.c, csrc/shim.c).
  *
- * Bun is multithreaded, so nsbox never unshares or setns'es its own process. This
- * file creates the container's processes and runs, in them, a small program that
- * the TypeScript side encoded (src/native/program.ts): which namespaces to join
- * or create, what to mount where, which identity to take, what to exec. TS decides
- * the policy; C only carries it out with raw syscalls, between clone and execve,
- * where no libc, no malloc and no JavaScript may run.
+ * Bun is multithreaded, so nsbox never unshares or setns'es its own process. The
+ * container's processes run a small program that the TypeScript side encoded
+ * (src/native/program.ts): which namespaces to join or create, what to mount
+ * where, which identity to take, what to exec. TS decides the policy; C only
+ * carries it out with raw syscalls, between clone and execve, where no libc, no
+ * malloc and no JavaScript may run.
  *
  * Processes (as in runc's nsexec and crun):
  *
- *   nsbox (Bun) --fork--> W --clone(CLONE_NEW*)--> C --execve--> the command
+ *   nsbox (Bun) --vfork+execve of the shim--> W --clone(CLONE_NEW*)--> C --execve--> the command
+ *
+ * W and C run this code in the shim (nsbox-spawn, csrc/shim.c), not in a fork
+ * of Bun: a fork copied Bun's page tables, and every page Bun wrote meanwhile
+ * (see nsb_spawn in csrc/host_calls.c).
  *
  * W joins namespaces that only take effect for children (a pod's pid namespace),
  * clones C, reports C's pid, then either exits (foreground: nsbox is a subreaper,
@@ -137,10 +145,8 @@ static int rd_strv(struct cur *c, const char **v, int max) {
     return (int)n;
 }
 
-static int nsb_recv(int sock, u8 *buf, int len, i32 *fd);
-static int nsb_send(int sock, const u8 *buf, int len, int fd);
-
-/* ---- state of C ---- */
+#ifdef NSB_SHIM
+/* ---- state of C (C runs in the shim: nsbox-spawn) ---- */
 static int c_sync = -1;    /* our end of the socketpair */
 static int c_root = -1;    /* O_PATH fd of the new root before pivot_root */
 static u32 c_op;           /* index of the op being run, for error reports */
@@ -164,3 +170,4 @@ static void c_fail(long err) {
         long r_ = (long)(expr);     \
         if (r_ < 0) c_fail(r_);     \
     } while (0)
+#endif

@@ -108,30 +108,105 @@ static long nsb_netlink(int netnsfd, const u8 *req, int reqlen, u8 *out, int out
  * exported symbol (~0.5 ms each, on every start), so the functions below are
  * reached through this single door. Keep the numbers in step with native/helper.ts. */
 
-/* Starts W (and through it C). out: [W's pid, status fd (reads C's pid as an i32,
- * or -errno), sync fd (nsbox's end of the socketpair)]. Returns 0 or -errno. */
-static int nsb_spawn(const u8 *w, int wlen, const u8 *cp, int clen, i32 *out) {
+/*
+ * Starts W (and through it C). out: [W's pid, status fd (reads C's pid as an i32,
+ * or -errno), sync fd (nsbox's end of the socketpair)]. Returns 0 or -errno.
+ *
+ * W is not a fork of Bun: copying the page tables of Bun's ~40 MB cost 1.8 ms,
+ * C's clone from that copy 0.9 ms more, and C's first execve 1 ms to tear its
+ * copy down (perf trace, this kind of host). Instead a child that shares Bun's
+ * memory (CLONE_VM|CLONE_VFORK, on a stack of its own, Bun's thread waiting)
+ * execs the sealed shim as nsbox-spawn, which reads the two programs from a
+ * memfd and runs W's (run_w, csrc/child_interp.c, built into the shim too): C
+ * is cloned from a process of a few hundred kB. The child first makes every fd
+ * inheritable: W and C see the fds a fork would have given them (the programs
+ * name them by number; C makes all but its stdio close-on-exec before its own
+ * execve, as before).
+ */
+struct spawn_args {
+    int shimfd;
+    int status;         /* W's end of the status pipe: a failed execve is reported there */
+    int keep_closed[2]; /* nsbox's own ends of the socketpair and the pipe: never W's or C's */
+    const char *argv[8];
+};
+static char spawn_stack[16384] __attribute__((aligned(16)));
+
+long nsb_clone_run(long flags, void *stack_top, int (*fn)(void *), void *arg); /* arch_<arch>.c */
+
+static void spawn_inherit(struct spawn_args *a, int fd) {
+    if (fd != a->keep_closed[0] && fd != a->keep_closed[1]) sys_fcntl(fd, F_SETFD, 0);
+}
+
+/* The vfork child: runs on spawn_stack in Bun's memory until its execve. */
+static int spawn_child(void *arg) {
+    struct spawn_args *a = arg;
+    static u8 buf[2048];
+    const char *envp[1] = {0};
+    i32 err;
+    long dir = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), got;
+    if (dir < 0) { /* no /proc: every fd number a process of nsbox's kind has in use */
+        int fd;
+        for (fd = 0; fd < 4096; fd++)
+            if (sys_fcntl(fd, F_GETFD, 0) >= 0) spawn_inherit(a, fd);
+        got = 0;
+    }
+    while (dir >= 0 && (got = SC3(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        long off = 0;
+        while (off < got) {
+            u8 *d = buf + off;
+            const char *name = (const char *)d + 19; /* struct linux_dirent64 */
+            off += *(u16 *)(d + 16);
+            if (name[0] >= '0' && name[0] <= '9' && nsb_atoi(name) != dir) spawn_inherit(a, (int)nsb_atoi(name));
+        }
+    }
+    if (dir >= 0) sys_close((int)dir);
+    err = (i32)sys_execveat(a->shimfd, "", (char *const *)a->argv, (char *const *)envp, AT_EMPTY_PATH);
+    nsb_write_all(a->status, &err, 4); /* read by nsbox as C's pid: -errno, the reason */
+    return 125;
+}
+
+static int nsb_spawn(const u8 *w, int wlen, const u8 *cp, int clen, i32 *out, int shimfd) {
+    static struct spawn_args a;
+    static char nums[5][24];
     int sp[2], st[2];
     u64 all = ~0ull, old;
-    long pid, r;
+    long pid, r, mfd;
+    if (wlen < 0 || clen < 0) return -EINVAL;
+    mfd = SC2(SYS_memfd_create, "nsbox-programs", MFD_CLOEXEC);
+    if (mfd < 0) return (int)mfd;
+    if ((r = nsb_write_all((int)mfd, w, (size_t)wlen)) < 0 || (r = nsb_write_all((int)mfd, cp, (size_t)clen)) < 0) {
+        sys_close((int)mfd);
+        return (int)r;
+    }
     r = SC4(SYS_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp);
-    if (r < 0) return (int)r;
+    if (r < 0) {
+        sys_close((int)mfd);
+        return (int)r;
+    }
     r = sys_pipe2(st, O_CLOEXEC);
     if (r < 0) {
+        sys_close((int)mfd);
         sys_close(sp[0]);
         sys_close(sp[1]);
         return (int)r;
     }
-    /* No signal may run a Bun handler in the child: block all across the fork;
-     * the child resets every handler to default before it unblocks. */
+    a.shimfd = shimfd;
+    a.status = st[1];
+    a.keep_closed[0] = sp[0];
+    a.keep_closed[1] = st[0];
+    a.argv[0] = "nsbox-spawn";
+    a.argv[1] = nsb_itoa(mfd, nums[0]);
+    a.argv[2] = nsb_itoa(wlen, nums[1]);
+    a.argv[3] = nsb_itoa(clen, nums[2]);
+    a.argv[4] = nsb_itoa(sp[1], nums[3]);
+    a.argv[5] = nsb_itoa(st[1], nums[4]);
+    a.argv[6] = 0;
+    /* No signal may run a Bun handler in the child: all blocked across the clone
+     * (the mask survives execve; run_w resets every handler, then unblocks). */
     sys_rt_sigprocmask(SIG_SETMASK, &all, &old);
-    pid = SC2(SYS_clone, SIGCHLD, 0);
-    if (pid == 0) {
-        sys_close(sp[0]);
-        sys_close(st[0]);
-        run_w(w, wlen, cp, clen, sp[1], st[1]);
-    }
+    pid = nsb_clone_run(CLONE_VM | CLONE_VFORK | SIGCHLD, spawn_stack + sizeof spawn_stack, spawn_child, &a);
     sys_rt_sigprocmask(SIG_SETMASK, &old, NULL);
+    sys_close((int)mfd);
     sys_close(sp[1]);
     sys_close(st[1]);
     if (pid < 0) {
@@ -143,58 +218,6 @@ static int nsb_spawn(const u8 *w, int wlen, const u8 *cp, int clen, i32 *out) {
     out[1] = st[0];
     out[2] = sp[0];
     return 0;
-}
-
-/* A message header for one buffer and room for one passed fd (SCM_RIGHTS). */
-union fd_cmsg {
-    struct cmsghdr h;
-    u8 buf[sizeof(struct cmsghdr) + 8];
-};
-static void msg_init(struct msghdr *mh, struct iovec *iov, void *buf, int len, union fd_cmsg *cm) {
-    iov->base = buf;
-    iov->len = (size_t)len;
-    memset(mh, 0, sizeof *mh);
-    memset(cm, 0, sizeof *cm);
-    mh->iov = iov;
-    mh->iovlen = 1;
-    mh->control = cm;
-    mh->controllen = sizeof cm->buf;
-}
-
-/* One message from the sync socket, with an fd if one came (else *fd = -1).
- * Returns the byte count, 0 at end-of-file, or -errno. */
-static int nsb_recv(int sock, u8 *buf, int len, i32 *fd) {
-    struct msghdr mh;
-    struct iovec iov;
-    union fd_cmsg cm;
-    long r;
-    msg_init(&mh, &iov, buf, len, &cm);
-    *fd = -1;
-    /* A peer that exits with our GO unread resets the connection: that error
-     * comes once, before what the peer sent (its ERROR report), which follows. */
-    do r = SC3(SYS_recvmsg, sock, &mh, MSG_CMSG_CLOEXEC);
-    while (r == -EINTR || r == -104 /* ECONNRESET */);
-    if (r > 0 && mh.controllen >= sizeof(struct cmsghdr) + 4 && cm.h.level == SOL_SOCKET && cm.h.type == SCM_RIGHTS)
-        memcpy(fd, cm.buf + sizeof(struct cmsghdr), 4);
-    return (int)r;
-}
-
-/* One message, with fd passed along (SCM_RIGHTS) when fd >= 0. */
-static int nsb_send(int sock, const u8 *buf, int len, int fd) {
-    struct msghdr mh;
-    struct iovec iov;
-    union fd_cmsg cm;
-    msg_init(&mh, &iov, (void *)buf, len, &cm);
-    if (fd >= 0) {
-        cm.h.len = sizeof(struct cmsghdr) + 4;
-        cm.h.level = SOL_SOCKET;
-        cm.h.type = SCM_RIGHTS;
-        memcpy(cm.buf + sizeof(struct cmsghdr), &fd, 4);
-    } else {
-        mh.control = NULL;
-        mh.controllen = 0;
-    }
-    return (int)SC3(SYS_sendmsg, sock, &mh, MSG_NOSIGNAL);
 }
 
 /* A detached copy of the tree at path, idmapped through the user namespace
@@ -300,6 +323,13 @@ static int nsb_subreaper(void) { return (int)sys_prctl(PR_SET_CHILD_SUBREAPER, 1
 /* Seals a memfd: nobody, not even a container holding /proc/N/exe, can change it. */
 static int nsb_seal(int fd) { return (int)sys_fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE); }
 
+static int nsb_flock(int fd, int op) {
+    long r;
+    do r = SC2(SYS_flock, fd, op);
+    while (r == -EINTR && !(op & 4 /* LOCK_NB */));
+    return (int)r;
+}
+
 static int nsb_pipe(i32 *fds, int flags) { return (int)sys_pipe2(fds, flags); }
 static int nsb_close(int fd) { return (int)sys_close(fd); }
 static int nsb_kill(int pid, int sig) { return (int)sys_kill(pid, sig); }
@@ -325,19 +355,28 @@ enum {
     F_TERMIOS = 18,
     F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
     F_USERNS_HOLDER = 20,
-    F_FWD_INSTALL = 21, /* sigs sigaction: C handlers take these signals (fg_forward.c) */
+    F_FWD_INSTALL = 21, /* sigs: C handlers take these signals (fg_forward.c) */
     F_FWD_HANDOFF = 22, /* on: left pending for the shim from now on, off: Bun's handlers again; returns whether a SIGHUP came */
     F_FWD_TARGET = 23,  /* pid: where they go from now on (-1: nowhere) */
+    /* what nsbox once bound from libc (each binding costs a start ~0.15 ms) */
+    F_FLOCK = 24,       /* fd op: a blocking one is retried after a signal */
+    F_DUP = 25,         /* fd */
+    F_SIGMASK = 26,     /* how sigs: the calling thread's mask (SIG_BLOCK 0, SIG_UNBLOCK 1; bit N-1 = signal N) */
+    F_EXECVEAT = 27,    /* fd argv envp: execve of the program in fd; returns only on failure */
 };
 
 NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     switch (fn) {
-    case F_SPAWN: return nsb_spawn((const u8 *)a[0], (int)a[1], (const u8 *)a[2], (int)a[3], (i32 *)a[4]);
+    case F_SPAWN: return nsb_spawn((const u8 *)a[0], (int)a[1], (const u8 *)a[2], (int)a[3], (i32 *)a[4], (int)a[5]);
     case F_RECV: return nsb_recv((int)a[0], (u8 *)a[1], (int)a[2], (i32 *)a[3]);
     case F_SEND: return nsb_send((int)a[0], (const u8 *)a[1], (int)a[2], (int)a[3]);
     case F_IDMAP_TREE: return nsb_idmap_tree((const char *)a[0], (int)a[1], (int)a[2], (u32)a[3]);
     case F_USERNS_HOLDER: return nsb_userns_holder();
-    case F_FWD_INSTALL: return fwd_install((u64)a[0], (void *)a[1]);
+    case F_FWD_INSTALL: return fwd_install((u64)a[0]);
+    case F_FLOCK: return nsb_flock((int)a[0], (int)a[1]);
+    case F_DUP: return (int)SC1(SYS_dup, a[0]);
+    case F_SIGMASK: return (int)sys_rt_sigprocmask((int)a[0], (const u64 *)&a[1], NULL);
+    case F_EXECVEAT: return (int)SC5(SYS_execveat, a[0], "", a[1], a[2], 0x1000 /* AT_EMPTY_PATH */);
     case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);
     case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);

@@ -128,7 +128,16 @@ struct nsb_statx {
 #define S_IFLNK 0120000
 
 /* clone(2) / unshare(2) / setns(2) */
+/* mount_setattr(2) */
+struct mount_attr {
+    u64 attr_set, attr_clr, propagation, userns_fd;
+};
+#define MOUNT_ATTR_RDONLY 0x1
+#define MOUNT_ATTR_NOSUID 0x2
+#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NOEXEC 0x8
 #define CLONE_VM 0x00000100
+#define CLONE_VFORK 0x00004000
 #define CLONE_FS 0x00000200
 #define CLONE_FILES 0x00000400
 #define CLONE_NEWTIME 0x00000080

@@ -1,6 +1,6 @@
 /*
  * nsbox - shim.c: the tiny static program for every process that may outlive the
- * nsbox command. A process forked from Bun keeps Bun's ~55 MB; this one is a few
+ * nsbox command. A process forked from Bun would keep Bun's ~40 MB; this one is a few
  * kilobytes, built at build time (gcc -static -nostdlib, after arch_<arch>.c and
  * lib.c), embedded in nsbox and executed from a sealed memfd. Its name (argv[0])
  * picks the role:
@@ -17,6 +17,11 @@
  *   nsbox-fg PID MASTER FLAGS EXITFILE OOMFILE LIMIT -- CMD...
  *                                   what a foreground `nsbox run` execs into once
  *                                   its container started (csrc/shim_fg.c)
+ *   nsbox-spawn MEMFD WLEN CLEN SYNC STATUS
+ *                                   W, the parent of a container's first process:
+ *                                   runs the two programs nsbox encoded (in MEMFD),
+ *                                   W's here, C's in the child it clones (see
+ *                                   nsb_spawn in csrc/host_calls.c)
  *
  * Signals are never handled asynchronously: all are blocked and taken one at a
  * time with rt_sigtimedwait (or signalfd), so no handler, no restorer, no races.
@@ -338,6 +343,31 @@ static int monitor_main(int argc, char **argv, char **envp) {
 
 static int fg_main(int argc, char **argv, char **envp); /* csrc/shim_fg.c, built after this file */
 
+/* ---- nsbox-spawn ---- */
+
+static int spawn_main(int argc, char **argv) {
+    long mfd, wlen, clen, sync, status, mem;
+    if (argc != 6) {
+        say("nsbox-spawn: ", "usage: nsbox-spawn MEMFD WLEN CLEN SYNC STATUS (nsbox runs it)", "");
+        return 125;
+    }
+    mfd = nsb_atoi(argv[1]);
+    wlen = nsb_atoi(argv[2]);
+    clen = nsb_atoi(argv[3]);
+    sync = nsb_atoi(argv[4]);
+    status = nsb_atoi(argv[5]);
+    /* named as the fork of nsbox it replaces (an execveat from an fd names a process by the fd's number) */
+    sys_prctl(PR_SET_NAME, (long)"nsbox", 0);
+    /* close-on-exec again, as nsbox made them: C's successful execve must close its end */
+    sys_fcntl((int)sync, F_SETFD, FD_CLOEXEC);
+    sys_fcntl((int)status, F_SETFD, FD_CLOEXEC);
+    mem = nsb_syscall6(SYS_mmap, 0, wlen + clen, 1 /* PROT_READ */, 2 /* MAP_PRIVATE */, mfd, 0);
+    sys_close((int)mfd);
+    if (wlen <= 0 || (mem < 0 && mem > -4096)) return 125;
+    run_w((const u8 *)mem, (int)wlen, (const u8 *)mem + wlen, (int)clen, (int)sync, (int)status);
+    return 125; /* run_w ends the process itself */
+}
+
 static const char *basename_of(const char *p) {
     const char *b = p;
     for (; *p; p++)
@@ -356,6 +386,7 @@ void nsb_start(long *sp) {
     if (nsb_streq(name, "nsbox-exec")) sys_exit(exec_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-monitor")) sys_exit(monitor_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-fg")) sys_exit(fg_main(argc, argv, envp));
-    say("nsbox shim: unknown role ", name, " (expected nsbox-init, nsbox-exec, nsbox-pause, nsbox-monitor or nsbox-fg)");
+    if (nsb_streq(name, "nsbox-spawn")) sys_exit(spawn_main(argc, argv));
+    say("nsbox shim: unknown role ", name, " (expected nsbox-init, nsbox-exec, nsbox-pause, nsbox-monitor, nsbox-fg or nsbox-spawn)");
     sys_exit(125);
 }

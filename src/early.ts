@@ -7,13 +7,16 @@
  * 4-15 ms on this kind of host), so that it passes while the modules load.
  */
 import { warmCgroupMoves } from "./cgroup/warm.ts";
+import { withoutDashes } from "./text.ts";
 import { mark } from "./trace.ts";
+
+const WITH_VALUE = new Set(["root", "state", "log", "log-format"]);
 
 /** The command word: the first argument that is neither a flag nor the value of --root/--state/--log/--log-format. */
 function verb(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (/^--?(root|state|log|log-format)$/.test(a)) i++;
+    if (a.startsWith("-") && WITH_VALUE.has(withoutDashes(a))) i++;
     else if (!a.startsWith("-")) return a;
   }
   return undefined;

@@ -15,6 +15,7 @@ import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";
+import { withoutDashes } from "./text.ts";
 import { mark } from "./trace.ts";
 
 const globalFlags = {
@@ -215,7 +216,7 @@ function commandIndex(argv: string[]): number {
     const a = argv[i] as string;
     if (a === "--") return i + 1 < argv.length ? i + 1 : -1;
     if (!a.startsWith("-")) return i;
-    const key = a.replace(/^--?/, "").split("=")[0] as string;
+    const key = withoutDashes(a).split("=")[0] as string;
     const def = (globalFlags as FlagsDef)[key] ?? Object.values(globalFlags as FlagsDef).find((f) => f.alias === key);
     if (def?.type === "string" && !a.includes("=")) i++;
   }
@@ -234,7 +235,7 @@ function wantsHelp(argv: string[], flags: FlagsDef): boolean {
       if (++seen >= positionals && positionals > 0) return false;
       continue;
     }
-    const key = a.replace(/^--?/, "").split("=")[0] as string;
+    const key = withoutDashes(a).split("=")[0] as string;
     const def = flags[key] ?? Object.values(flags).find((f) => f.alias === key);
     if (def && def.type === "string" && !a.includes("=") && def.bare === undefined) i++;
   }

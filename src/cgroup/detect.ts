@@ -31,11 +31,24 @@ export function cgroupMounts(mountinfo: string): { point: string; type: string; 
     if (sep < 0) continue;
     const [type, , superOpts] = line.slice(sep + 3).split(" ");
     if (type !== "cgroup" && type !== "cgroup2") continue;
-    const point = (line.slice(0, sep).split(" ")[4] ?? "").replace(/\\040/g, " ");
+    const point = unescapeSpaces(line.slice(0, sep).split(" ")[4] ?? "");
     out.push({ point, type, opts: (superOpts ?? "").split(",") });
   }
   return out;
 }
+
+/*
+ * No regular expressions here: this parse runs in the first module of every
+ * start (src/early.ts), and a program's first regular expression costs Bun
+ * ~0.7 MiB and its compile.
+ */
+const isDigits = (t: string) => {
+  for (let i = 0; i < t.length; i++) if (t.charCodeAt(i) < 48 || t.charCodeAt(i) > 57) return false;
+  return t.length > 0;
+};
+
+/** mountinfo writes a space in a path as "\\040". */
+const unescapeSpaces = (t: string) => (t.includes("\\040") ? t.split("\\040").join(" ") : t);
 
 export function parseCgroupHost(mountinfo: string, selfCgroup: string): CgroupHost {
   const host: CgroupHost = { mode: "none", v1Mounts: new Map(), v1Own: new Map() };
@@ -51,9 +64,12 @@ export function parseCgroupHost(mountinfo: string, selfCgroup: string): CgroupHo
     }
   }
   for (const line of selfCgroup.split("\n")) {
-    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    const [, , ctrls, path] = m as unknown as [string, string, string, string];
+    // "ID:CONTROLLERS:PATH" (the path may hold colons)
+    const a = line.indexOf(":");
+    const b = a < 0 ? -1 : line.indexOf(":", a + 1);
+    if (a <= 0 || b < 0 || !isDigits(line.slice(0, a))) continue;
+    const ctrls = line.slice(a + 1, b);
+    const path = line.slice(b + 1);
     if (ctrls === "") host.v2Own = path;
     else for (const c of ctrls.split(",")) if (!c.startsWith("name=")) host.v1Own.set(c, path);
   }

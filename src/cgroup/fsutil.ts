@@ -1,5 +1,6 @@
 /** Small file helpers for cgroupfs, with errors that name the file. */
 import { readFileSync, rmdirSync, writeFile, writeFileSync } from "node:fs";
+import { keyedNumber } from "../text.ts";
 import { CgroupError } from "./cgroup.ts";
 
 export function readCg(path: string): string | undefined {
@@ -52,8 +53,7 @@ export function writeCgAsync(path: string, value: string, what: string): Promise
 /** The value of `key N` in a flat keyed file (memory.events, cpu.stat...). */
 export function keyed(text: string | undefined, key: string): number | undefined {
   if (!text) return undefined;
-  const m = new RegExp(`^${key} (\\d+)$`, "m").exec(text);
-  return m ? Number(m[1]) : undefined;
+  return keyedNumber(text, key);
 }
 
 export function numberOf(text: string | undefined): number | undefined {

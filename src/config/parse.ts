@@ -5,12 +5,13 @@
 import { statSync } from "node:fs";
 import { fail } from "../errors.ts";
 import { fsErrorSentence, isFsError } from "../state/fserror.ts";
+import { isDigits } from "../text.ts";
 import type { Mount } from "./spec.ts";
 
 const MAX_ID = 0xfffffffe;
 
 function parseId(text: string, what: string, flag: string): number {
-  if (!/^\d+$/.test(text)) return Number.NaN;
+  if (!isDigits(text)) return Number.NaN;
   const n = Number(text);
   if (n > MAX_ID) fail(`${flag} ${what} ${text} is out of range (0-${MAX_ID})`);
   return n;
@@ -18,9 +19,9 @@ function parseId(text: string, what: string, flag: string): number {
 
 /** "-u uid[:gid]" or "name[:group]"; names are looked up by the caller in the rootfs. */
 export function parseUserFlag(text: string): { user: string; group?: string } {
-  const m = /^([^:]+)(?::([^:]+))?$/.exec(text);
-  if (!m) fail(`invalid --user "${text}": use uid[:gid] or name[:group], e.g. --user 1000:1000`);
-  return { user: m[1] as string, group: m[2] };
+  const [user, group, more] = text.split(":");
+  if (!user || group === "" || more !== undefined) fail(`invalid --user "${text}": use uid[:gid] or name[:group], e.g. --user 1000:1000`);
+  return { user, group };
 }
 
 /** Resolves user/group words to numbers with the container's /etc/passwd and /etc/group texts. */

@@ -1,14 +1,38 @@
 /** docker's units: sizes ("64m", "1g", "512k", "100" bytes) and cpu counts ("0.5"). */
 import { fail } from "../errors.ts";
+import { isDigits } from "../text.ts";
 
-const SIZE = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$/i;
 const MULT: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+
+/**
+ * "64m", "1.5 GiB", "100": the number and the unit letter ("" for bytes), or
+ * undefined. Read by hand, not by a regular expression: --memory is on the run
+ * path (see src/text.ts).
+ */
+function sizeParts(text: string): [number, string] | undefined {
+  let i = 0;
+  while (i < text.length && isDigits(text.charAt(i))) i++;
+  if (i === 0) return undefined;
+  if (text.charAt(i) === ".") {
+    let j = i + 1;
+    while (j < text.length && isDigits(text.charAt(j))) j++;
+    if (j === i + 1) return undefined;
+    i = j;
+  }
+  let rest = text.slice(i).trimStart().toLowerCase();
+  let unit = "";
+  if (rest !== "" && "kmgtp".includes(rest.charAt(0))) {
+    unit = rest.charAt(0);
+    rest = rest.slice(1);
+  }
+  return rest === "" || rest === "b" || rest === "ib" ? [Number(text.slice(0, i)), unit] : undefined;
+}
 
 /** Bytes from "64m" (binary multiples, as docker's RAMInBytes); throws naming the flag. */
 export function parseSize(text: string, flag: string): number {
-  const m = SIZE.exec(text.trim());
+  const m = sizeParts(text.trim());
   if (!m) fail(`invalid ${flag} "${text}": use a size like 64m, 512k or 1g (b, k, m, g, t)`);
-  const n = Math.floor(Number(m[1]) * (MULT[(m[2] as string).toLowerCase()] as number));
+  const n = Math.floor(m[0] * (MULT[m[1]] as number));
   if (!Number.isSafeInteger(n)) fail(`invalid ${flag} "${text}": too large`);
   return n;
 }
@@ -27,7 +51,8 @@ export function parseCpus(text: string, max: number): number {
 }
 
 export function parsePositiveInt(text: string, flag: string, min: number, max: number): number {
-  if (!/^-?\d+$/.test(text.trim())) fail(`invalid ${flag} "${text}": use a whole number from ${min} to ${max}`);
+  const t = text.trim();
+  if (!isDigits(t.startsWith("-") ? t.slice(1) : t)) fail(`invalid ${flag} "${text}": use a whole number from ${min} to ${max}`);
   const n = Number(text);
   if (n < min || n > max) fail(`invalid ${flag} ${text}: use a number from ${min} to ${max}`);
   return n;

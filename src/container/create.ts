@@ -23,8 +23,9 @@ import {
 } from "../cgroup/index.ts";
 import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
+import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
 import { loadHelper } from "../native/helper.ts";
-import { flock, LOCK_EX, LOCK_UN, strerror } from "../native/libc.ts";
+import { strerror } from "../native/libc.ts";
 import { encodePrograms, type Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnEncoded, waitPid } from "../native/spawn.ts";

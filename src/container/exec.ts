@@ -4,7 +4,7 @@
  * its cgroup, its root, its user, and runs like `run` does (terminal, signals,
  * exit codes).
  *
- *   nsbox --fork--> W: setns(pid) --clone--> C: setns(user, ipc, uts, net,
+ *   nsbox --vfork+exec of the shim--> W: setns(pid) --clone--> C: setns(user, ipc, uts, net,
  *   cgroup, mnt) -> READY/GO (nsbox moves C into the cgroup) -> exec
  */
 import { closeSync, openSync, readlinkSync } from "node:fs";

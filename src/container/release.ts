@@ -12,6 +12,7 @@ import { releaseNetwork } from "../net/release.ts";
 import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";
 import { removeTree } from "../rootless/storage.ts";
 import type { ContainerConfig } from "../state/store.ts";
+import { isHex } from "../text.ts";
 
 /**
  * The cgroup of a container whose record was never written (nsbox killed between
@@ -58,7 +59,7 @@ export async function releaseResources(config: ContainerConfig, quick = false): 
 export function orphanDataDirs(dataRoot: string, known: Set<string>): string[] {
   try {
     return readdirSync(join(dataRoot, "containers"))
-      .filter((id) => /^[0-9a-f]{64}$/.test(id) && !known.has(id))
+      .filter((id) => isHex(id, 64) && !known.has(id))
       .map((id) => join(dataRoot, "containers", id));
   } catch {
     return [];

@@ -40,7 +40,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { roots } from "../state/paths.ts";

@@ -1,7 +1,7 @@
 /**
  * Replacing this Bun process with the shim (execve), for a foreground run that
- * only waits from now on (see runForeground and csrc/shim_fg.c). Through libc,
- * reached with libc.ts's dlopen.
+ * only waits from now on (see runForeground and csrc/shim_fg.c). Through the
+ * helper (raw system calls: csrc/host_calls.c, csrc/fg_forward.c).
  *
  * No signal sent to nsbox may be lost on the way. Bun's handlers queue a signal
  * for JavaScript (on whichever thread the kernel chose), and execve would drop
@@ -23,7 +23,6 @@
  */
 import { ptr } from "bun:ffi";
 import { call, F } from "./helper.ts";
-import { libc } from "./libc.ts";
 
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
@@ -56,8 +55,7 @@ export interface Forwarding {
  * the container, then sent to it at once. Undefined if that cannot be done.
  */
 export function forwardSignals(signals: number[]): Forwarding | undefined {
-  const { sigaction } = libc() as unknown as Record<"sigaction", { ptr: number }>;
-  if (call(F.FWD_INSTALL, Number(bits(signals)), sigaction.ptr) !== 0) return undefined;
+  if (call(F.FWD_INSTALL, Number(bits(signals))) !== 0) return undefined;
   return {
     target: (pid) => void call(F.FWD_TARGET, pid),
     handingOff: () => {
@@ -69,15 +67,9 @@ export function forwardSignals(signals: number[]): Forwarding | undefined {
   };
 }
 
-function sigset(signals: number[]): Uint8Array {
-  const set = new BigUint64Array(16); // glibc's sigset_t: 1024 bits
-  set[0] = bits(signals);
-  return new Uint8Array(set.buffer);
-}
-
 /** Blocks (or unblocks) signals in the calling (JS) thread. */
 export function blockSignals(signals: number[], block = true): void {
-  libc().pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, sigset(signals), null);
+  call(F.SIGMASK, block ? SIG_BLOCK : SIG_UNBLOCK, Number(bits(signals)));
 }
 
 /** A few turns of the event loop, through its poll: what Bun's signal handlers queued runs now. */
@@ -87,7 +79,7 @@ export async function drainSignals(): Promise<void> {
 
 /** A copy of fd that survives execve (Bun's fds are close-on-exec). */
 export function inheritableDup(fd: number): number {
-  return libc().dup(fd);
+  return call(F.DUP, fd);
 }
 
 /** Replaces this process with the program in fd; returns only if that failed. */
@@ -102,6 +94,6 @@ export function execFd(fd: number, argv: string[], env: string[]): void {
     });
     return v;
   };
-  libc().fexecve(fd, vector(argv), vector(env));
+  call(F.EXECVEAT, fd, vector(argv), vector(env));
   keep.length = 0;
 }

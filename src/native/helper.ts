@@ -41,6 +41,10 @@ export const F = {
   FWD_INSTALL: 21,
   FWD_HANDOFF: 22,
   FWD_TARGET: 23,
+  FLOCK: 24,
+  DUP: 25,
+  SIGMASK: 26,
+  EXECVEAT: 27,
 } as const;
 
 const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;

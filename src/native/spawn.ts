@@ -4,7 +4,9 @@
  * PTY / ERROR messages on the socketpair, end-of-file once execve succeeded.
  */
 import { call, F } from "./helper.ts";
+import { strerror } from "./libc.ts";
 import { type Encoded, encodePrograms, MSG, type Op } from "./program.ts";
+import { shimFd } from "./shim.ts";
 
 export interface Spawned {
   /** W, the first child (exits at once in the foreground, becomes the monitor when detached) */
@@ -20,8 +22,8 @@ export function spawnProcess(w: readonly Op[], c: readonly Op[]): Spawned {
 /** Starts W with programs encoded beforehand (see encodePrograms), e.g. while nsbox waited for something else. */
 export function spawnEncoded(p: Encoded): Spawned {
   const out = new Int32Array(3);
-  const r = call(F.SPAWN, p.buf, p.wlen, p.buf.subarray(p.wlen), p.clen, out);
-  if (r < 0) throw Object.assign(new Error(`cannot fork: errno ${-r}`), { errno: -r });
+  const r = call(F.SPAWN, p.buf, p.wlen, p.buf.subarray(p.wlen), p.clen, out, shimFd());
+  if (r < 0) throw Object.assign(new Error(`cannot start the container process: ${strerror(-r).toLowerCase()}`), { errno: -r });
   return { wpid: out[0] as number, statusFd: out[1] as number, syncFd: out[2] as number };
 }
 

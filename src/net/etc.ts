@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Mount } from "../config/spec.ts";
+import { nameserverOf } from "../text.ts";
 
 /** The host's resolvers, without loopback ones (a stub resolver on 127.0.0.53 is not reachable from the container). */
 export function resolvConf(hostNetwork: boolean): string {
@@ -17,11 +18,14 @@ export function resolvConf(hostNetwork: boolean): string {
       continue;
     }
     if (hostNetwork) return text;
-    const servers = text.split("\n").filter((l) => /^\s*nameserver\s+/.test(l) && !/nameserver\s+(127\.|::1)/.test(l));
+    const servers = text.split("\n").filter((l) => {
+      const server = nameserverOf(l);
+      return server !== undefined && !server.startsWith("127.") && !server.startsWith("::1");
+    });
     if (servers.length)
       return `${text
         .split("\n")
-        .filter((l) => !/^\s*nameserver\s+/.test(l))
+        .filter((l) => nameserverOf(l) === undefined)
         .join("\n")
         .trim()}\n${servers.join("\n")}\n`.trimStart();
   }

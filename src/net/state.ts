@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { flock, LOCK_EX, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
 import { roots } from "../state/paths.ts";
 import { writeAtomic } from "../state/store.ts";
 

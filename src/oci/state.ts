@@ -8,7 +8,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/index.ts";
-import { flock, LOCK_EX, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
 import { alive, type ProcId } from "../state/proc.ts";
 import type { Hooks } from "./config.ts";
 import { DEFAULT_OCI_ROOT } from "./dispatch.ts";

@@ -15,8 +15,10 @@ import { rootfsFromTarball, TARBALL_SUFFIXES } from "./cache.ts";
  * image reference. `./alpine` runs the directory alpine even when an image
  * of that name exists.
  */
+const PATH_STARTS = ["/", "./", "../", "~/"];
+
 export function isRootfsPath(arg: string): boolean {
-  if (/^(\/|\.\/|\.\.\/|~\/)/.test(arg) || arg === "." || arg === "..") return true;
+  if (PATH_STARTS.some((p) => arg.startsWith(p)) || arg === "." || arg === "..") return true;
   if (TARBALL_SUFFIXES.some((s) => arg.endsWith(s))) return true;
   return existsSync(arg);
 }

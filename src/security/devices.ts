@@ -137,7 +137,7 @@ export function parseDeviceCgroupRule(text: string): DeviceRule {
 
 /** "wr" -> "rw"; undefined when a letter repeats or is not one of rwm. */
 function normalizeAccess(text: string): string | undefined {
-  if (!/^[rwm]*$/.test(text) || new Set(text).size !== text.length) return undefined;
+  if (![...text].every((c) => c === "r" || c === "w" || c === "m") || new Set(text).size !== text.length) return undefined;
   return ["r", "w", "m"].filter((c) => text.includes(c)).join("");
 }
 

@@ -14,6 +14,7 @@ import { release } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { roots } from "../state/paths.ts";
+import { isHex } from "../text.ts";
 import { capHex } from "./capabilities.ts";
 import { SecurityError } from "./errors.ts";
 import type { LinuxSeccomp, NativeArch } from "./seccomp/types.ts";
@@ -63,9 +64,15 @@ const hashedKey = (parts: string[]): string => Bun.SHA256.hash([validFor(), ...p
  * keeps the key as it is and load compares it; only the file's name is made safe.
  */
 const defaultKey = (caps: string[]): string => `default-${validFor()}-${capHex(caps)}`;
-const fileName = (key: string) => key.replace(/[^\w.+-]/g, "_");
-/** What a file name can be (a container's recorded seccompKey is checked against it before it names a file). */
-const NAME = /^(default-[\w.+-]+|[0-9a-f]{32})$/;
+/** A character a cache file's name may hold: letters, digits, _ . + - (no regular expressions here: see src/text.ts). */
+const safeChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "_.+-".includes(c);
+const fileName = (key: string) => {
+  let out = "";
+  for (const c of key) out += safeChar(c) ? c : "_";
+  return out;
+};
+/** What a file name can be: default-... or 32 hex digits (a container's recorded seccompKey is checked against it before it names a file). */
+const isFileName = (key: string) => (key.startsWith("default-") && key.length > 8 && [...key].every(safeChar)) || isHex(key, 32);
 
 /*
  * An entry is one small file read in one go: a JSON line (what it is: the key,
@@ -148,7 +155,7 @@ export async function seccompFor(text: string | undefined, caps: string[], path?
  * start). Undefined when the cache no longer holds it (then filterFor).
  */
 export function recordedFilter(key: string | undefined): Uint8Array | undefined {
-  if (!key || !NAME.test(key)) return undefined;
+  if (!key || !isFileName(key)) return undefined;
   try {
     const bytes = readFileSync(join(cacheDir(), `${key}.bpf`));
     // a BPF program is 8-byte instructions, at least one

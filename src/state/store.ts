@@ -33,7 +33,8 @@ import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/libc.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
+import { isHex } from "../text.ts";
 import { roots } from "./paths.ts";
 import type { ProcId } from "./proc.ts";
 import { randomHex } from "./random.ts";
@@ -152,7 +153,7 @@ export function readExitFile(id: string): ExitFile | undefined {
 /** Ids of every container directory. */
 export function listIds(): string[] {
   try {
-    return readdirSync(stateRoot()).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    return readdirSync(stateRoot()).filter((n) => isHex(n, 64));
   } catch {
     return [];
   }
@@ -239,7 +240,7 @@ export function removeContainerDir(id: string): void {
 export function removeDoomed(): void {
   try {
     for (const n of readdirSync(stateRoot())) {
-      const doomed = n.startsWith(".rm-") || (/^[0-9a-f]{64}$/.test(n) && !existsSync(join(stateRoot(), n, "config.json")));
+      const doomed = n.startsWith(".rm-") || (isHex(n, 64) && !existsSync(join(stateRoot(), n, "config.json")));
       if (doomed) rmSync(join(stateRoot(), n), { recursive: true, force: true });
     }
   } catch {
@@ -296,7 +297,7 @@ export async function withLockAfterExit<T>(id: string, fn: () => Promise<T> | T,
 export function resolveRef(ref: string): string {
   const byName = nameTarget(ref);
   if (byName && existsSync(containerDir(byName))) return byName;
-  if (/^[0-9a-f]+$/.test(ref)) {
+  if (isHex(ref)) {
     const hits = listIds().filter((id) => id.startsWith(ref));
     if (hits.length === 1) return hits[0] as string;
     if (hits.length > 1) fail(`"${ref}" matches ${hits.length} containers: give more digits of the id`);

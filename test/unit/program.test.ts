@@ -165,6 +165,17 @@ describe("cgroup layout detection", () => {
     });
     expect(parseCgroupHost(mi(["/sys/fs/cgroup/pids rw - cgroup cgroup rw,pids"]), "1:pids:/\n").mode).toBe("v1");
   });
+  test("a mount point with a space (\\040), a path with colons, named hierarchies and lines that are not entries", () => {
+    const h = parseCgroupHost(
+      mi(["/sys/fs/cgroup/my\\040pids rw - cgroup cgroup rw,pids", "/sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd"]),
+      "12:pids:/a:b/c\n1:name=systemd:/s\nx:memory:/m\n:cpu:/c\nnot a line\n",
+    );
+    expect(h.v1Mounts.get("pids")).toBe("/sys/fs/cgroup/my pids");
+    expect(h.v1Mounts.has("name=systemd")).toBe(false);
+    expect(h.v1Own.get("pids")).toBe("/a:b/c");
+    expect([...h.v1Own.keys()]).toEqual(["pids"]);
+    expect(h.v2Own).toBeUndefined();
+  });
 });
 
 describe("overlayVolatile: the overlay's volatile option from Linux 5.10", () => {
