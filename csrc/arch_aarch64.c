@@ -96,6 +96,7 @@
 #define SYS_faccessat 48
 #define SYS_newfstatat 79
 #define SYS_prlimit64 261
+#define SYS_eventfd2 19
 #define SYS_pidfd_send_signal 424
 #define SYS_open_tree 428
 #define SYS_move_mount 429

@@ -101,6 +101,7 @@
 #define SYS_faccessat 269
 #define SYS_newfstatat 262
 #define SYS_prlimit64 302
+#define SYS_eventfd2 290
 #define SYS_pidfd_send_signal 424
 #define SYS_open_tree 428
 #define SYS_move_mount 429

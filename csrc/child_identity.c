@@ -171,13 +171,12 @@ static void c_close_extra(void) {
  * the kernel's own (E2BIG from execve), as for any shell. The command's argv
  * starts at argv + 4: the slots before it take the shim's own arguments.
  *
- * The command is exec'd through the sealed memfd shim (initfd), as nsbox-exec
- * (or nsbox-init), which execs it: a command that is `#!/proc/self/exe` (or that
- * path itself) then runs the shim, which nobody can change, never a binary of
- * the host that a watcher could open for writing once it is dumpable again
- * (CVE-2019-5736). C runs the shim already (nsbox-spawn); the hop stays so that
- * this holds whoever runs this code. The shim reports a failed execve on the
- * sync socket, which stays open for it. */
+ * C runs the sealed memfd shim (nsbox-spawn), so it execs the command itself: a
+ * command that is `#!/proc/self/exe` (or that path itself) runs the shim, which
+ * nobody can change, never a binary of the host that a watcher could open for
+ * writing once it is dumpable again (CVE-2019-5736). (When C was a fork of Bun,
+ * it exec'd the shim first, as nsbox-exec, for that reason: one execve more.)
+ * With --init the shim (initfd) is exec'd as nsbox-init, which runs the command. */
 /* Resource limits that would stop this process itself (RLIMIT_AS below the
  * address space it has now: c_exec's mmap fails):
  * recorded by C_RLIMIT and set here, the last step before execve, which
@@ -197,7 +196,7 @@ static void c_apply_rlimits(void) {
 }
 
 static void c_exec(struct cur *c) {
-    static char path[4096], fdtext[24], optext[24];
+    static char path[4096];
     long room = (long)(c->end - c->p) / 8 + 8;
     long mem = nsb_syscall6(SYS_mmap, 0, (room + 4) * 2 * (long)sizeof(char *), 3 /* PROT_READ|PROT_WRITE */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
     const char **argv = (const char **)mem, **envp = argv + room + 4;
@@ -235,13 +234,9 @@ static void c_exec(struct cur *c) {
         argv[3] = path;
         r = sys_execveat(initfd, "", (char *const *)(argv + 2), (char *const *)envp, AT_EMPTY_PATH);
     } else {
-        argv[0] = "nsbox-exec";
-        argv[1] = nsb_itoa(c_sync, fdtext);
-        argv[2] = nsb_itoa(c_op, optext);
-        argv[3] = path;
-        sys_fcntl(c_sync, F_SETFD, 0);
-        r = sys_execveat(initfd, "", (char *const *)argv, (char *const *)envp, AT_EMPTY_PATH);
+        /* the sync socket closes at the execve: nsbox reads end-of-file, "started" */
         sys_fcntl(c_sync, F_SETFD, FD_CLOEXEC);
+        r = sys_execve(path, (char *const *)(argv + 4), (char *const *)envp);
     }
     c_send(MSG_ERROR, (i32)-r);
     sys_exit(r == -ENOENT ? 127 : 126);

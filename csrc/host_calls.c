@@ -330,6 +330,25 @@ static int nsb_flock(int fd, int op) {
     return (int)r;
 }
 
+/* A stream socket connected to the Unix socket at path (len bytes, no NUL). */
+static int nsb_connect_unix(const char *path, int len) {
+    u8 addr[110];
+    long fd, r;
+    if (len <= 0 || len > 107) return -EINVAL;
+    memset(addr, 0, sizeof addr);
+    addr[0] = AF_UNIX; /* sa_family, little-endian u16 on both architectures */
+    memcpy(addr + 2, path, (size_t)len);
+    fd = SC3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return (int)fd;
+    do r = SC3(SYS_connect, fd, addr, 2 + len + 1);
+    while (r == -EINTR);
+    if (r < 0) {
+        sys_close((int)fd);
+        return (int)r;
+    }
+    return (int)fd;
+}
+
 static int nsb_pipe(i32 *fds, int flags) { return (int)sys_pipe2(fds, flags); }
 static int nsb_close(int fd) { return (int)sys_close(fd); }
 static int nsb_kill(int pid, int sig) { return (int)sys_kill(pid, sig); }
@@ -363,6 +382,11 @@ enum {
     F_DUP = 25,         /* fd */
     F_SIGMASK = 26,     /* how sigs: the calling thread's mask (SIG_BLOCK 0, SIG_UNBLOCK 1; bit N-1 = signal N) */
     F_EXECVEAT = 27,    /* fd argv envp: execve of the program in fd; returns only on failure */
+    /* the OCI verbs' (src/native/ocisys.ts) */
+    F_MKNODAT = 28,     /* path mode dev (a fifo: exec.fifo) */
+    F_PRLIMIT = 29,     /* pid resource new old: prlimit64 */
+    F_CONNECT_UNIX = 30, /* path len: a connected AF_UNIX stream socket (close-on-exec), or -errno */
+    F_EVENTFD = 31,     /* flags */
 };
 
 NSB_EXPORT int nsb_call(int fn, const i64 *a) {
@@ -376,6 +400,10 @@ NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     case F_FLOCK: return nsb_flock((int)a[0], (int)a[1]);
     case F_DUP: return (int)SC1(SYS_dup, a[0]);
     case F_SIGMASK: return (int)sys_rt_sigprocmask((int)a[0], (const u64 *)&a[1], NULL);
+    case F_MKNODAT: return (int)SC4(SYS_mknodat, AT_FDCWD, a[0], a[1], a[2]);
+    case F_PRLIMIT: return (int)SC4(SYS_prlimit64, a[0], a[1], a[2], a[3]);
+    case F_CONNECT_UNIX: return nsb_connect_unix((const char *)a[0], (int)a[1]);
+    case F_EVENTFD: return (int)SC2(SYS_eventfd2, 0, a[0]);
     case F_EXECVEAT: return (int)SC5(SYS_execveat, a[0], "", a[1], a[2], 0x1000 /* AT_EMPTY_PATH */);
     case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);

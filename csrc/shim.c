@@ -238,29 +238,6 @@ static void write_exit(const char *path, int status) {
     sys_renameat(AT_FDCWD, tmp, AT_FDCWD, path);
 }
 
-/* ---- nsbox-exec ----
- * nsbox-exec SYNCFD OP PATH ARGV...: the last step of every container process
- * (see c_exec in csrc/child_identity.c): exec the command from this sealed memfd,
- * so that /proc/self/exe is never nsbox's binary in a container. A failure is
- * reported to nsbox on the sync socket, as the helper reports its own. */
-static int exec_main(int argc, char **argv, char **envp) {
-    struct {
-        u32 type, op;
-        i32 err;
-    } m;
-    int fd;
-    long r;
-    if (argc < 4) return 125;
-    fd = (int)nsb_atoi(argv[1]);
-    sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
-    r = sys_execve(argv[3], argv + 4, envp);
-    m.type = 2; /* MSG_ERROR */
-    m.op = (u32)nsb_atoi(argv[2]);
-    m.err = (i32)-r;
-    sys_write(fd, &m, sizeof m);
-    return r == -ENOENT ? 127 : 126;
-}
-
 static int monitor_main(int argc, char **argv, char **envp) {
     /* As large as a pipe's default capacity: one read takes all that is pending on
      * a stream, so output written before the other stream's is logged before it
@@ -383,10 +360,9 @@ void nsb_start(long *sp) {
     const char *name = argc > 0 ? basename_of(argv[0]) : "";
     if (nsb_streq(name, "nsbox-init")) sys_exit(init_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-pause")) sys_exit(pause_main());
-    if (nsb_streq(name, "nsbox-exec")) sys_exit(exec_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-monitor")) sys_exit(monitor_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-fg")) sys_exit(fg_main(argc, argv, envp));
     if (nsb_streq(name, "nsbox-spawn")) sys_exit(spawn_main(argc, argv));
-    say("nsbox shim: unknown role ", name, " (expected nsbox-init, nsbox-exec, nsbox-pause, nsbox-monitor, nsbox-fg or nsbox-spawn)");
+    say("nsbox shim: unknown role ", name, " (expected nsbox-spawn, nsbox-init, nsbox-pause, nsbox-monitor or nsbox-fg)");
     sys_exit(125);
 }

@@ -59,7 +59,8 @@ export function childError(op: Op | undefined, errno: number, command: string, b
     filtered && (errno === EPERM || errno === EACCES || errno === ENOSYS)
       ? " (the seccomp profile forbids a call nsbox needs here: allow it, or use --security-opt seccomp=unconfined)"
       : "";
-  if (op.code === C.EXEC && profileHint) return new NsboxError(`exec ${JSON.stringify(command)}: ${text}${profileHint}`, EXIT.CANNOT_EXEC);
+  // execve's own EACCES (a file without x, a noexec mount) is no filter's: docker's profile answers EPERM
+  if (op.code === C.EXEC && profileHint && errno !== EACCES) return new NsboxError(`exec ${JSON.stringify(command)}: ${text}${profileHint}`, EXIT.CANNOT_EXEC);
   if (op.code === C.EXEC) {
     if (errno === E2BIG) return tooBig(op.fields[3] as readonly string[], op.fields[4] as readonly string[]);
     if (errno === ENOENT)
@@ -69,7 +70,8 @@ export function childError(op: Op | undefined, errno: number, command: string, b
           : `exec ${JSON.stringify(command)}: executable file not found in the container's PATH`,
         EXIT.NOT_FOUND,
       );
-    if (errno === EACCES) return new NsboxError(`exec ${JSON.stringify(command)}: permission denied (not an executable file)`, EXIT.CANNOT_EXEC);
+    if (errno === EACCES)
+      return new NsboxError(`exec ${JSON.stringify(command)}: permission denied (not an executable file, or on a filesystem mounted noexec)`, EXIT.CANNOT_EXEC);
     if (errno === ENOEXEC)
       return new NsboxError(`exec ${JSON.stringify(command)}: exec format error (wrong architecture, or a script without #!)`, EXIT.CANNOT_EXEC);
     return new NsboxError(`exec ${JSON.stringify(command)}: ${text}`, EXIT.CANNOT_EXEC);

@@ -45,6 +45,10 @@ export const F = {
   DUP: 25,
   SIGMASK: 26,
   EXECVEAT: 27,
+  MKNODAT: 28,
+  PRLIMIT: 29,
+  CONNECT_UNIX: 30,
+  EVENTFD: 31,
 } as const;
 
 const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;

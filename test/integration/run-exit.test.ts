@@ -77,6 +77,9 @@ describe("exit codes", () => {
     expect(file.code).toBe(126);
     expect(isOneNsboxLine(file.stderr)).toBe(true);
     expect(file.stderr).toContain("/etc/passwd");
+    // execve's EACCES names the file, not the seccomp profile (which answers EPERM)
+    expect(file.stderr).toContain("not an executable file");
+    expect(file.stderr).not.toContain("seccomp");
     expect(dir.code).toBe(126);
     expect(isOneNsboxLine(dir.stderr)).toBe(true);
   });
