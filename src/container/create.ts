@@ -211,7 +211,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       joinFds,
       stdio,
       winsize: tty ? hostWinsize() : undefined,
-      // every container process execs its command through the sealed shim (see c_exec)
+      // the sealed shim: what --init execs, and what C itself runs (CVE-2019-5736, see c_exec)
       shimFd: shimFd(),
       monitor,
       seccompFilter: spec.linux.seccomp ? await filterFor(spec.linux.seccomp) : undefined,

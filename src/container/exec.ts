@@ -121,7 +121,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
       o.seccomp ? (recordedFilter(o.seccompKey) ?? (await filterFor(o.seccomp))) : undefined,
       { keepGroups: setgroupsDenied(init.pid) },
     );
-    // through the sealed shim, never from nsbox's own binary (see c_exec in csrc/child_identity.c)
+    // C runs the sealed shim, never nsbox's own binary, and execs the command (see c_exec in csrc/child_identity.c)
     c.push({ code: C.EXEC, fields: [0, shimFd(), o.args[0] ?? "", o.args, o.env], what: `exec ${JSON.stringify(o.args[0])}` });
 
     mark("program built");

@@ -122,7 +122,7 @@ export async function ociCreate(o: CreateOptions): Promise<{ record: OciRecord; 
       mergedDir: s2.root.path,
       joinFds,
       stdio: [-1, -1, -1],
-      // every command is exec'd through the sealed shim (CVE-2019-5736, see c_exec)
+      // the sealed shim: what --init execs, and what C itself runs (CVE-2019-5736, see c_exec)
       shimFd: shimFd(),
       winsize: s2.process.consoleSize ? { rows: s2.process.consoleSize.height, cols: s2.process.consoleSize.width } : undefined,
       seccompFilter: s2.linux.seccomp ? await seccompFilterOf(s2) : undefined,
