@@ -8,6 +8,7 @@
  * and where nsbox itself sits in each hierarchy (its cgroup, per controller on v1).
  */
 import { readFileSync } from "node:fs";
+import { isDigits } from "../text.ts";
 
 export type CgroupMode = "v2" | "hybrid" | "v1" | "none";
 
@@ -40,13 +41,8 @@ export function cgroupMounts(mountinfo: string): { point: string; type: string; 
 /*
  * No regular expressions here: this parse runs in the first module of every
  * start (src/early.ts), and a program's first regular expression costs Bun
- * ~0.7 MiB and its compile.
+ * ~0.7 MiB and its compile (see src/text.ts).
  */
-const isDigits = (t: string) => {
-  for (let i = 0; i < t.length; i++) if (t.charCodeAt(i) < 48 || t.charCodeAt(i) > 57) return false;
-  return t.length > 0;
-};
-
 /** mountinfo writes a space in a path as "\\040". */
 const unescapeSpaces = (t: string) => (t.includes("\\040") ? t.split("\\040").join(" ") : t);
 

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import shimPath from "../../build/nsbox-shim" with { type: "file" };
+import { call, F } from "./helper.ts";
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith } from "./libc.ts";
-import { sealFd } from "./spawn.ts";
 
 let fd: number | undefined;
 
@@ -16,7 +16,7 @@ export function shimFd(): number {
   if (fd === undefined) {
     const bytes = readFileSync(shimPath);
     fd = memfdWith("nsbox-shim", bytes, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    sealFd(fd);
+    call(F.SEAL, fd);
   }
   return fd;
 }

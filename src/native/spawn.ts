@@ -103,10 +103,6 @@ export function becomeSubreaper(): void {
   call(F.SUBREAPER);
 }
 
-export function sealFd(fd: number): number {
-  return call(F.SEAL, fd);
-}
-
 export function makePipe(cloexec = true): [number, number] {
   const fds = new Int32Array(2);
   const r = call(F.PIPE, fds, cloexec ? 0o2000000 : 0);
