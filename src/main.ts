@@ -6,7 +6,7 @@
 // first: its top level runs before any other module is evaluated
 import "./early.ts";
 import { basename } from "node:path";
-import { renderUsage } from "citty";
+import type { CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { EXIT, NsboxError } from "./errors.ts";
@@ -26,7 +26,7 @@ const globalFlags = {
   version: { type: "boolean", description: "print the version" },
 } satisfies FlagsDef;
 
-type Entry = { cmd: Parameters<typeof renderUsage>[0]; flags: FlagsDef; main: (argv: string[]) => Promise<number> };
+type Entry = { cmd: CommandDef; flags: FlagsDef; main: (argv: string[]) => Promise<number> };
 
 /**
  * The commands, each loaded only when it is run (or for --help): evaluating every
@@ -137,6 +137,8 @@ const mainCommand = () => ({
 
 /** citty's help text; without its colours when stdout is not a terminal. */
 async function usage(entry?: Entry): Promise<string> {
+  // citty is loaded for help alone (see defineCommand in src/cli/args.ts)
+  const { renderUsage } = await import("citty");
   const text = entry ? await renderUsage(entry.cmd, mainCommand()) : await renderUsage(mainCommand());
   // (the terminal module brings bun:ffi: loaded here, not at every start)
   const { isTerminal } = await import("./tty/relay.ts");

@@ -7,7 +7,7 @@
  * command, refuses unknown flags with a one-line error, and collects repeatable
  * flags (-e, -v, -p) into lists.
  */
-import type { ArgsDef } from "citty";
+import type { ArgsDef, CommandDef } from "citty";
 import { fail } from "../errors.ts";
 
 export type FlagDef = {
@@ -30,6 +30,15 @@ export type Parsed = {
   /** everything after the last declared positional (the container's command) */
   rest: string[];
 };
+
+/**
+ * citty's defineCommand, which only returns its argument, without loading citty:
+ * citty is needed only to render --help (src/main.ts imports it then), and
+ * loading it at every start cost ~0.5 ms (bench/results.md, "what was tried").
+ */
+export function defineCommand<T extends ArgsDef = ArgsDef>(def: CommandDef<T>): CommandDef<T> {
+  return def;
+}
 
 /** citty's view of the same definitions, for help output. */
 export function toCitty(defs: FlagsDef): ArgsDef {

@@ -5,10 +5,9 @@
  */
 
 import { existsSync } from "node:fs";
-import { defineCommand } from "citty";
 import { finalize } from "../container/lifecycle.ts";
 import { containerDir, withLock } from "../state/store.ts";
-import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 
 export const cleanupFlags = {
   quick: { type: "boolean", description: "a foreground run's user waits for this (see releaseBridge)" },

@@ -1,12 +1,11 @@
 /** `nsbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER CMD [ARG...]`. */
-import { defineCommand } from "citty";
 import { containerPath, mergeEnv, parseEnv, resolveUser } from "../config/parse.ts";
 import { execInContainer } from "../container/exec.ts";
 import { fail } from "../errors.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
 import { privilegedCaps, processCaps } from "../security/capabilities.ts";
 import { mark } from "../trace.ts";
-import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { lookupRunning } from "./common.ts";
 
 export const execFlags = {

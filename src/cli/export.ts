@@ -1,9 +1,8 @@
 /** `nsbox export CONTAINER -o FILE`: a running container's root filesystem as a tar (see container/export.ts). */
-import { defineCommand } from "citty";
 import { exportRoot } from "../container/export.ts";
 import { fail, sysMessage } from "../errors.ts";
 import { log } from "../log.ts";
-import { type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { lookup } from "./common.ts";
 import { bytes } from "./format.ts";
 

@@ -3,7 +3,6 @@
  * (src/image/store.ts). Top-level aliases as docker's: `images`, `rmi`.
  * Each action has its own flags and --help.
  */
-import { defineCommand, renderUsage } from "citty";
 import { allViews, reconcile } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
 import { importImages } from "../image/archive.ts";
@@ -12,7 +11,7 @@ import { type SaveFormat, saveImage } from "../image/save.ts";
 import { type ImageRecord, type ImageStore, openStore } from "../image/store.ts";
 import { log } from "../log.ts";
 import { isTerminal } from "../tty/relay.ts";
-import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { ago, bytes, printInspect, table } from "./format.ts";
 
@@ -274,6 +273,7 @@ export async function image(argv: string[]): Promise<number> {
   if (!action) fail(`unknown image action "${name}": use ${Object.keys(actions).join(", ")}`);
   const rest = argv.slice(1);
   if (rest.includes("--help") || rest.includes("-h")) {
+    const { renderUsage } = await import("citty");
     const text = await renderUsage(actionCommand(name, action), defineCommand({ meta: { name: "nsbox image" } }));
     console.log((isTerminal(1) ? text : text.replace(/\x1b\[[0-9;]*m/g, "")).replace(/[ \t]+$/gm, ""));
     return 0;

@@ -1,5 +1,4 @@
 /** `nsbox inspect [-f FORMAT] CONTAINER...`: everything nsbox knows of containers, as JSON (or through a docker-style template). */
-import { defineCommand } from "citty";
 import { openCgroup } from "../cgroup/index.ts";
 import { defaultMounts } from "../config/defaults.ts";
 import { type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
@@ -7,7 +6,7 @@ import { logPath } from "../container/logs.ts";
 import { namespacesOf } from "../container/namespaces.ts";
 import { capHex } from "../security/capabilities.ts";
 import { resolveRef } from "../state/store.ts";
-import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { printInspect } from "./format.ts";
 import { dockerConfig, dockerHostConfig, dockerMounts, dockerNetworkSettings } from "./inspect-docker.ts";
 import { portsText } from "./ps.ts";

@@ -3,13 +3,12 @@
  * credentials checked against the registry, then kept in docker's config.json
  * (see src/image/auth.ts for the files read and written).
  */
-import { defineCommand } from "citty";
 import { fail, NsboxError } from "../errors.ts";
 import { credentialsFor, removeCredentials, storeCredentials } from "../image/auth.ts";
 import { DOCKER_HUB, DOCKER_HUB_API } from "../image/reference.ts";
 import { RegistryClient } from "../image/registry/client.ts";
 import { log as consola } from "../log.ts";
-import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 
 export const loginFlags = {
   registry: { type: "positional", description: "the registry: HOST[:PORT] (docker.io for Docker Hub)", required: true },

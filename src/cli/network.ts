@@ -5,7 +5,6 @@
  * the bridge, removes it with nsbox's nftables table and restores the sysctls
  * nsbox changed.
  */
-import { defineCommand } from "citty";
 import { allViews, reconcile } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
 import { bridgePorts, linkByName } from "../net/netlink.ts";
@@ -14,7 +13,7 @@ import { pruneNetwork } from "../net/prune.ts";
 import { readNetState } from "../net/state.ts";
 import { BRIDGE, parseSubnet } from "../net/subnet.ts";
 import { readSysctl } from "../net/sysctl.ts";
-import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { table } from "./format.ts";
 

@@ -7,13 +7,12 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { defineCommand } from "citty";
 import { allViews } from "../container/lifecycle.ts";
 import { namespacesOf, sharing } from "../container/namespaces.ts";
 import { fail } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { hostMount, hostUmount } from "../native/spawn.ts";
-import { type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat, lookup } from "./common.ts";
 import { table } from "./format.ts";
 

@@ -1,5 +1,4 @@
 /** `nsbox pod create|ps|inspect|stop|rm`: Kubernetes-style pods (see container/pod.ts). */
-import { defineCommand } from "citty";
 import { parseCgroupParent } from "../cgroup/index.ts";
 import { parseHostname } from "../config/parse.ts";
 import { parseSeconds } from "../config/units.ts";
@@ -11,7 +10,7 @@ import { parsePublish } from "../net/ports.ts";
 import { parseSubnet } from "../net/subnet.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { rootlessNetwork } from "../rootless/network.ts";
-import { bool, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, list, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { ago, printInspect, table } from "./format.ts";
 import { portsText, statusText } from "./ps.ts";

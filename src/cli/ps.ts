@@ -1,9 +1,8 @@
 /** `nsbox ps [-a] [-q] [-f KEY=VALUE] [--format json]`: list containers. */
-import { defineCommand } from "citty";
 import { shortId } from "../container/ids.ts";
 import { allViews, type ContainerView, reconcile } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
-import { bool, type FlagsDef, list, parseFlags, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, list, parseFlags, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { ago, humanDuration, table } from "./format.ts";
 

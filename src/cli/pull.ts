@@ -1,9 +1,8 @@
 /** `nsbox pull [--platform OS/ARCH[/VARIANT]] [--tls-verify=false] [-q] REF`: an image from a registry into the store. */
-import { defineCommand } from "citty";
 import { makeProgress } from "../image/progress.ts";
 import { pullImage } from "../image/pull.ts";
 import { isTerminal } from "../tty/relay.ts";
-import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 
 export const pullFlags = {
   image: { type: "positional", description: "the image: [REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST]", required: true },

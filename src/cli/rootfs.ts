@@ -1,9 +1,8 @@
 /** `nsbox rootfs busybox DIR`: build the default busybox rootfs. */
-import { defineCommand } from "citty";
 import { fail } from "../errors.ts";
 import { log as consola } from "../log.ts";
 import { buildBusyboxRootfs } from "../rootfs/busybox.ts";
-import { type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 
 export const rootfsFlags = {
   kind: { type: "positional", description: "what to build: busybox", required: true },

@@ -1,6 +1,5 @@
 /** `nsbox run [flags] ROOTFS CMD [ARG...]`: run a command in a new container. */
 import { readFileSync } from "node:fs";
-import { defineCommand } from "citty";
 import { parseCgroupParent } from "../cgroup/index.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../config/defaults.ts";
 import { checkVolumeSource, containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../config/parse.ts";
@@ -28,7 +27,7 @@ import { applyRootless } from "../rootless/spec.ts";
 import { applySecurity } from "../security/apply.ts";
 import { mark } from "../trace.ts";
 import { isTerminal } from "../tty/relay.ts";
-import { bool, type FlagsDef, list, type Parsed, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, list, type Parsed, parseFlags, str, toCitty } from "./args.ts";
 import { lookup } from "./common.ts";
 
 export const runFlags = {

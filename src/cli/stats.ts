@@ -1,10 +1,9 @@
 /** `nsbox stats [--no-stream] [CONTAINER...]`: memory, CPU and pids from each container's cgroup. */
-import { defineCommand } from "citty";
 import { type CgroupStats, openCgroup } from "../cgroup/index.ts";
 import { allViews, type ContainerView, mustView, reconcile } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
 import { resolveRef } from "../state/store.ts";
-import { bool, type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 import { checkFormat } from "./common.ts";
 import { bytes, table } from "./format.ts";
 

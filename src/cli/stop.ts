@@ -1,9 +1,8 @@
 /** `nsbox stop`, `nsbox kill`, `nsbox rm`, `nsbox wait`: the end of a container's life. */
-import { defineCommand } from "citty";
 import { parseSeconds } from "../config/units.ts";
 import { parseSignal, removeContainer, signalInit, stopContainer, waitExit } from "../container/lifecycle.ts";
 import { fail } from "../errors.ts";
-import { bool, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
+import { bool, defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { eachRef, lookup } from "./common.ts";
 
 const refs = { containers: { type: "positional", description: "containers (names, ids or unique id prefixes)", required: true } } as const;

@@ -5,9 +5,8 @@
  * over the subordinate ids. Run by hand, they act with the caller's own rights.
  */
 import { renameSync, rmSync } from "node:fs";
-import { defineCommand } from "citty";
 import { fail } from "../errors.ts";
-import { type FlagsDef, parseFlags, toCitty } from "./args.ts";
+import { defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 
 export const usernsHelperFlags = {
   job: { type: "positional", description: "extract TARBALL DEST, extract-layer BLOB DEST, mv FROM TO, or rm PATH...", required: true },
