@@ -21,8 +21,8 @@ import { filterFor, type LinuxSeccomp, recordedFilter } from "../security/seccom
 import { exiting, type ProcId, startTime } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";
+import { Foreground } from "./attached.ts";
 import { childError } from "./childerror.ts";
-import { Foreground } from "./foreground.ts";
 import type { ContainerView } from "./lifecycle.ts";
 import { CLONE, CLONE_OF_NSFILE, identitySteps } from "./plan.ts";
 

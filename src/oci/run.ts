@@ -4,7 +4,7 @@
  * the terminal (process.terminal without --console-socket), forwards signals,
  * waits, deletes the container and exits with its code, as runc run.
  */
-import { Foreground } from "../container/foreground.ts";
+import { Foreground } from "../container/attached.ts";
 import { closeFd, exitCodeOf, setWinsize } from "../native/spawn.ts";
 import { hostWinsize } from "../tty/relay.ts";
 import { type CreateOptions, ociCreate } from "./create.ts";
