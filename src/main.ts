@@ -5,13 +5,13 @@
 
 // first: its top level runs before any other module is evaluated
 import "./early.ts";
-import { basename } from "node:path";
 import type { CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { log as consola } from "./log.ts";
 import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
+import { basename } from "./posixpath.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
 import { roots, setRoots } from "./state/paths.ts";
 import { checkRootDir } from "./state/rootcheck.ts";

@@ -6,7 +6,7 @@
  * devices.list back to be sure the kernel holds what was asked.
  */
 import { closeSync, openSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 import { cgroupLine, type DeviceRule, type DeviceRuleSet, effectiveRules } from "../security/devices.ts";
 import { CgroupError } from "./cgroup.ts";
 import { cgWriteError, readCg } from "./fsutil.ts";

@@ -5,8 +5,9 @@
  * (see v2.ts); --cgroup-parent places it elsewhere. nsbox never moves a process
  * other than the container's, and removes only the cgroups it created.
  */
-import { basename } from "node:path";
+
 import type { Mount, Resources } from "../config/spec.ts";
+import { basename } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type ContainerCgroup } from "./cgroup.ts";
 import { type CgroupHost, detectCgroups } from "./detect.ts";

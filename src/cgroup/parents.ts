@@ -6,7 +6,7 @@
  * nsbox did not create is never recorded, so never removed.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 
 // rootless: the user's own state root (its cgroups are its own)

@@ -3,8 +3,8 @@
  * the container gets a directory in each, nested under nsbox's own cgroup there.
  */
 import { existsSync, mkdirSync, rmdirSync } from "node:fs";
-import { dirname, join } from "node:path";
 import type { Resources } from "../config/spec.ts";
+import { dirname, join } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
 import type { CgroupHost } from "./detect.ts";

@@ -4,8 +4,8 @@
  * delegates controllers to children may hold no processes itself.
  */
 import { constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync } from "node:fs";
-import { dirname, join } from "node:path";
 import type { Resources } from "../config/spec.ts";
+import { dirname, join } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { mark } from "../trace.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";

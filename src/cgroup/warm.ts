@@ -16,7 +16,7 @@
  * Only for cgroup v1 (hybrid hosts too): on v2 nothing is moved.
  */
 import { writeFile } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 import { detectCgroups } from "./detect.ts";
 
 let last: Promise<void> = Promise.resolve();

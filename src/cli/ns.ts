@@ -6,12 +6,12 @@
  * `nsbox ns unbind DIR` undoes it.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { allViews } from "../container/lifecycle.ts";
 import { namespacesOf, sharing } from "../container/namespaces.ts";
 import { fail } from "../errors.ts";
 import { strerror } from "../native/libc.ts";
 import { hostMount, hostUmount } from "../native/spawn.ts";
+import { join, resolve } from "../posixpath.ts";
 import { defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";
 import { checkFormat, lookup } from "./common.ts";
 import { table } from "./format.ts";

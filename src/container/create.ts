@@ -9,7 +9,6 @@
  * If anything fails, the same release used by rm gives everything back.
  */
 import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import {
   CgroupError,
   type CgroupRecord,
@@ -31,6 +30,7 @@ import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnEncoded, waitPid } from "../native/spawn.ts";
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
 import { plannedNetwork, plumbNetwork, prepareNetwork } from "../net/setup.ts";
+import { join } from "../posixpath.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
 import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";

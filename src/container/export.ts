@@ -14,9 +14,9 @@
  * chroot) and is renamed once complete, after nsbox is back in the host's root.
  */
 import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
 import { TarWriter } from "../image/tarwriter.ts";
 import { enterRoot, leaveRoot } from "../native/chroot.ts";
+import { basename, dirname, join, resolve } from "../posixpath.ts";
 import { randomHex } from "../state/random.ts";
 
 /** Mount points inside the container, as its own mountinfo shows them (relative to its root). */

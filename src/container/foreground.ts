@@ -9,13 +9,13 @@
  * code, so that the container is gone when the shell gets its prompt back.
  */
 
-import { join } from "node:path";
 import type { ContainerSpec } from "../config/spec.ts";
 import { formatBytes } from "../config/units.ts";
 import { log } from "../log.ts";
 import { blockSignals, drainSignals, execFd, type Forwarding, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
 import { closeFd, exitCodeOf } from "../native/spawn.ts";
+import { join } from "../posixpath.ts";
 import { type ContainerConfig, containerDir, type ExitFile, withLockAfterExit, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { Foreground } from "./attached.ts";

@@ -8,11 +8,11 @@
  * says the code is unknown rather than guess.
  */
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
 import { openCgroup } from "../cgroup/index.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
+import { basename, join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { alive, type ProcId, startTime, zombieStatus } from "../state/proc.ts";
 import {

@@ -6,7 +6,7 @@
  * to ctr.log, rotated to ctr.log.1 when it reaches the size cap.
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 import { containerDir } from "../state/store.ts";
 
 export interface LogLine {

@@ -6,12 +6,12 @@
  * their own, in <state>/pods/<name> -> id.
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
 import { defaultEnv } from "../config/defaults.ts";
 import type { ContainerSpec, Namespace } from "../config/spec.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
 import type { NetworkRequest } from "../net/setup.ts";
+import { join } from "../posixpath.ts";
 import { applyRootless } from "../rootless/spec.ts";
 import { processCaps } from "../security/capabilities.ts";
 import { seccompFor } from "../security/seccomp-policy.ts";

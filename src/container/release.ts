@@ -4,11 +4,11 @@
  * and the repair of a container whose nsbox was killed — and safe to run twice.
  */
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { type CgroupRecord, detectCgroups, openCgroup } from "../cgroup/index.ts";
 import { defaultParentV2 } from "../cgroup/v2.ts";
 import { log } from "../log.ts";
 import { releaseNetwork } from "../net/release.ts";
+import { join } from "../posixpath.ts";
 import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";
 import { removeTree } from "../rootless/storage.ts";
 import type { ContainerConfig } from "../state/store.ts";

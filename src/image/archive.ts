@@ -13,8 +13,8 @@
  * so a bad archive leaves nothing in the store.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
-import { join, normalize } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
+import { join, normalize } from "../posixpath.ts";
 import { checkHeader } from "../rootfs/tar/format.ts";
 import { removeTree } from "../rootless/storage.ts";
 import { digestHex, isDigest, sha256Bytes, sha256File } from "./digest.ts";

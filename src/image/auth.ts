@@ -10,8 +10,8 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
 import { fail } from "../errors.ts";
+import { dirname, join } from "../posixpath.ts";
 import { DOCKER_HUB } from "./reference.ts";
 
 export interface Credentials {

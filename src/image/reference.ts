@@ -18,8 +18,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
 import { fail } from "../errors.ts";
+import { join } from "../posixpath.ts";
 
 export const DOCKER_HUB = "docker.io";
 /** The host docker.io's API really lives at. */

@@ -10,8 +10,8 @@
  * complete: an interrupted save never leaves a truncated archive under its name.
  */
 import { closeSync, createReadStream, createWriteStream, openSync, renameSync, rmSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { fail, sysMessage } from "../errors.ts";
+import { dirname, join } from "../posixpath.ts";
 import { randomHex } from "../state/random.ts";
 import { MEDIA, REF_NAME } from "./archive.ts";
 import { digestHex, sha256File } from "./digest.ts";

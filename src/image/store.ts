@@ -38,9 +38,9 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
+import { join } from "../posixpath.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { roots } from "../state/paths.ts";

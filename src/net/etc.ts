@@ -4,8 +4,8 @@
  * rootfs is never changed and the files go with the container.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Mount } from "../config/spec.ts";
+import { join } from "../posixpath.ts";
 import { nameserverOf } from "../text.ts";
 
 /** The host's resolvers, without loopback ones (a stub resolver on 127.0.0.53 is not reachable from the container). */

@@ -5,8 +5,8 @@
  * survive nsbox restarts, and are given back on rm.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
+import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { writeAtomic } from "../state/store.ts";
 

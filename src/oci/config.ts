@@ -8,12 +8,12 @@
  * of extensions, but listed under --debug.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
 import { defaultDevices } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
 import type { ContainerSpec, Device, IdMapping, Mount, Namespace, NamespaceType, Resources } from "../config/spec.ts";
 import { NsboxError } from "../errors.ts";
 import { log } from "../log.ts";
+import { isAbsolute, join, resolve } from "../posixpath.ts";
 import { CAP_NAMES, type Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";

@@ -27,7 +27,6 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
 import { MS } from "../config/mountopts.ts";
 import type { ContainerSpec } from "../config/spec.ts";
@@ -41,6 +40,7 @@ import { getRlimit, mkfifo, sendFdTo, setRlimit } from "../native/ocisys.ts";
 import { C, MK, type Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";
+import { basename, dirname, join } from "../posixpath.ts";
 import { filterFor, nativeArch } from "../security/seccomp-policy.ts";
 import { procId } from "../state/proc.ts";
 import { mark } from "../trace.ts";

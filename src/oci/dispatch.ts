@@ -13,7 +13,7 @@
  * So `nsbox run ROOTFS CMD` and `nsbox exec CONTAINER CMD` keep their meaning.
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 
 /** The runtime-spec version nsbox follows (1.0.x to this one), for --version and features. */
 export const SPEC_VERSION = "1.2.0";

@@ -10,11 +10,11 @@
  * last poll after the container stopped catches the OOM that stopped it.
  */
 import { closeSync, existsSync, openSync, readSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { keyed, readCg } from "../cgroup/fsutil.ts";
 import { type CgroupRecord, openCgroup } from "../cgroup/index.ts";
 import { log } from "../log.ts";
 import { eventfd } from "../native/ocisys.ts";
+import { join } from "../posixpath.ts";
 import { ConfigError } from "./config.ts";
 import { mustRecord, type OciRecord, readRecord, statusOf } from "./state.ts";
 

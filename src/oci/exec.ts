@@ -11,7 +11,6 @@
  * for its execve); else nsbox waits for it and exits with its code.
  */
 import { closeSync, openSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { openCgroup } from "../cgroup/index.ts";
 import type { Process } from "../config/spec.ts";
 import { childError } from "../container/childerror.ts";
@@ -22,6 +21,7 @@ import { sendFdTo } from "../native/ocisys.ts";
 import { C, type Op, W } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, exitCodeOf, readChildPid, recvMessage, sendGo, spawnProcess, waitPid } from "../native/spawn.ts";
+import { join } from "../posixpath.ts";
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
 import { ConfigError, loadBundle, parseProcess } from "./config.ts";

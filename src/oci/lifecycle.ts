@@ -5,8 +5,8 @@
  */
 import { closeSync, constants, openSync, readSync, unlinkSync, writeFileSync } from "node:fs";
 import { constants as osc } from "node:os";
-import { join } from "node:path";
 import { openCgroup } from "../cgroup/index.ts";
+import { join } from "../posixpath.ts";
 import { alive } from "../state/proc.ts";
 import { ConfigError } from "./config.ts";
 import { runHooks } from "./hooks.ts";

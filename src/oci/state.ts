@@ -6,9 +6,9 @@
  * the freezer), so it is right also after the process died with no nsbox running.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/index.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
+import { join } from "../posixpath.ts";
 import { alive, type ProcId } from "../state/proc.ts";
 import type { Hooks } from "./config.ts";
 import { DEFAULT_OCI_ROOT } from "./dispatch.ts";

@@ -4,8 +4,8 @@
  * features document, what this nsbox honours.
  */
 import { existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
+import { join } from "../posixpath.ts";
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { BIND_MOUNT_OPTIONS, ConfigError, HOOK_KINDS, SPEC_VERSION } from "./config.ts";
 

@@ -4,8 +4,8 @@
  * /etc/group, and the empty directories a container expects.
  */
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { fail } from "../errors.ts";
+import { dirname, join } from "../posixpath.ts";
 
 const CANDIDATES = ["/bin/busybox", "/usr/bin/busybox", "/usr/lib/busybox/busybox-static"];
 

@@ -9,8 +9,8 @@
  * tree, and the loser of a race simply throws its copy away.
  */
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { fail } from "../errors.ts";
+import { join } from "../posixpath.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { rootfsCacheDir } from "../state/paths.ts";

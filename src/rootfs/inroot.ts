@@ -4,7 +4,7 @@
  * the host's file. Used for /etc/passwd and /etc/group before the container exists.
  */
 import { lstatSync, readFileSync, readlinkSync } from "node:fs";
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 
 const MAX_LINKS = 40;
 

@@ -8,10 +8,10 @@
  * with limits is refused before anything is made.
  */
 import { accessSync, constants } from "node:fs";
-import { dirname, join } from "node:path";
 import { detectCgroups } from "../cgroup/index.ts";
 import type { Resources } from "../config/spec.ts";
 import { fail } from "../errors.ts";
+import { dirname, join } from "../posixpath.ts";
 
 /** The cgroup v2 directory under which a rootless container's cgroup would go, if the user may write there. */
 export function delegatedParent(parent: string | undefined, host = detectCgroups()): { dir?: string; why: string } {

@@ -8,11 +8,11 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { fail, NsboxError } from "../errors.ts";
 import { hostPortInUse, parsePublish } from "../net/ports.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import type { PortBinding } from "../net/state.ts";
+import { dirname, join } from "../posixpath.ts";
 import { alive, startTime } from "../state/proc.ts";
 import { noteOnce } from "./note.ts";
 

@@ -5,8 +5,8 @@
  * for another reason says that one thing only.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { log } from "../log.ts";
+import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 
 const pending = new Map<string, string>();

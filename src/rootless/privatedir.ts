@@ -5,8 +5,8 @@
  * it first (or put a symlink there) to see or feed the containers' state.
  */
 import { lstatSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { fail } from "../errors.ts";
+import { dirname } from "../posixpath.ts";
 
 export function privateDir(path: string, what: string, shared = false): string {
   try {

@@ -8,8 +8,8 @@
  * same mapping the caller is root over all of them, so both jobs run there.
  */
 import { chmodSync, lstatSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { NsboxError } from "../errors.ts";
+import { join } from "../posixpath.ts";
 import { isRootless, rootlessMapping } from "./identity.ts";
 import { runInUserns } from "./userns-run.ts";
 

@@ -4,9 +4,9 @@
  * --device-cgroup-rule. Every bad input throws before anything is created.
  */
 import { lstatSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import type { ContainerSpec, Device } from "../config/spec.ts";
 import { log } from "../log.ts";
+import { join } from "../posixpath.ts";
 import { deviceRules, parseDeviceFlag, splitDev } from "./devices.ts";
 import { SecurityError } from "./errors.ts";
 import { securityFromFlags } from "./policy.ts";

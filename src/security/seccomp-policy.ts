@@ -11,8 +11,8 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
-import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
+import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { isHex } from "../text.ts";
 import { capHex } from "./capabilities.ts";

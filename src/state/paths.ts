@@ -13,7 +13,7 @@
  *  data root  $XDG_DATA_HOME/nsbox (default ~/.local/share/nsbox)
  *  state root $XDG_RUNTIME_DIR/nsbox, or /tmp/nsbox-<uid> when that is unset
  */
-import { join } from "node:path";
+import { join } from "../posixpath.ts";
 import { isRootless, rootlessMapping } from "../rootless/identity.ts";
 import { privateDir } from "../rootless/privatedir.ts";
 

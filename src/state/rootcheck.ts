@@ -5,8 +5,8 @@
  * errno: refuse it up front, naming the flag (or variable) it came from.
  */
 import { accessSync, constants, statfsSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { fail, sysMessage } from "../errors.ts";
+import { dirname, resolve } from "../posixpath.ts";
 
 /** statfs(2) magic numbers of filesystems that cannot hold nsbox's files. */
 const KERNEL_FS = new Map<number, string>([

@@ -29,11 +29,11 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
+import { join } from "../posixpath.ts";
 import { isHex } from "../text.ts";
 import { roots } from "./paths.ts";
 import type { ProcId } from "./proc.ts";
