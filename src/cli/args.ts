@@ -34,7 +34,7 @@ export type Parsed = {
 /**
  * citty's defineCommand, which only returns its argument, without loading citty:
  * citty is needed only to render --help (src/main.ts imports it then), and
- * loading it at every start cost ~0.5 ms (bench/results.md, "what was tried").
+ * loading it at every start cost 2.3-2.7 ms (bench/results.md, "what was tried").
  */
 export function defineCommand<T extends ArgsDef = ArgsDef>(def: CommandDef<T>): CommandDef<T> {
   return def;
