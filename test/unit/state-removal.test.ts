@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setRoots } from "../../src/state/paths.ts";
+import { roots, setRoots } from "../../src/state/paths.ts";
 import {
   type ContainerConfig,
   containerDir,
@@ -23,8 +23,17 @@ import {
 } from "../../src/state/store.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nsbox-state-"));
-beforeAll(() => setRoots({ state: join(dir, "state"), root: join(dir, "data") }));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// bun runs every unit test file in one process: the roots go back to what they
+// were, or a later file's seccomp cache would recreate this dir after its removal
+let before: ReturnType<typeof roots> | undefined;
+beforeAll(() => {
+  before = roots();
+  setRoots({ state: join(dir, "state"), root: join(dir, "data") });
+});
+afterAll(() => {
+  if (before) setRoots({ state: before.state, root: before.data });
+  rmSync(dir, { recursive: true, force: true });
+});
 
 let n = 0;
 function newContainer(): string {
