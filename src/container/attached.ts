@@ -10,7 +10,7 @@ import { enterRaw, hostWinsize, type Relay, relayPty, restoreTerminal } from "..
 import { type ChildExit, childExit, killAndReap } from "./exitwatch.ts";
 
 /** Signals that nsbox passes on to the container (docker's --sig-proxy). */
-export const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
+const FORWARDED_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
 /**
  * A process nsbox waits for in the foreground: its terminal relayed (when it has

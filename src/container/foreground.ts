@@ -40,7 +40,7 @@ export interface ForegroundOptions {
  */
 const HANDOFF_AFTER_MS = 200;
 
-/** Numbers of FORWARDED_SIGNALS, and all the signals the shim takes over (csrc/shim_fg.c). */
+/** Numbers of the signals Foreground forwards (FORWARDED_SIGNALS in attached.ts), and all the signals the shim takes over (csrc/shim_fg.c). */
 const FORWARDED_NUMBERS = [15, 2, 1, 3, 10, 12];
 const HANDED_OFF = [...FORWARDED_NUMBERS, 17 /* SIGCHLD */, 28 /* SIGWINCH */];
 
