@@ -1,0 +1,506 @@
+/**
+ * The file operations nsbox's run, exec and lifecycle paths use, with node:fs's
+ * names, arguments and errors (`ENOENT: no such file or directory, open '/x'`,
+ * with code, errno, syscall, path), over raw system calls (src/native/syscall.ts).
+ *
+ * Why not node:fs itself: loading it is 2.2-4.5 ms and ~1.9 MiB at every start
+ * (bench/trace-notes.md, issue 14), and it is loaded by any one import anywhere in
+ * the code a command runs. Commands off the start path (images, tar, the OCI
+ * verbs, `-t`'s relay) still use node:fs where it is simpler.
+ *
+ * Only the forms nsbox uses: each function throws for an option it does not
+ * implement rather than ignoring it. test/unit/fs.test.ts holds each one to
+ * node:fs's behaviour.
+ */
+import { dirname } from "../posixpath.ts";
+import { errnoError } from "./errno.ts";
+import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, addr, cpath, O, sys } from "./syscall.ts";
+
+const EINTR = 4;
+const ENOENT = 2;
+const EEXIST = 17;
+
+export const constants = {
+  O_RDONLY: O.RDONLY,
+  O_WRONLY: O.WRONLY,
+  O_RDWR: O.RDWR,
+  O_CREAT: O.CREAT,
+  O_EXCL: O.EXCL,
+  O_TRUNC: O.TRUNC,
+  O_APPEND: O.APPEND,
+  O_DIRECTORY: O.DIRECTORY,
+  O_NOFOLLOW: O.NOFOLLOW,
+  F_OK: 0,
+  R_OK: 4,
+  W_OK: 2,
+  X_OK: 1,
+} as const;
+
+/**
+ * The address of path as the kernel takes it (see cpath: slot 0 or 1). A NUL
+ * inside would cut it short, so it is refused as node refuses it.
+ */
+function pa(path: string, syscall: string, slot: 0 | 1 = 0): number {
+  if (typeof path !== "string") throw new TypeError(`The "path" argument must be of type string. Received ${typeof path}`);
+  if (path.includes("\0")) {
+    throw Object.assign(new TypeError(`The argument 'path' must be a string without null bytes. Received ${JSON.stringify(path)}`), {
+      code: "ERR_INVALID_ARG_VALUE",
+    });
+  }
+  const at = cpath(path, slot);
+  if (at < 0) throw errnoError(-at, syscall, path);
+  return at;
+}
+
+/** r, or the error of a failed call (r = -errno). */
+function check(r: number, syscall: string, path?: string, dest?: string): number {
+  if (r < 0) throw errnoError(-r, syscall, path, dest);
+  return r;
+}
+
+/** A call retried while a signal interrupts it. */
+function again(f: () => number): number {
+  for (;;) {
+    const r = f();
+    if (r !== -EINTR) return r;
+  }
+}
+
+const FLAGS: Record<string, number> = {
+  r: O.RDONLY,
+  "r+": O.RDWR,
+  w: O.WRONLY | O.CREAT | O.TRUNC,
+  wx: O.WRONLY | O.CREAT | O.TRUNC | O.EXCL,
+  "w+": O.RDWR | O.CREAT | O.TRUNC,
+  a: O.WRONLY | O.CREAT | O.APPEND,
+  "a+": O.RDWR | O.CREAT | O.APPEND,
+};
+
+function openFlags(flags: string | number): number {
+  const f = typeof flags === "number" ? flags : FLAGS[flags];
+  if (f === undefined) throw new TypeError(`open flags "${flags}" are not supported here`);
+  return f;
+}
+
+/** open(2), close-on-exec (as node's). */
+export function openSync(path: string, flags: string | number = "r", mode = 0o666): number {
+  const at = pa(path, "open");
+  const f = openFlags(flags) | O.CLOEXEC;
+  return check(
+    again(() => sys("openat", AT_FDCWD, at, f, mode)),
+    "open",
+    path,
+  );
+}
+
+export function closeSync(fd: number): void {
+  check(sys("close", fd), "close");
+}
+
+/** One read(2) (pread at a position); returns the bytes read, 0 at the end. */
+export function readSync(fd: number, buf: Uint8Array, offset = 0, length = buf.length - offset, position: number | null = null): number {
+  if (offset < 0 || length < 0 || offset + length > buf.length)
+    throw new RangeError(`read of ${length} bytes at ${offset} is outside a buffer of ${buf.length}`);
+  if (length === 0) return 0;
+  return check(readAt(fd, addr(buf) + offset, length, position), "read");
+}
+
+function readAt(fd: number, at: number, length: number, position: number | null): number {
+  for (;;) {
+    const r = position === null ? sys("read", fd, at, length) : sys("pread64", fd, at, length, position);
+    if (r !== -EINTR) return r;
+  }
+}
+
+/**
+ * write(2). A buffer: one write of `length` bytes from `offset` (the caller loops,
+ * as with node). A string: all of it, in as many writes as it takes (a caller
+ * could not resume a string at a byte offset); returns its length in bytes.
+ */
+export function writeSync(fd: number, data: string | Uint8Array, offset?: number, length?: number): number {
+  if (typeof data === "string") return writeString(fd, data);
+  const off = offset ?? 0;
+  const len = length ?? data.length - off;
+  if (off < 0 || len < 0 || off + len > data.length) throw new RangeError(`write of ${len} bytes at ${off} is outside a buffer of ${data.length}`);
+  if (len === 0) return 0;
+  return check(writeAt(fd, addr(data) + off, len), "write");
+}
+
+function writeAt(fd: number, at: number, len: number): number {
+  for (;;) {
+    const r = sys("write", fd, at, len);
+    if (r !== -EINTR) return r;
+  }
+}
+
+/**
+ * The scratch buffer of reads and string writes: one, allocated once, its address
+ * taken once (taking a fresh buffer's address makes the engine copy it to memory
+ * that cannot move: ~10 µs a call in a start's interpreted code).
+ */
+let scratch = new Uint8Array(16384);
+let scratchAt = 0;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function scratchAddress(): number {
+  if (scratchAt === 0) scratchAt = addr(scratch);
+  return scratchAt;
+}
+
+function writeString(fd: number, data: string): number {
+  const into = encoder.encodeInto(data, scratch);
+  // longer than the scratch buffer: a buffer of its own
+  const bytes = into.read < data.length ? Buffer.from(data) : scratch;
+  const at = bytes === scratch ? scratchAddress() : addr(bytes);
+  const len = bytes === scratch ? into.written : bytes.length;
+  for (let off = 0; off < len; ) off += check(writeAt(fd, at + off, len - off), "write");
+  return len;
+}
+
+type Encoding = "utf8" | "utf-8";
+
+/** The whole file, read to its end (files in /proc and /sys report no size). */
+export function readFileSync(path: string): Buffer;
+export function readFileSync(path: string, encoding: Encoding | { encoding: Encoding }): string;
+export function readFileSync(path: string, encoding?: Encoding | { encoding: Encoding }): string | Buffer {
+  const fd = openSync(path, "r");
+  let used = 0;
+  try {
+    for (;;) {
+      if (used === scratch.length) {
+        const bigger = new Uint8Array(scratch.length * 4);
+        bigger.set(scratch);
+        scratch = bigger;
+        scratchAt = 0;
+      }
+      const n = check(readAt(fd, scratchAddress() + used, scratch.length - used, null), "read");
+      if (n === 0) break;
+      used += n;
+    }
+  } finally {
+    sys("close", fd);
+  }
+  const data = scratch.subarray(0, used);
+  const out = encoding ? decoder.decode(data) : Buffer.from(data);
+  // a large file's buffer is not kept for the small ones that follow
+  if (scratch.length > 1 << 20) {
+    scratch = new Uint8Array(16384);
+    scratchAt = 0;
+  }
+  return out;
+}
+
+/** Creates or truncates the file (mode for a new one, default 0o666 less the umask) and writes all of data. */
+export function writeFileSync(path: string, data: string | Uint8Array, options?: { mode?: number; flag?: "w" | "wx" | "a" }): void {
+  const fd = openSync(path, options?.flag ?? "w", options?.mode ?? 0o666);
+  try {
+    if (typeof data === "string") writeString(fd, data);
+    else for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  } finally {
+    sys("close", fd);
+  }
+}
+
+/** access(2) with F_OK: never throws. */
+export function existsSync(path: string): boolean {
+  if (typeof path !== "string" || path.includes("\0")) return false;
+  const at = cpath(path);
+  return at > 0 && sys("faccessat", AT_FDCWD, at, 0) === 0;
+}
+
+export function accessSync(path: string, mode: number = constants.F_OK): void {
+  check(sys("faccessat", AT_FDCWD, pa(path, "access"), mode), "access", path);
+}
+
+function mkdirOnce(path: string, mode: number): number {
+  return sys("mkdirat", AT_FDCWD, pa(path, "mkdir"), mode);
+}
+
+/**
+ * mkdir(2). With recursive, the missing parents too (each with mode), no error
+ * if the directory exists, and the first directory created is returned.
+ */
+export function mkdirSync(path: string, options?: { recursive?: boolean; mode?: number } | number): string | undefined {
+  const mode = (typeof options === "number" ? options : options?.mode) ?? 0o777;
+  const recursive = typeof options === "object" && !!options.recursive;
+  const r = mkdirOnce(path, mode);
+  if (r === 0) return recursive ? path : undefined;
+  if (!recursive) throw errnoError(-r, "mkdir", path);
+  if (r === -EEXIST) {
+    if (statOrUndefined(path)?.isDirectory()) return undefined;
+    throw errnoError(EEXIST, "mkdir", path);
+  }
+  if (r !== -ENOENT) throw errnoError(-r, "mkdir", path);
+  const parent = dirname(path);
+  if (parent === path || parent === ".") throw errnoError(ENOENT, "mkdir", path);
+  const first = mkdirSync(parent, { recursive: true, mode });
+  const again2 = mkdirOnce(path, mode);
+  if (again2 !== 0 && !(again2 === -EEXIST && statOrUndefined(path)?.isDirectory())) throw errnoError(-again2, "mkdir", path);
+  return first ?? path;
+}
+
+export function rmdirSync(path: string): void {
+  check(sys("unlinkat", AT_FDCWD, pa(path, "rmdir"), AT_REMOVEDIR), "rmdir", path);
+}
+
+export function unlinkSync(path: string): void {
+  check(sys("unlinkat", AT_FDCWD, pa(path, "unlink"), 0), "unlink", path);
+}
+
+export function renameSync(from: string, to: string): void {
+  check(sys("renameat2", AT_FDCWD, pa(from, "rename"), AT_FDCWD, pa(to, "rename", 1), 0), "rename", from, to);
+}
+
+export function symlinkSync(target: string, path: string): void {
+  check(sys("symlinkat", pa(target, "symlink"), AT_FDCWD, pa(path, "symlink", 1)), "symlink", target, path);
+}
+
+function readlinkAt(dirfd: number, path: string): number | string {
+  const out = Buffer.allocUnsafe(4096);
+  const n = sys("readlinkat", dirfd, pa(path, "readlink"), addr(out), out.length);
+  return n < 0 ? n : out.toString("utf8", 0, n);
+}
+
+export function readlinkSync(path: string): string {
+  const r = readlinkAt(AT_FDCWD, path);
+  if (typeof r === "number") throw errnoError(-r, "readlink", path);
+  return r;
+}
+
+/** The canonical absolute path (symbolic links, `.` and `..` resolved), as the kernel names the opened file. */
+export function realpathSync(path: string): string {
+  const fd = check(sys("openat", AT_FDCWD, pa(path, "lstat"), O.PATH | O.CLOEXEC), "lstat", path);
+  try {
+    const r = readlinkAt(AT_FDCWD, `/proc/self/fd/${fd}`);
+    if (typeof r === "number") throw errnoError(-r, "realpath", path);
+    return r;
+  } finally {
+    sys("close", fd);
+  }
+}
+
+export function chownSync(path: string, uid: number, gid: number): void {
+  check(sys("fchownat", AT_FDCWD, pa(path, "chown"), uid, gid, 0), "chown", path);
+}
+
+export function chmodSync(path: string, mode: number): void {
+  check(sys("fchmodat", AT_FDCWD, pa(path, "chmod"), mode), "chmod", path);
+}
+
+// ---- stat ----
+
+const S_IFMT = 0o170000;
+
+/** node's Stats, from statx(2). */
+export class Stats {
+  constructor(
+    readonly dev: number,
+    readonly ino: number,
+    readonly mode: number,
+    readonly nlink: number,
+    readonly uid: number,
+    readonly gid: number,
+    readonly rdev: number,
+    readonly size: number,
+    readonly blksize: number,
+    readonly blocks: number,
+    readonly atimeMs: number,
+    readonly mtimeMs: number,
+    readonly ctimeMs: number,
+    readonly birthtimeMs: number,
+  ) {}
+  isFile(): boolean {
+    return (this.mode & S_IFMT) === 0o100000;
+  }
+  isDirectory(): boolean {
+    return (this.mode & S_IFMT) === 0o040000;
+  }
+  isSymbolicLink(): boolean {
+    return (this.mode & S_IFMT) === 0o120000;
+  }
+  isBlockDevice(): boolean {
+    return (this.mode & S_IFMT) === 0o060000;
+  }
+  isCharacterDevice(): boolean {
+    return (this.mode & S_IFMT) === 0o020000;
+  }
+  isFIFO(): boolean {
+    return (this.mode & S_IFMT) === 0o010000;
+  }
+  isSocket(): boolean {
+    return (this.mode & S_IFMT) === 0o140000;
+  }
+}
+
+const STATX_BASIC_STATS = 0x7ff;
+const STATX_BTIME = 0x800;
+const statxBuf = Buffer.alloc(256);
+let statxBufAt = 0;
+const statxAt = () => {
+  if (statxBufAt === 0) statxBufAt = addr(statxBuf);
+  return statxBufAt;
+};
+
+/** glibc's makedev: the dev_t a stat(2) gives, from statx's major and minor. */
+function makedev(major: number, minor: number): number {
+  return (major & 0xfff) * 256 + (minor & 0xff) + (minor & ~0xff) * 4096 + (major & ~0xfff) * 2 ** 32;
+}
+
+const u32 = new Uint32Array(statxBuf.buffer, statxBuf.byteOffset, 64);
+const i32 = new Int32Array(statxBuf.buffer, statxBuf.byteOffset, 64);
+
+function statx(dirfd: number, path: string, flags: number): Stats | number {
+  const r = sys("statx", dirfd, pa(path, "stat"), flags, STATX_BASIC_STATS | STATX_BTIME, statxAt());
+  if (r < 0) return r;
+  // (32-bit halves: no BigInt in a start's interpreted code)
+  const u64 = (i: number) => (u32[i] as number) + (u32[i + 1] as number) * 2 ** 32;
+  const ms = (i: number) => ((u32[i] as number) + (i32[i + 1] as number) * 2 ** 32) * 1000 + (u32[i + 2] as number) / 1e6;
+  return new Stats(
+    makedev(u32[34] as number, u32[35] as number),
+    u64(8),
+    (u32[7] as number) & 0xffff,
+    u32[4] as number,
+    u32[5] as number,
+    u32[6] as number,
+    makedev(u32[32] as number, u32[33] as number),
+    u64(10),
+    u32[1] as number,
+    u64(12),
+    ms(16),
+    ms(28),
+    ms(24),
+    ms(20),
+  );
+}
+
+function statOrThrow(dirfd: number, path: string, flags: number, syscall: string, name?: string): Stats {
+  const r = statx(dirfd, path, flags);
+  if (typeof r === "number") throw errnoError(-r, syscall, name);
+  return r;
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  const r = statx(AT_FDCWD, path, 0);
+  return typeof r === "number" ? undefined : r;
+}
+
+export function statSync(path: string): Stats {
+  return statOrThrow(AT_FDCWD, path, 0, "stat", path);
+}
+
+export function lstatSync(path: string): Stats {
+  return statOrThrow(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, "lstat", path);
+}
+
+export function fstatSync(fd: number): Stats {
+  return statOrThrow(fd, "", AT_EMPTY_PATH, "fstat");
+}
+
+/** statfs(2): the filesystem's magic number (type) and sizes. */
+export function statfsSync(path: string): { type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
+  const out = Buffer.alloc(120);
+  check(sys("statfs", pa(path, "statfs"), addr(out)), "statfs", path);
+  const w = (i: number) => Number(out.readBigInt64LE(i * 8));
+  return { type: w(0), bsize: w(1), blocks: w(2), bfree: w(3), bavail: w(4), files: w(5), ffree: w(6) };
+}
+
+// ---- directories ----
+
+const DT_DIR = 4;
+
+/** Each entry of an open directory (not . and ..) with its type (DT_*, 0 when the filesystem does not say). */
+function entries(fd: number, path: string): { name: string; type: number }[] {
+  const out: { name: string; type: number }[] = [];
+  const buf = Buffer.allocUnsafe(32768);
+  for (;;) {
+    const n = check(
+      again(() => sys("getdents64", fd, addr(buf), buf.length)),
+      "scandir",
+      path,
+    );
+    if (n === 0) return out;
+    for (let off = 0; off < n; ) {
+      const reclen = buf.readUInt16LE(off + 16);
+      const type = buf[off + 18] as number;
+      const end = buf.indexOf(0, off + 19);
+      const name = buf.toString("utf8", off + 19, end);
+      if (name !== "." && name !== "..") out.push({ name, type });
+      off += reclen;
+    }
+  }
+}
+
+/** The names in a directory, in the directory's own order (as node's, unsorted). */
+export function readdirSync(path: string): string[] {
+  const fd = check(sys("openat", AT_FDCWD, pa(path, "scandir"), O.RDONLY | O.DIRECTORY | O.CLOEXEC), "scandir", path);
+  try {
+    return entries(fd, path).map((e) => e.name);
+  } finally {
+    sys("close", fd);
+  }
+}
+
+/** Removes what is in the directory open at fd, depth first, without following a symbolic link. */
+function emptyDir(fd: number, path: string, force: boolean): void {
+  for (const e of entries(fd, path)) {
+    const full = `${path}/${e.name}`;
+    let dir = e.type === DT_DIR;
+    if (e.type === 0) {
+      const st = statx(fd, e.name, AT_SYMLINK_NOFOLLOW);
+      dir = typeof st !== "number" && st.isDirectory();
+    }
+    if (!dir) {
+      const r = sys("unlinkat", fd, pa(e.name, "unlink"), 0);
+      if (r < 0 && !(force && r === -ENOENT)) throw errnoError(-r, "unlink", full);
+      continue;
+    }
+    const sub = sys("openat", fd, pa(e.name, "open"), O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC);
+    if (sub < 0) {
+      if (force && sub === -ENOENT) continue;
+      throw errnoError(-sub, "open", full);
+    }
+    try {
+      emptyDir(sub, full, force);
+    } finally {
+      sys("close", sub);
+    }
+    // (the path buffer was used for the entries below: encoded again)
+    const r = sys("unlinkat", fd, pa(e.name, "rmdir"), AT_REMOVEDIR);
+    if (r < 0 && !(force && r === -ENOENT)) throw errnoError(-r, "rmdir", full);
+  }
+}
+
+/**
+ * rm: a file or symbolic link is unlinked; a directory needs recursive, and then
+ * goes with everything in it (symbolic links inside are removed, never
+ * followed). force: a path that does not exist is no error.
+ */
+export function rmSync(path: string, options?: { recursive?: boolean; force?: boolean }): void {
+  const force = !!options?.force;
+  const st = statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW);
+  if (typeof st === "number") {
+    if (force && st === -ENOENT) return;
+    throw errnoError(-st, "lstat", path);
+  }
+  if (!st.isDirectory()) {
+    const r = sys("unlinkat", AT_FDCWD, pa(path, "unlink"), 0);
+    if (r < 0 && !(force && r === -ENOENT)) throw errnoError(-r, "unlink", path);
+    return;
+  }
+  if (!options?.recursive) {
+    throw Object.assign(new Error(`Path is a directory: rm returned EISDIR (is a directory) ${path}`), { code: "ERR_FS_EISDIR", path, syscall: "rm" });
+  }
+  const fd = sys("openat", AT_FDCWD, pa(path, "open"), O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC);
+  if (fd < 0) {
+    if (force && fd === -ENOENT) return;
+    throw errnoError(-fd, "open", path);
+  }
+  try {
+    emptyDir(fd, path.endsWith("/") ? path.slice(0, -1) : path, force);
+  } finally {
+    sys("close", fd);
+  }
+  const r = sys("unlinkat", AT_FDCWD, pa(path, "rmdir"), AT_REMOVEDIR);
+  if (r < 0 && !(force && r === -ENOENT)) throw errnoError(-r, "rmdir", path);
+}

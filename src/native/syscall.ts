@@ -1,0 +1,151 @@
+/**
+ * Raw system calls from JavaScript: libc's syscall(2), bound once with bun:ffi.
+ *
+ * Why not node:fs: loading Bun's node:fs costs 2.2-4.5 ms (measured in-process,
+ * after bun:ffi was already loaded) and ~1.9 MiB of peak RSS, at every start;
+ * bun:ffi is loaded anyway for the helper, and one bound function (one
+ * trampoline) serves every call below. src/native/fs.ts builds the file
+ * operations nsbox needs on it.
+ *
+ * Only the calls that exist on both architectures nsbox ships (x86_64, aarch64):
+ * the *at forms, statx and getdents64.
+ */
+type Ffi = typeof import("bun:ffi");
+
+/**
+ * bun:ffi, loaded at the first system call: the commands that make none
+ * (--version, --help) do without it (~0.5-2 ms of a start).
+ */
+let ffi: Ffi | undefined;
+const loadFfi = (): Ffi => {
+  ffi ??= require("bun:ffi") as Ffi;
+  return ffi;
+};
+
+const X86_64 = {
+  read: 0,
+  write: 1,
+  close: 3,
+  pread64: 17,
+  uname: 63,
+  statfs: 137,
+  getdents64: 217,
+  openat: 257,
+  mkdirat: 258,
+  fchownat: 260,
+  unlinkat: 263,
+  symlinkat: 266,
+  readlinkat: 267,
+  fchmodat: 268,
+  faccessat: 269,
+  renameat2: 316,
+  memfd_create: 319,
+  statx: 332,
+} as const;
+
+export type SyscallName = keyof typeof X86_64;
+
+const AARCH64: Record<SyscallName, number> = {
+  read: 63,
+  write: 64,
+  close: 57,
+  pread64: 67,
+  uname: 160,
+  statfs: 43,
+  getdents64: 61,
+  openat: 56,
+  mkdirat: 34,
+  fchownat: 54,
+  unlinkat: 35,
+  symlinkat: 36,
+  readlinkat: 78,
+  fchmodat: 53,
+  faccessat: 48,
+  renameat2: 276,
+  memfd_create: 279,
+  statx: 291,
+};
+
+const NR: Record<SyscallName, number> = process.arch === "arm64" ? AARCH64 : X86_64;
+
+/** The open flags that differ between the two architectures, and those that do not. */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  APPEND: 0o2000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: process.arch === "arm64" ? 0o40000 : 0o200000,
+  NOFOLLOW: process.arch === "arm64" ? 0o100000 : 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+export const AT_EMPTY_PATH = 0x1000;
+
+let fn: ((nr: number, a: number, b: number, c: number, d: number, e: number, f: number) => number) | undefined;
+let errnoAt = 0;
+
+function bind(): NonNullable<typeof fn> {
+  const { dlopen, FFIType } = loadFfi();
+  const { i64 } = FFIType;
+  const lib = dlopen("libc.so.6", {
+    syscall: { args: [i64, i64, i64, i64, i64, i64, i64], returns: i64 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  });
+  // errno is thread-local: its address is fixed for this (the JS) thread
+  errnoAt = lib.symbols.__errno_location() as number;
+  return lib.symbols.syscall as unknown as NonNullable<typeof fn>;
+}
+
+/**
+ * Calls syscall `name` with integer arguments (pointers as numbers, see addr).
+ * Returns its result, or -errno when it failed (the kernel's convention).
+ * (Seven plain arguments, no rest or spread: a start runs this in the
+ * interpreter, where each costs.)
+ */
+export function sys(name: SyscallName, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+  fn ??= bind();
+  const r = Number(fn(NR[name], a, b, c, d, e, f));
+  return r === -1 ? -((ffi as Ffi).read.i32(errnoAt, 0) as number) : r;
+}
+
+/** The address of a typed array's memory (keep the array alive during the call). An empty one has none: 0. */
+export function addr(a: NodeJS.TypedArray): number {
+  return a.byteLength === 0 ? 0 : (loadFfi().ptr(a) as number);
+}
+
+/**
+ * Two buffers for path arguments, encoded in place (no allocation per call) at
+ * addresses taken once: JavaScriptCore never moves a typed array's memory.
+ * PATH_MAX (4096) with its NUL.
+ */
+const PATH_MAX = 4096;
+const paths = [new Uint8Array(PATH_MAX + 4), new Uint8Array(PATH_MAX + 4)] as const;
+const pathAt = [0, 0];
+const encoder = new TextEncoder();
+
+/**
+ * The address of path as a C string in path buffer `slot` (0 or 1), valid until
+ * the next call for that slot; -ENAMETOOLONG when it does not fit.
+ */
+export function cpath(path: string, slot: 0 | 1 = 0): number {
+  const buf = paths[slot];
+  const { read: used, written } = encoder.encodeInto(path, buf);
+  if (used < path.length || written > PATH_MAX - 1) return -36; // ENAMETOOLONG
+  buf[written] = 0;
+  if (pathAt[slot] === 0) pathAt[slot] = addr(buf);
+  return pathAt[slot] as number;
+}
+
+/** A NUL-terminated copy of a string, for a name that must outlive the next cpath. */
+export function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
