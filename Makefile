@@ -21,7 +21,7 @@ SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
 BUNFLAGS := --compile --bytecode --splitting --format=esm --compile-jit-policy=10 --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none
 # the helper, concatenated in this order after arch_<arch>.c and lib.c into one unit:
 # the protocol's Bun side (the container's processes run in the shim, below)
-HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/host_calls.c
+HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/write_away.c csrc/host_calls.c
 # the shim: the program interpreter (W's and C's: its nsbox-spawn role
 # runs it), the common part and the dispatch, then one file per larger role
 SHIM_FILES := csrc/sync_socket.c csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/shim.c csrc/shim_fg.c
@@ -52,6 +52,12 @@ build/nsbox-shim: csrc/arch_$(ARCH).c csrc/lib.c $(SHIM_FILES)
 shim: build/nsbox-shim
 helper: build/nsbox-helper.so
 
+# nsbox embeds both as base64 text (src/native/embedded.ts): a text import is a
+# string in memory, where an embedded file would need node:fs to be read.
+build/%.b64: build/%
+	base64 -w0 $< > $@.tmp && mv $@.tmp $@
+EMBEDDED := build/nsbox-shim.b64 build/nsbox-helper.so.b64
+
 # The helper (csrc/helper.c and the files it includes by concatenation), likewise
 # built here and embedded: nsbox compiles nothing at run time.
 build/nsbox-helper.so: csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES)
@@ -59,8 +65,8 @@ build/nsbox-helper.so: csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES)
 	cat csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES) | $(CC) -x c $(HELPER_CFLAGS) -o $@ -
 
 # arm64 (experimental): the shim and the helper are cross-built, Bun's arm64 runtime
-# is fetched by bun build --target. src/native/shim.ts and helper.ts embed
-# ../../build/nsbox-shim and nsbox-helper.so, so the arm64 build runs from a staged
+# is fetched by bun build --target. src/native/embedded.ts embeds
+# ../../build/nsbox-shim.b64 and nsbox-helper.so.b64, so the arm64 build runs from a staged
 # copy of the tree whose build/ holds the arm64 ones.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 STAGE64 := build/stage-aarch64
@@ -70,14 +76,14 @@ build/aarch64/nsbox-shim: csrc/arch_aarch64.c csrc/lib.c $(SHIM_FILES)
 build/aarch64/nsbox-helper.so: csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES)
 	@mkdir -p build/aarch64
 	cat csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES) | $(AARCH64_CC) -x c $(HELPER_CFLAGS) -o $@ -
-dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim build/aarch64/nsbox-helper.so node_modules/.installed
+dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim.b64 build/aarch64/nsbox-helper.so.b64 node_modules/.installed
 	rm -rf $(STAGE64) && mkdir -p $(STAGE64)/build dist
 	cp -r src csrc package.json tsconfig.json $(STAGE64)/ && ln -s $(CURDIR)/node_modules $(STAGE64)/node_modules
-	cp build/aarch64/nsbox-shim build/aarch64/nsbox-helper.so $(STAGE64)/build/
+	cp build/aarch64/nsbox-shim build/aarch64/nsbox-helper.so build/aarch64/nsbox-shim.b64 build/aarch64/nsbox-helper.so.b64 $(STAGE64)/build/
 	cd $(STAGE64) && $(BUN) build $(BUNFLAGS) --target=bun-linux-arm64 src/main.ts --outfile $(CURDIR)/$@
 build-arm64: dist/nsbox-arm64
 
-dist/nsbox: $(SRC) build/nsbox-shim build/nsbox-helper.so node_modules/.installed
+dist/nsbox: $(SRC) $(EMBEDDED) node_modules/.installed
 	@mkdir -p dist
 	$(BUN) build $(BUNFLAGS) src/main.ts --outfile $@
 build: dist/nsbox
@@ -99,7 +105,7 @@ test: build
 	$(BUN) test --timeout 120000 test/unit
 	$(BUN) test --timeout 120000 test/integration
 
-test-unit: build/nsbox-shim build/nsbox-helper.so node_modules/.installed
+test-unit: $(EMBEDDED) node_modules/.installed
 	$(BUN) test test/unit
 
 test-integration: build

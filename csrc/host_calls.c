@@ -131,8 +131,6 @@ struct spawn_args {
 };
 static char spawn_stack[16384] __attribute__((aligned(16)));
 
-long nsb_clone_run(long flags, void *stack_top, int (*fn)(void *), void *arg); /* arch_<arch>.c */
-
 static void spawn_inherit(struct spawn_args *a, int fd) {
     if (fd != a->keep_closed[0] && fd != a->keep_closed[1]) sys_fcntl(fd, F_SETFD, 0);
 }
@@ -387,6 +385,9 @@ enum {
     F_PRLIMIT = 29,     /* pid resource new old: prlimit64 */
     F_CONNECT_UNIX = 30, /* path len: a connected AF_UNIX stream socket (close-on-exec), or -errno */
     F_EVENTFD = 31,     /* flags */
+    /* write_away.c: cgroup.procs written by a child, off nsbox's thread */
+    F_AWAY_START = 32,  /* path plen text len: returns the child's pid */
+    F_AWAY_DONE = 33,   /* pid nowait: -1 under way, else the write's errno (0: written) */
 };
 
 NSB_EXPORT int nsb_call(int fn, const i64 *a) {
@@ -404,6 +405,8 @@ NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     case F_PRLIMIT: return (int)SC4(SYS_prlimit64, a[0], a[1], a[2], a[3]);
     case F_CONNECT_UNIX: return nsb_connect_unix((const char *)a[0], (int)a[1]);
     case F_EVENTFD: return (int)SC2(SYS_eventfd2, 0, a[0]);
+    case F_AWAY_START: return nsb_away_start((const char *)a[0], (int)a[1], (const char *)a[2], (int)a[3]);
+    case F_AWAY_DONE: return nsb_away_done((int)a[0], (int)a[1]);
     case F_EXECVEAT: return (int)SC5(SYS_execveat, a[0], "", a[1], a[2], 0x1000 /* AT_EMPTY_PATH */);
     case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);

@@ -54,6 +54,7 @@ long nsb_syscall6(long n, long a, long b, long c, long d, long e, long f);
 #define EEXIST 17
 #define ENOTDIR 20
 #define EISDIR 21
+#define EBUSY 16
 #define EINVAL 22
 #define EPIPE 32
 #define ENAMETOOLONG 36

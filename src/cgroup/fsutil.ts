@@ -1,5 +1,6 @@
 /** Small file helpers for cgroupfs, with errors that name the file. */
-import { readFileSync, rmdirSync, writeFile, writeFileSync } from "node:fs";
+import { awayResult, writeAway } from "../native/away.ts";
+import { readFileSync, rmdirSync, writeFileSync } from "../native/fs.ts";
 import { keyedNumber } from "../text.ts";
 import { CgroupError } from "./cgroup.ts";
 
@@ -35,19 +36,11 @@ export function cgWriteError(e: unknown, path: string, value: string, what: stri
   return new CgroupError(`cannot set ${what}: writing "${value.trim()}" to ${path}: ${why}`);
 }
 
-/** writeCg on a libuv worker thread. */
-export function writeCgAsync(path: string, value: string, what: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    writeFile(path, value, (err) => {
-      if (!err) return resolve();
-      try {
-        writeCg(path, value, what); // the same write again, for the same error, in words
-        resolve();
-      } catch (e) {
-        reject(e);
-      }
-    }),
-  );
+/** writeCg by a child process (src/native/away.ts), while nsbox's thread goes on; the same write here if none can start. */
+export async function writeCgAsync(path: string, value: string, what: string): Promise<void> {
+  const pid = writeAway(path, value);
+  // a refusal: the same write again, here, for the same error in words
+  if (pid === undefined || (await awayResult(pid)) !== 0) writeCg(path, value, what);
 }
 
 /** The value of `key N` in a flat keyed file (memory.events, cpu.stat...). */

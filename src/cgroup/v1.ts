@@ -2,8 +2,9 @@
  * cgroup v1 (and the v1 side of a hybrid host): one hierarchy per controller,
  * the container gets a directory in each, nested under nsbox's own cgroup there.
  */
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+
 import type { Resources } from "../config/spec.ts";
+import { existsSync, mkdirSync, rmdirSync } from "../native/fs.ts";
 import { dirname, join } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { CgroupError, type CgroupRecord, type CgroupStats, type ContainerCgroup } from "./cgroup.ts";
@@ -11,6 +12,7 @@ import type { CgroupHost } from "./detect.ts";
 import { applyDevicesV1 } from "./devices-v1.ts";
 import { keyed, killPids, numberOf, pidsIn, readCg, rmdirCg, writeCg, writeCgAsync } from "./fsutil.ts";
 import { ensureParent, plannedParents, removeParents } from "./parents.ts";
+import { settleWarmUps } from "./warm.ts";
 
 /** v1 memory files say "unlimited" with a huge number (PAGE_COUNTER_MAX pages). */
 const V1_UNLIMITED = 2 ** 62;
@@ -27,10 +29,12 @@ export class V1Cgroup implements ContainerCgroup {
 
   join(pid: number): void {
     for (const d of this.dirs()) writeCg(join(d, "cgroup.procs"), `${pid}\n`, `the container's cgroup ${d}`);
+    settleWarmUps();
   }
 
   async joinAsync(pid: number): Promise<void> {
     for (const d of this.dirs()) await writeCgAsync(join(d, "cgroup.procs"), `${pid}\n`, `the container's cgroup ${d}`);
+    settleWarmUps();
   }
 
   /** v1 has no CLONE_INTO_CGROUP: the process is moved (join) */

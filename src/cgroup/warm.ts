@@ -7,7 +7,8 @@
  * of a container start). Writers that come within a grace period or two after
  * another one pass at once (rcu_sync's GP_EXIT/GP_REPLAY states). So nsbox
  * rewrites its own pid into its own cgroup (a move to where it already is:
- * nothing changes) on a worker thread while it prepares the rest: once in the
+ * nothing changes) from a child process (src/native/away.ts) while it prepares
+ * the rest: once in the
  * first module that runs (src/early.ts), so that the grace period passes while
  * the modules load and the spec is built, and again once the container's cgroups
  * exist (exec: once it is entering), which keeps the lock warm until the real move.
@@ -15,11 +16,13 @@
  * waits for the rest of the grace period: the move it spares comes later anyway.
  * Only for cgroup v1 (hybrid hosts too): on v2 nothing is moved.
  */
-import { writeFile } from "node:fs";
+import { awayDone, awayResult, writeAway } from "../native/away.ts";
 import { join } from "../posixpath.ts";
 import { detectCgroups } from "./detect.ts";
 
-let last: Promise<void> = Promise.resolve();
+/** The warm-ups' writers not reaped yet, and the last one started. */
+let inFlight: number[] = [];
+let last: number | undefined;
 
 /** Returns whether a warm-up was started. */
 export function warmCgroupMoves(): boolean {
@@ -30,16 +33,32 @@ export function warmCgroupMoves(): boolean {
   if (host.mode === "v2") return false;
   const dir = host.v1Mounts.get("pids") && join(host.v1Mounts.get("pids") as string, host.v1Own.get("pids") ?? "/");
   if (!dir) return false;
-  last = new Promise((resolve) =>
-    writeFile(join(dir, "cgroup.procs"), `${process.pid}\n`, () => {
-      // only a speed-up: a refusal changes nothing
-      resolve();
-    }),
-  );
+  inFlight = inFlight.filter((pid) => awayDone(pid, true) === undefined);
+  // only a speed-up: a refusal changes nothing, and no writer free means no warm-up
+  const pid = writeAway(join(dir, "cgroup.procs"), `${process.pid}\n`);
+  if (pid === undefined) return false;
+  inFlight.push(pid);
+  last = pid;
   return true;
 }
 
 /** Settles when the last warm-up's write is done: its grace period passed and cgroup_mutex is free. */
 export function cgroupMovesWarm(): Promise<void> {
-  return last;
+  const pid = last;
+  if (pid === undefined) return Promise.resolve();
+  return awayResult(pid).then(() => {
+    inFlight = inFlight.filter((p) => p !== pid);
+  });
+}
+
+/**
+ * Reaps every warm-up's writer, waiting for those still writing: called once the
+ * container has joined its cgroup (by then each of their writes, which the join
+ * queued behind, is done), so that none is left a zombie for the shim that
+ * waits for the container in nsbox's place.
+ */
+export function settleWarmUps(): void {
+  for (const pid of inFlight) awayDone(pid, false);
+  inFlight = [];
+  last = undefined;
 }

@@ -1,17 +1,17 @@
 /**
  * The native helper: csrc/ built by `make` with gcc into a tiny shared object
  * (-nostdlib, no #include, raw syscalls; one exported symbol, nsb_call) and
- * embedded in the binary, as the shim is.
+ * embedded in the binary, as the shim is (src/native/embedded.ts).
  *
- * dlopen cannot read the binary's embedded files (/$bunfs), so the object goes
- * through a memfd, opened at /proc/self/fd/N and sealed once mapped. Loading costs
+ * dlopen needs a file, so the object goes through a memfd, opened at
+ * /proc/self/fd/N and sealed once mapped. Loading costs
  * ~0.4 ms (compiling the same source with bun:ffi's TinyCC at run time cost ~6):
  * it happens once per process and only for commands that need it.
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
-import { closeSync, readFileSync } from "node:fs";
-import helperPath from "../../build/nsbox-helper.so" with { type: "file" };
 import { mark } from "../trace.ts";
+import { helperBytes } from "./embedded.ts";
+import { closeSync } from "./fs.ts";
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith } from "./libc.ts";
 
 const { i32 } = FFIType;
@@ -49,6 +49,8 @@ export const F = {
   PRLIMIT: 29,
   CONNECT_UNIX: 30,
   EVENTFD: 31,
+  AWAY_START: 32,
+  AWAY_DONE: 33,
 } as const;
 
 const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;
@@ -57,7 +59,7 @@ type Arg = number | NodeJS.TypedArray;
 const argv = new BigInt64Array(6);
 
 function load() {
-  const fd = memfdWith("nsbox-helper", readFileSync(helperPath), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  const fd = memfdWith("nsbox-helper", helperBytes(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   try {
     const lib = dlopen(`/proc/self/fd/${fd}`, symbols);
     // Mapped private: sealed, the file can no longer change under the mapping.

@@ -4,8 +4,7 @@
  * monitor). It runs from a sealed memfd, so the server needs no extra file and a
  * container cannot modify it through /proc/PID/exe.
  */
-import { readFileSync } from "node:fs";
-import shimPath from "../../build/nsbox-shim" with { type: "file" };
+import { shimBytes } from "./embedded.ts";
 import { call, F } from "./helper.ts";
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith } from "./libc.ts";
 
@@ -14,8 +13,7 @@ let fd: number | undefined;
 /** An fd (close-on-exec) of the sealed shim, created once per process. */
 export function shimFd(): number {
   if (fd === undefined) {
-    const bytes = readFileSync(shimPath);
-    fd = memfdWith("nsbox-shim", bytes, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    fd = memfdWith("nsbox-shim", shimBytes(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
     call(F.SEAL, fd);
   }
   return fd;
