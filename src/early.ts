@@ -6,7 +6,6 @@
  * kernel's wait for that move here (see warmCgroupMoves: an RCU grace period of
  * 4-15 ms on this kind of host), so that it passes while the modules load.
  */
-import { warmCgroupMoves } from "./cgroup/warm.ts";
 import { withoutDashes } from "./text.ts";
 import { mark } from "./trace.ts";
 
@@ -31,4 +30,10 @@ const argv = process.argv.slice(2);
 const command = verb(argv);
 // (create: the OCI runtime's, podman's and containerd's way in; nsbox's own CLI has no create)
 const moves = command === "run" || command === "exec" || command === "create";
-if (moves && process.getuid?.() === 0 && !withoutCgroups(argv) && warmCgroupMoves()) mark("cgroup move warm-up started");
+// Imported here only when used: the warm-up needs the helper (bun:ffi, a dlopen),
+// which the other commands' start does without. (A top-level await: main.ts's
+// modules are evaluated once this one is done, the warm-up under way.)
+if (moves && process.getuid?.() === 0 && !withoutCgroups(argv)) {
+  const { warmCgroupMoves } = await import("./cgroup/warm.ts");
+  if (warmCgroupMoves()) mark("cgroup move warm-up started");
+}

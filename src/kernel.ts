@@ -4,7 +4,18 @@
  * Read without a regular expression: the engine's first use maps ~0.8 MiB, and
  * this runs on every start.
  */
-import { release } from "node:os";
+import { addr, sys } from "./native/syscall.ts";
+
+let rel: string | undefined;
+
+/** uname -r ("6.1.0-27-amd64"), read once (node:os's release() without loading node:os). */
+export function release(): string {
+  if (rel === undefined) {
+    const u = Buffer.alloc(390); // struct utsname: six fields of 65 bytes, the release third
+    rel = sys("uname", addr(u)) === 0 ? u.toString("utf8", 130, u.indexOf(0, 130)) : "";
+  }
+  return rel;
+}
 
 /** "6.18.44-fc-v857", "3.12-rc5" -> [6, 18], [3, 12] (as moby: only version and major revision); undefined if it does not start with "<version>.<major>". */
 export function kernelVersion(rel: string = release()): [number, number] | undefined {

@@ -6,8 +6,9 @@
  * The consola instance is made at the first message: making it costs ~0.25 ms,
  * and a start that goes well (nsbox run, exec) prints nothing.
  */
-import { writeSync } from "node:fs";
+
 import { type ConsolaInstance, createConsola, type LogObject } from "consola/core";
+import { writeSync } from "./native/fs.ts";
 
 function line(obj: LogObject): string {
   const text = obj.args.map((a) => (a instanceof Error ? a.message : typeof a === "string" ? a : Bun.inspect(a))).join(" ");

@@ -8,7 +8,7 @@
  * that very step (e.g. between the spawn of a monitor and the state that names
  * it) is reproduced every time instead of once in a hundred random kills.
  */
-import { writeSync } from "node:fs";
+import { writeSync } from "./native/fs.ts";
 
 const on = !!process.env.NSBOX_TRACE;
 const stopAt = process.env.NSBOX_TRACE_STOP;

@@ -7,7 +7,7 @@
  *   v1      v1 controllers only
  * and where nsbox itself sits in each hierarchy (its cgroup, per controller on v1).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { isDigits } from "../text.ts";
 
 export type CgroupMode = "v2" | "hybrid" | "v1" | "none";

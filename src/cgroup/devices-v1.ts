@@ -5,7 +5,7 @@
  * then writes each exception, as runc's v1 devices manager does, then reads
  * devices.list back to be sure the kernel holds what was asked.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { cgroupLine, type DeviceRule, type DeviceRuleSet, effectiveRules } from "../security/devices.ts";
 import { CgroupError } from "./cgroup.ts";

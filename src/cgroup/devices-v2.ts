@@ -7,8 +7,8 @@
  * crun do. The attachment holds the program: its fd is closed at once, and
  * removing the cgroup detaches and frees it.
  */
-import { closeSync, constants, openSync } from "node:fs";
-import { constants as os } from "node:os";
+import { errnoName } from "../native/errno.ts";
+import { closeSync, constants, openSync } from "../native/fs.ts";
 import { addressOf, call, F } from "../native/helper.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import { deviceFilterProgram } from "../security/devices-bpf.ts";
@@ -22,10 +22,6 @@ const BPF_CGROUP_DEVICE = 6;
 const BPF_F_ALLOW_MULTI = 2;
 /** union bpf_attr is larger on newer kernels; the kernel takes a shorter one whose tail is zero */
 const ATTR_SIZE = 120;
-
-function errnoName(n: number): string {
-  return Object.entries(os.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
-}
 
 /** bpf(BPF_PROG_LOAD): the program's fd, or -errno. `log` receives the verifier's words when given. */
 function load(insns: Uint8Array, license: Uint8Array, log?: Uint8Array): number {
@@ -62,7 +58,7 @@ export function attachDeviceFilter(dir: string, rules: readonly DeviceRule[]): v
       .slice(-2)
       .join("; ");
     throw new CgroupError(
-      `cannot load the device rules program (bpf BPF_PROG_LOAD: ${errnoName(-prog)}${prog === -os.errno.EPERM ? ", needs CAP_SYS_ADMIN or CAP_BPF" : ""})${words ? `: ${words}` : ""}`,
+      `cannot load the device rules program (bpf BPF_PROG_LOAD: ${errnoName(-prog)}${prog === -1 /* EPERM */ ? ", needs CAP_SYS_ADMIN or CAP_BPF" : ""})${words ? `: ${words}` : ""}`,
     );
   }
   let cg: number | undefined;

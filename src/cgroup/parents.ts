@@ -5,7 +5,7 @@
  * recorded levels above it, and the last one to leave removes them. A cgroup
  * nsbox did not create is never recorded, so never removed.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 

@@ -3,8 +3,9 @@
  * cgroup.subtree_control, and the "no internal processes" rule: a cgroup that
  * delegates controllers to children may hold no processes itself.
  */
-import { constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync } from "node:fs";
+
 import type { Resources } from "../config/spec.ts";
+import { constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync } from "../native/fs.ts";
 import { dirname, join } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
 import { mark } from "../trace.ts";

@@ -1,5 +1,5 @@
 /** `nsbox run [flags] ROOTFS CMD [ARG...]`: run a command in a new container. */
-import { readFileSync } from "node:fs";
+
 import { parseCgroupParent } from "../cgroup/index.ts";
 import { defaultDevices, defaultEnv, defaultMounts } from "../config/defaults.ts";
 import { checkVolumeSource, containerPath, mergeEnv, parseEnv, parseHostname, parseTmpfs, parseVolume, resolveUser } from "../config/parse.ts";
@@ -14,6 +14,7 @@ import { findPod, podNamespaces } from "../container/pod.ts";
 import { fail } from "../errors.ts";
 import { applyImageConfig, parsePullPolicy, readFileInLayers, resolveImage } from "../image/use.ts";
 import { log } from "../log.ts";
+import { readFileSync } from "../native/fs.ts";
 import { findNft } from "../net/nft.ts";
 import { parsePublish } from "../net/ports.ts";
 import type { NetworkRequest } from "../net/setup.ts";

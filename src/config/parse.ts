@@ -2,8 +2,9 @@
  * Parsing of docker-style flag values into spec pieces. Every function throws an
  * NsboxError naming the bad input and the expected form, before anything exists.
  */
-import { statSync } from "node:fs";
+
 import { fail } from "../errors.ts";
+import { statSync } from "../native/fs.ts";
 import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 import { isDigits } from "../text.ts";
 import type { Mount } from "./spec.ts";

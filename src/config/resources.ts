@@ -2,9 +2,9 @@
  * docker's resource flags -> OCI linux.resources, checked against this machine
  * before anything exists (sizes the kernel would refuse, CPUs that are not there).
  */
-import { readFileSync, statSync } from "node:fs";
-import { availableParallelism } from "node:os";
+
 import { fail } from "../errors.ts";
+import { readFileSync, statSync } from "../native/fs.ts";
 import type { Resources, ThrottleDevice } from "./spec.ts";
 import { formatBytes, parseCpuList, parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from "./units.ts";
 
@@ -107,7 +107,7 @@ export function parseResources(f: ResourceFlags): Resources | undefined {
     res.memory = { ...res.memory, reservation };
   }
   // read only for the flags that need it: most runs give none
-  const cpuOnline = () => onlineList("/sys/devices/system/cpu/online", `0-${availableParallelism() - 1}`);
+  const cpuOnline = () => onlineList("/sys/devices/system/cpu/online", `0-${navigator.hardwareConcurrency - 1}`);
   if (f.cpus !== undefined) {
     const cpus = parseCpus(f.cpus, cpuOnline().length);
     res.cpu = { quota: Math.round(cpus * 100000), period: 100000 };

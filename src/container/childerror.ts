@@ -2,8 +2,9 @@
  * A failure reported by the container process ({op, errno}) as one sentence a user
  * can act on, with nsbox's exit code (125) or the command's (126, 127).
  */
-import { readFileSync } from "node:fs";
+
 import { EXIT, NsboxError } from "../errors.ts";
+import { readFileSync } from "../native/fs.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op } from "../native/program.ts";
 

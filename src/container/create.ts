@@ -8,7 +8,7 @@
  *
  * If anything fails, the same release used by rm gives everything back.
  */
-import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+
 import {
   CgroupError,
   type CgroupRecord,
@@ -23,6 +23,7 @@ import {
 import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
+import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "../native/fs.ts";
 import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { encodePrograms, type Op } from "../native/program.ts";

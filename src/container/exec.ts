@@ -7,10 +7,11 @@
  *   nsbox --vfork+exec of the shim--> W: setns(pid) --clone--> C: setns(user, ipc, uts, net,
  *   cgroup, mnt) -> READY/GO (nsbox moves C into the cgroup) -> exec
  */
-import { closeSync, openSync, readlinkSync } from "node:fs";
+
 import { openCgroup, warmCgroupMoves } from "../cgroup/index.ts";
 import type { User } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
+import { closeSync, openSync, readlinkSync } from "../native/fs.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";

@@ -7,10 +7,11 @@
  * and start time) exists; then its exit file gives the code; failing that, nsbox
  * says the code is unknown rather than guess.
  */
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+
 import { openCgroup } from "../cgroup/index.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "../native/fs.ts";
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { basename, join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";

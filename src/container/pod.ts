@@ -5,11 +5,12 @@
  * none. Its id is the pod's id; its name is "<pod>-infra"; pods have names of
  * their own, in <state>/pods/<name> -> id.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
+
 import { defaultEnv } from "../config/defaults.ts";
 import type { ContainerSpec, Namespace } from "../config/spec.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "../native/fs.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import { join } from "../posixpath.ts";
 import { applyRootless } from "../rootless/spec.ts";

@@ -3,10 +3,11 @@
  * its network. One function for every path — a normal exit, a failed start, rm,
  * and the repair of a container whose nsbox was killed — and safe to run twice.
  */
-import { existsSync, readdirSync } from "node:fs";
+
 import { type CgroupRecord, detectCgroups, openCgroup } from "../cgroup/index.ts";
 import { defaultParentV2 } from "../cgroup/v2.ts";
 import { log } from "../log.ts";
+import { existsSync, readdirSync } from "../native/fs.ts";
 import { releaseNetwork } from "../net/release.ts";
 import { join } from "../posixpath.ts";
 import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";

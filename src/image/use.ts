@@ -3,8 +3,9 @@
  * policy says so), its layers unpacked, and the parts of its config that `run`
  * applies with docker's rules (see applyImageConfig).
  */
-import { lstatSync } from "node:fs";
+
 import { fail } from "../errors.ts";
+import { lstatSync } from "../native/fs.ts";
 import { readFileInRoot, resolveInRoot } from "../rootfs/inroot.ts";
 import type { ImageConfig, ImageRecord, ImageStore } from "./store.ts";
 

@@ -3,8 +3,9 @@
  * state dir and bind-mounted over the rootfs' own (as docker does), so the
  * rootfs is never changed and the files go with the container.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+
 import type { Mount } from "../config/spec.ts";
+import { readFileSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { nameserverOf } from "../text.ts";
 

@@ -4,8 +4,9 @@
  * the host itself to 127.0.0.1), all in one table of nsbox's own, "ip nsbox".
  * Each container's rules carry a comment "nsbox:<id>" and go with it.
  */
-import { existsSync } from "node:fs";
+
 import { NsboxError } from "../errors.ts";
+import { existsSync } from "../native/fs.ts";
 import type { PortBinding } from "./state.ts";
 
 let nftPath: string | undefined;

@@ -1,6 +1,7 @@
 /** -p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], as docker's --publish. */
-import { readFileSync } from "node:fs";
+
 import { fail } from "../errors.ts";
+import { readFileSync } from "../native/fs.ts";
 import type { PortBinding } from "./state.ts";
 
 function port(text: string, what: string, flag: string): number {

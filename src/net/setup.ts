@@ -11,8 +11,9 @@
  * creates the bridge on first use); plumb() runs once its namespace exists
  * (veth, address, route, port rules); release() undoes both, on every path.
  */
-import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from "node:fs";
+
 import { fail, NsboxError } from "../errors.ts";
+import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from "../native/fs.ts";
 import { roots } from "../state/paths.ts";
 import { defaultRoute, delLink, linkByName, NetlinkError, newAddr, newBridge, newVeth, setLink, talk } from "./netlink.ts";
 import { addPortRules, deletePortRules, ensureNat } from "./nft.ts";

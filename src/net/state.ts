@@ -4,8 +4,9 @@
  * rewritten atomically under a lock, so addresses are never handed out twice,
  * survive nsbox restarts, and are given back on rm.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+
 import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { writeAtomic } from "../state/store.ts";

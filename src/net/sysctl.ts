@@ -3,8 +3,9 @@
  * needs them, each change announced, the old value remembered in the network
  * state so `nsbox network inspect` shows it.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+
 import { log } from "../log.ts";
+import { readFileSync, writeFileSync } from "../native/fs.ts";
 import type { NetState } from "./state.ts";
 
 const path = (name: string) => `/proc/sys/${name.replace(/\./g, "/")}`;

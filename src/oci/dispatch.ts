@@ -12,7 +12,7 @@
  *    `RUNTIME kill ID SIGNAL` with no other sign.
  * So `nsbox run ROOTFS CMD` and `nsbox exec CONTAINER CMD` keep their meaning.
  */
-import { existsSync } from "node:fs";
+import { existsSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 
 /** The runtime-spec version nsbox follows (1.0.x to this one), for --version and features. */

@@ -16,8 +16,6 @@ import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";
 import { rootfsCacheDir } from "../state/paths.ts";
 import { randomHex } from "../state/random.ts";
 
-export const TARBALL_SUFFIXES = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd"];
-
 interface FileRecord {
   dev: number;
   ino: number;

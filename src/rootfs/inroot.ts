@@ -3,7 +3,7 @@
  * symlink like /etc/passwd -> /etc/shadow must resolve inside the rootfs, never to
  * the host's file. Used for /etc/passwd and /etc/group before the container exists.
  */
-import { lstatSync, readFileSync, readlinkSync } from "node:fs";
+import { lstatSync, readFileSync, readlinkSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 
 const MAX_LINKS = 40;

@@ -3,10 +3,13 @@
  * the container's read-only base. Tarballs are extracted once into a cache keyed
  * by their content digest (see cache.ts).
  */
-import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+
 import { fail, sysMessage } from "../errors.ts";
+import { existsSync, readdirSync, realpathSync, statSync } from "../native/fs.ts";
 import { fsErrorSentence, isFsError } from "../state/fserror.ts";
-import { rootfsFromTarball, TARBALL_SUFFIXES } from "./cache.ts";
+
+/** The tarballs a rootfs may be (extracted into the cache by ./cache.ts). */
+export const TARBALL_SUFFIXES = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd"];
 
 /**
  * What `run` was given: a path (a rootfs directory or tarball) or an image
@@ -50,6 +53,8 @@ async function prepare(arg: string): Promise<string> {
   if (st.isFile()) {
     if (!TARBALL_SUFFIXES.some((s) => arg.endsWith(s)))
       fail(`rootfs "${arg}" is a file but not a tarball nsbox knows: use a directory or ${TARBALL_SUFFIXES.join(", ")}`);
+    // the cache (node:fs, hashing) only for a tarball: a directory's start does without
+    const { rootfsFromTarball } = await import("./cache.ts");
     return rootfsFromTarball(realpathSync(arg));
   }
   fail(`rootfs "${arg}" is neither a directory nor a tarball`);

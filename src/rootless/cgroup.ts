@@ -7,10 +7,11 @@
  * delegation, a container without limits runs with no cgroup at all, and one
  * with limits is refused before anything is made.
  */
-import { accessSync, constants } from "node:fs";
+
 import { detectCgroups } from "../cgroup/index.ts";
 import type { Resources } from "../config/spec.ts";
 import { fail } from "../errors.ts";
+import { accessSync, constants } from "../native/fs.ts";
 import { dirname, join } from "../posixpath.ts";
 
 /** The cgroup v2 directory under which a rootless container's cgroup would go, if the user may write there. */

@@ -8,8 +8,9 @@
  * package): chown inside works and a tarball's owners are kept. Without a range
  * the caller alone is mapped, as `unshare -r` does.
  */
-import { readFileSync } from "node:fs";
+
 import type { IdMapping } from "../config/spec.ts";
+import { readFileSync } from "../native/fs.ts";
 
 /** nsbox runs rootless when its real uid is not 0 (nsbox itself never has a setuid bit). */
 export function isRootless(): boolean {

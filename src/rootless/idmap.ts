@@ -7,9 +7,10 @@
  * and newgidmap have: they check the ranges against /etc/subuid and /etc/subgid
  * and write the maps for us. nsbox itself never holds a privilege.
  */
-import { writeFileSync } from "node:fs";
+
 import type { IdMapping } from "../config/spec.ts";
 import { NsboxError } from "../errors.ts";
+import { writeFileSync } from "../native/fs.ts";
 import { idmapHelper } from "./identity.ts";
 
 const line = (maps: IdMapping[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");

@@ -7,8 +7,8 @@
  * socket. --net bridge needs root: a bridge, veths and NAT rules on the host.
  */
 import type { ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from "node:fs";
 import { fail, NsboxError } from "../errors.ts";
+import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from "../native/fs.ts";
 import { hostPortInUse, parsePublish } from "../net/ports.ts";
 import type { NetworkRequest } from "../net/setup.ts";
 import type { PortBinding } from "../net/state.ts";

@@ -4,8 +4,9 @@
  * They wait until the run's flags are all checked (flushNotes): a run refused
  * for another reason says that one thing only.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+
 import { log } from "../log.ts";
+import { mkdirSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 

@@ -4,8 +4,9 @@
  * the user owns and nobody else can enter, since another user could have made
  * it first (or put a symlink there) to see or feed the containers' state.
  */
-import { lstatSync, mkdirSync } from "node:fs";
+
 import { fail } from "../errors.ts";
+import { lstatSync, mkdirSync } from "../native/fs.ts";
 import { dirname } from "../posixpath.ts";
 
 export function privateDir(path: string, what: string, shared = false): string {

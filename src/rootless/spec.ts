@@ -3,10 +3,9 @@
  * a user namespace with the caller as root (identity.ts), no cgroup unless one
  * is delegated (cgroup.ts), and a network a user can have (network.ts).
  */
-import { release } from "node:os";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
-import { kernelAtLeast } from "../kernel.ts";
+import { kernelAtLeast, release } from "../kernel.ts";
 import { checkRootlessCgroup } from "./cgroup.ts";
 import { mappedSize, type RootlessMapping, rootlessMapping, userName } from "./identity.ts";
 import type { rootlessNetwork } from "./network.ts";

@@ -7,8 +7,9 @@
  * caller, and the caller cannot chown to those ids. Inside a namespace with the
  * same mapping the caller is root over all of them, so both jobs run there.
  */
-import { chmodSync, lstatSync, readdirSync, renameSync, rmSync } from "node:fs";
+
 import { NsboxError } from "../errors.ts";
+import { chmodSync, lstatSync, readdirSync, renameSync, rmSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { isRootless, rootlessMapping } from "./identity.ts";
 import { runInUserns } from "./userns-run.ts";

@@ -9,9 +9,10 @@
  * CLONE_NEWUSER that waits for its maps), and execs nsbox's own executable with
  * the hidden `userns-helper` command (see cli/userns-helper.ts).
  */
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+
 import type { IdMapping } from "../config/spec.ts";
 import { NsboxError } from "../errors.ts";
+import { closeSync, openSync, readFileSync, readSync } from "../native/fs.ts";
 import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { C, EXEC_FD, type Op, W } from "../native/program.ts";

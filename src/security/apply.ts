@@ -3,9 +3,10 @@
  * --privileged, --cap-add/--cap-drop, --security-opt, --device and
  * --device-cgroup-rule. Every bad input throws before anything is created.
  */
-import { lstatSync, readdirSync } from "node:fs";
+
 import type { ContainerSpec, Device } from "../config/spec.ts";
 import { log } from "../log.ts";
+import { lstatSync, readdirSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { deviceRules, parseDeviceFlag, splitDev } from "./devices.ts";
 import { SecurityError } from "./errors.ts";

@@ -7,7 +7,7 @@
  * ambient stays empty: a non-root user then holds no capability after execve,
  * and root gets exactly the bounding set.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 import { SecurityError } from "./errors.ts";
 
 /** Capability names by number (include/uapi/linux/capability.h). */

@@ -34,8 +34,9 @@
  * it ("allow c 1:* rwm" then "deny c 1:3 r") cannot be expressed on cgroup v1
  * and is refused, as runc does.
  */
-import { lstatSync, readdirSync, statSync } from "node:fs";
+
 import type { Device } from "../config/spec.ts";
+import { lstatSync, readdirSync, statSync } from "../native/fs.ts";
 import { SecurityError } from "./errors.ts";
 
 export type DeviceType = "a" | "c" | "b";

@@ -3,7 +3,7 @@
  * seccomp=unconfined|PROFILE.json, systempaths=unconfined, label=..., apparmor=...
  * (the "key:value" spelling of old docker versions too).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "../native/fs.ts";
 import { SecurityError } from "./errors.ts";
 
 export interface SecurityOptions {

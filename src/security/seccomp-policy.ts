@@ -9,9 +9,10 @@
  * per input, written whole or not at all; the compiler module is loaded only
  * when a run finds no such file.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { release } from "node:os";
+
 import pkg from "../../package.json" with { type: "json" };
+import { release } from "../kernel.ts";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { isHex } from "../text.ts";

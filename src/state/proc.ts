@@ -3,7 +3,7 @@
  * its start time (field 22 of /proc/PID/stat, in clock ticks since boot) together
  * name one process for the life of the machine.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../native/fs.ts";
 
 export interface ProcId {
   pid: number;

@@ -2,7 +2,7 @@
  * Random hex digits from the kernel's /dev/urandom: Web Crypto's first use maps
  * ~0.5 MiB and costs ~0.2 ms of a run's start (node:crypto ~3 ms to load).
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync } from "../native/fs.ts";
 
 function urandom(b: Uint8Array): Uint8Array {
   const fd = openSync("/dev/urandom", "r");

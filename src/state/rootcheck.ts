@@ -4,8 +4,9 @@
  * otherwise make every listing empty and every creation fail later with a raw
  * errno: refuse it up front, naming the flag (or variable) it came from.
  */
-import { accessSync, constants, statfsSync, statSync } from "node:fs";
+
 import { fail, sysMessage } from "../errors.ts";
+import { accessSync, constants, statfsSync, statSync } from "../native/fs.ts";
 import { dirname, resolve } from "../posixpath.ts";
 
 /** statfs(2) magic numbers of filesystems that cannot hold nsbox's files. */

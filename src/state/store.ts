@@ -15,6 +15,11 @@
  * in it (mkdir of a temp dir, then rename) and loses it first when it goes, so a
  * directory without config.json is a removal under way or cut short.
  */
+
+import type { CgroupRecord } from "../cgroup/cgroup.ts";
+import type { ContainerSpec } from "../config/spec.ts";
+import { fail } from "../errors.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
 import {
   closeSync,
   existsSync,
@@ -28,11 +33,7 @@ import {
   symlinkSync,
   unlinkSync,
   writeFileSync,
-} from "node:fs";
-import type { CgroupRecord } from "../cgroup/cgroup.ts";
-import type { ContainerSpec } from "../config/spec.ts";
-import { fail } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
+} from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { isHex } from "../text.ts";
 import { roots } from "./paths.ts";

@@ -4,7 +4,7 @@
  * the container's line discipline and its foreground process, not nsbox.
  * Raw mode is undone on every way out: normal exit, error, signal (see restore()).
  */
-import { read, readlinkSync, writeSync } from "node:fs";
+import { readlinkSync, writeSync } from "../native/fs.ts";
 import { getWinsize, setWinsize, termiosRaw, termiosSet } from "../native/spawn.ts";
 
 let saved: Uint8Array | undefined;
@@ -45,7 +45,12 @@ export function hostWinsize(): { rows: number; cols: number } | undefined {
   return undefined;
 }
 
-function readAsync(fd: number, buf: Buffer): Promise<number> {
+let nodeRead: typeof import("node:fs").read | undefined;
+
+/** A read on Bun's thread pool (a terminal's read blocks): node:fs, loaded by -t alone. */
+async function readAsync(fd: number, buf: Buffer): Promise<number> {
+  nodeRead ??= (await import("node:fs")).read;
+  const read = nodeRead;
   return new Promise((resolve) => read(fd, buf, 0, buf.length, null, (err, n) => resolve(err ? -1 : n)));
 }
 

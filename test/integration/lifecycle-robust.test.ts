@@ -277,7 +277,7 @@ describe("nsbox killed with SIGKILL", () => {
     ["main", 0],
     ["state created", 0],
     ["state created", 2],
-    ["helper loaded", 0],
+    ["network and /etc files ready", 0], // (the helper now loads first thing, for the cgroup warm-up)
     ["programs built", 0],
     ["spawned", 0],
     ["spawned", 1],
