@@ -34,6 +34,11 @@ const moves = command === "run" || command === "exec" || command === "create";
 // which the other commands' start does without. (A top-level await: main.ts's
 // modules are evaluated once this one is done, the warm-up under way.)
 if (moves && process.getuid?.() === 0 && !withoutCgroups(argv)) {
-  const { warmCgroupMoves } = await import("./cgroup/warm.ts");
-  if (warmCgroupMoves()) mark("cgroup move warm-up started");
+  try {
+    const { warmCgroupMoves } = await import("./cgroup/warm.ts");
+    if (warmCgroupMoves()) mark("cgroup move warm-up started");
+  } catch {
+    // only a speed-up: whatever failed here (the helper's load, the cgroup
+    // mounts) fails again at the step that needs it, and is reported there
+  }
 }

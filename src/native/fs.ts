@@ -28,6 +28,7 @@ export const constants = {
   O_EXCL: O.EXCL,
   O_TRUNC: O.TRUNC,
   O_APPEND: O.APPEND,
+  O_NONBLOCK: O.NONBLOCK,
   O_DIRECTORY: O.DIRECTORY,
   O_NOFOLLOW: O.NOFOLLOW,
   F_OK: 0,
@@ -160,11 +161,11 @@ function writeString(fd: number, data: string): number {
 
 type Encoding = "utf8" | "utf-8";
 
-/** The whole file, read to its end (files in /proc and /sys report no size). */
-export function readFileSync(path: string): Buffer;
-export function readFileSync(path: string, encoding: Encoding | { encoding: Encoding }): string;
-export function readFileSync(path: string, encoding?: Encoding | { encoding: Encoding }): string | Buffer {
-  const fd = openSync(path, "r");
+/** The whole file, read to its end (files in /proc and /sys report no size); a number: that open fd, left open. */
+export function readFileSync(path: string | number): Buffer;
+export function readFileSync(path: string | number, encoding: Encoding | { encoding: Encoding }): string;
+export function readFileSync(path: string | number, encoding?: Encoding | { encoding: Encoding }): string | Buffer {
+  const fd = typeof path === "number" ? path : openSync(path, "r");
   let used = 0;
   try {
     for (;;) {
@@ -179,7 +180,7 @@ export function readFileSync(path: string, encoding?: Encoding | { encoding: Enc
       used += n;
     }
   } finally {
-    sys("close", fd);
+    if (fd !== path) sys("close", fd);
   }
   const data = scratch.subarray(0, used);
   const out = encoding ? decoder.decode(data) : Buffer.from(data);
@@ -200,6 +201,11 @@ export function writeFileSync(path: string, data: string | Uint8Array, options?:
   } finally {
     sys("close", fd);
   }
+}
+
+/** Appends data, creating the file (mode 0o666 less the umask) if needed. */
+export function appendFileSync(path: string, data: string): void {
+  writeFileSync(path, data, { flag: "a" });
 }
 
 /** access(2) with F_OK: never throws. */

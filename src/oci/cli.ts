@@ -9,10 +9,11 @@
  * file ({"level":"error","msg":...,"time":...} with --log-format json, which
  * podman shows its user); the exit code is runc's: 1.
  */
-import { appendFileSync } from "node:fs";
+
 import pkg from "../../package.json" with { type: "json" };
 import { EXIT, NsboxError } from "../errors.ts";
 import { log } from "../log.ts";
+import { appendFileSync } from "../native/fs.ts";
 import { mark } from "../trace.ts";
 import { ConfigError, SPEC_VERSION } from "./config.ts";
 import { ociCreate } from "./create.ts";

@@ -7,12 +7,13 @@
  * than what the client asked for. Unknown fields are ignored, as the spec says
  * of extensions, but listed under --debug.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+
 import { defaultDevices } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
 import type { ContainerSpec, Device, IdMapping, Mount, Namespace, NamespaceType, Resources } from "../config/spec.ts";
 import { NsboxError } from "../errors.ts";
 import { log } from "../log.ts";
+import { existsSync, readFileSync, statSync } from "../native/fs.ts";
 import { isAbsolute, join, resolve } from "../posixpath.ts";
 import { CAP_NAMES, type Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";

@@ -11,12 +11,18 @@
  * ... -> CREATED: terminal to --console-socket, state.json, --pid-file.
  * A failure leaves nothing behind (process, cgroup, state dir).
  */
+
+import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
+import { MS } from "../config/mountopts.ts";
+import type { ContainerSpec } from "../config/spec.ts";
+import { handshake, openJoinFds } from "../container/create.ts";
+import { buildPrograms, type ChildPlan } from "../container/plan.ts";
+import { sysMessage } from "../errors.ts";
+import { log } from "../log.ts";
 import {
   chmodSync,
   chownSync,
-  cpSync,
   existsSync,
-  lchownSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -26,14 +32,7 @@ import {
   renameSync,
   statSync,
   writeFileSync,
-} from "node:fs";
-import { CgroupError, type ContainerCgroup, cgroupMountsFor, createCgroup, detectCgroups, parseCgroupParent } from "../cgroup/index.ts";
-import { MS } from "../config/mountopts.ts";
-import type { ContainerSpec } from "../config/spec.ts";
-import { handshake, openJoinFds } from "../container/create.ts";
-import { buildPrograms, type ChildPlan } from "../container/plan.ts";
-import { sysMessage } from "../errors.ts";
-import { log } from "../log.ts";
+} from "../native/fs.ts";
 import { loadHelper } from "../native/helper.ts";
 import { strerror } from "../native/libc.ts";
 import { getRlimit, mkfifo, sendFdTo, setRlimit } from "../native/ocisys.ts";
@@ -248,9 +247,11 @@ function copyUp(spec: ContainerSpec, pid: number) {
       const st = statSync(src);
       chmodSync(dst, st.mode & 0o7777);
       chownSync(dst, st.uid, st.gid);
+      // node:fs's copy, loaded for a tmpcopyup mount alone
+      const { cpSync, lchownSync } = require("node:fs") as typeof import("node:fs");
       for (const name of readdirSync(src)) {
         cpSync(join(src, name), join(dst, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, force: true });
-        copyOwners(join(src, name), join(dst, name));
+        copyOwners(join(src, name), join(dst, name), lchownSync);
       }
     } catch (e) {
       throw new ConfigError(`cannot copy ${m.destination} of the image into its tmpfs (tmpcopyup): ${sysMessage(e)}`);
@@ -259,12 +260,12 @@ function copyUp(spec: ContainerSpec, pid: number) {
 }
 
 /** cpSync keeps modes, times and links, not owners (the image's /var/tmp/x of its user): chown each copy as its source. */
-function copyOwners(src: string, dst: string) {
+function copyOwners(src: string, dst: string, lchownSync: (path: string, uid: number, gid: number) => void) {
   const st = lstatSync(src);
   lchownSync(dst, st.uid, st.gid);
   // (a chown clears set-id bits: give them back)
   if (!st.isSymbolicLink() && st.mode & 0o6000) chmodSync(dst, st.mode & 0o7777);
-  if (st.isDirectory()) for (const name of readdirSync(src)) copyOwners(join(src, name), join(dst, name));
+  if (st.isDirectory()) for (const name of readdirSync(src)) copyOwners(join(src, name), join(dst, name), lchownSync);
 }
 
 const isCgroupMount = (m: { type?: string }) => m.type === "cgroup" || m.type === "cgroup2";

@@ -9,10 +9,11 @@
  * of a non-blocking eventfd and of a counter lose nothing between polls, and the
  * last poll after the container stopped catches the OOM that stopped it.
  */
-import { closeSync, existsSync, openSync, readSync, writeFileSync } from "node:fs";
+
 import { keyed, readCg } from "../cgroup/fsutil.ts";
 import { type CgroupRecord, openCgroup } from "../cgroup/index.ts";
 import { log } from "../log.ts";
+import { closeSync, existsSync, openSync, readSync, writeFileSync } from "../native/fs.ts";
 import { eventfd } from "../native/ocisys.ts";
 import { join } from "../posixpath.ts";
 import { ConfigError } from "./config.ts";

@@ -10,12 +10,13 @@
  * --detach: the process is left to the caller's subreaper (nsbox waits only
  * for its execve); else nsbox waits for it and exits with its code.
  */
-import { closeSync, openSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+
 import { openCgroup } from "../cgroup/index.ts";
 import type { Process } from "../config/spec.ts";
 import { childError } from "../container/childerror.ts";
 import { CLONE, CLONE_OF_NSFILE, identitySteps } from "../container/plan.ts";
 import { sysMessage } from "../errors.ts";
+import { closeSync, openSync, readFileSync, readlinkSync, writeFileSync } from "../native/fs.ts";
 import { strerror } from "../native/libc.ts";
 import { sendFdTo } from "../native/ocisys.ts";
 import { C, type Op, W } from "../native/program.ts";

@@ -15,9 +15,10 @@
  * Neither joins the pid namespace (W would have to fork: the hook stays where
  * the state's pid means something). The others run in the runtime's namespaces.
  */
-import { openSync, readlinkSync, writeSync } from "node:fs";
+
 import { CLONE } from "../container/plan.ts";
 import { log } from "../log.ts";
+import { openSync, readlinkSync, writeSync } from "../native/fs.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op, W } from "../native/program.ts";
 import { closeFd, exitCodeOf, makePipe, readChildPid, spawnProcess, waitPid } from "../native/spawn.ts";

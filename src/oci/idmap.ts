@@ -20,9 +20,10 @@
  * mappings count for an idmapped mount, not which namespace holds them.
  * The same machinery makes nsbox's own idmapped --userns rootfs (idmappedTree).
  */
-import { openSync, writeFileSync } from "node:fs";
+
 import { MS } from "../config/mountopts.ts";
 import type { ContainerSpec, IdMapping, Mount } from "../config/spec.ts";
+import { openSync, writeFileSync } from "../native/fs.ts";
 import { strerror } from "../native/libc.ts";
 import { C, type Op } from "../native/program.ts";
 import { idmappedTree, userNamespaceHolder, waitPid } from "../native/spawn.ts";

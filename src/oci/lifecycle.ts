@@ -3,9 +3,9 @@
  * Each reads the truth from the kernel (see state.ts) and holds the container's
  * lock while it changes anything.
  */
-import { closeSync, constants, openSync, readSync, unlinkSync, writeFileSync } from "node:fs";
-import { constants as osc } from "node:os";
+
 import { openCgroup } from "../cgroup/index.ts";
+import { closeSync, constants, openSync, readSync, unlinkSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { alive } from "../state/proc.ts";
 import { ConfigError } from "./config.ts";
@@ -77,7 +77,9 @@ export function ociState(id: string): string {
 
 /** "TERM", "SIGTERM", "term", "15" -> 15. */
 export function signalNumber(text: string | undefined): number {
-  if (!text) return osc.signals.SIGTERM;
+  if (!text) return 15; // SIGTERM
+  // node:os's table, loaded by kill alone
+  const osc = (require("node:os") as typeof import("node:os")).constants;
   if (/^\d+$/.test(text)) {
     const n = Number(text);
     if (n >= 1 && n <= 64) return n;

@@ -5,9 +5,10 @@
  * read from the kernel each time (the process, by pid and start time; the fifo;
  * the freezer), so it is right also after the process died with no nsbox running.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+
 import type { CgroupRecord } from "../cgroup/index.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { alive, type ProcId } from "../state/proc.ts";
 import type { Hooks } from "./config.ts";

@@ -3,8 +3,9 @@
  * spec` runs under runc and crun too), and `features`: the runtime-spec
  * features document, what this nsbox honours.
  */
-import { existsSync, writeFileSync } from "node:fs";
+
 import pkg from "../../package.json" with { type: "json" };
+import { existsSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { CAP_NAMES } from "../security/capabilities.ts";
 import { BIND_MOUNT_OPTIONS, ConfigError, HOOK_KINDS, SPEC_VERSION } from "./config.ts";

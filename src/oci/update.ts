@@ -2,12 +2,13 @@
  * `update`: new cgroup limits for a running container, from --resources FILE,
  * an OCI linux.resources object, or runc's flags.
  */
-import { readFileSync } from "node:fs";
+
 import { CgroupError } from "../cgroup/index.ts";
 import { applyV1 } from "../cgroup/v1.ts";
 import { applyV2 } from "../cgroup/v2.ts";
 import type { Resources } from "../config/spec.ts";
 import { sysMessage } from "../errors.ts";
+import { readFileSync } from "../native/fs.ts";
 import { parseJsonExact } from "../security/seccomp/json.ts";
 import { ConfigError, parseResources } from "./config.ts";
 import { mustRecord, statusOf } from "./state.ts";

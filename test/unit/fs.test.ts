@@ -88,6 +88,17 @@ describe("the same results as node:fs", () => {
     expect(ours.readFileSync(join(dir, "file"), "utf8")).toBe("hello\n");
     expect(ours.readFileSync("/proc/self/status", "utf8").startsWith("Name:")).toBe(true);
     expect(ours.readFileSync("/proc/self/mountinfo", "utf8").length).toBeGreaterThan(0);
+    const fd = node.openSync(join(dir, "file"), "r");
+    expect(ours.readFileSync(fd, "utf8")).toBe("hello\n");
+    expect(node.fstatSync(fd).isFile()).toBe(true); // left open
+    node.closeSync(fd);
+  });
+
+  test("appendFileSync creates, then appends", () => {
+    const f = join(dir, "app");
+    ours.appendFileSync(f, "a\n");
+    ours.appendFileSync(f, "b\n");
+    expect(node.readFileSync(f, "utf8")).toBe("a\nb\n");
   });
 
   test("writeFileSync creates with the mode (less the umask) and truncates", () => {
