@@ -27,6 +27,7 @@ import {
   mustRunOnce,
   nsboxArgv,
   RATIO_NOTE,
+  roundsNote,
   runOnce,
   type SectionResult,
   type Stats,
@@ -112,7 +113,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
       title,
       tables: [
         {
-          title: `exec ID /bin/true into a running \`sleep 3600\` container: ${ctx.opts.runs} runs (in rounds, each after ${ctx.opts.warmup} warm-up)`,
+          title: `exec ID /bin/true into a running \`sleep 3600\` container: ${roundsNote(ctx)}`,
           rows: [{ metric: "exec latency, median (ms)", values: { nsbox: ns.median, crun: cr.median, hello: he.median }, digits: 2 }],
         },
       ],

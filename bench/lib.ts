@@ -489,8 +489,24 @@ interface HyperfineJson {
   results: { times: number[]; user: number; system: number }[];
 }
 
-/** Rounds per measurement: contenders alternate, so a burst of load from elsewhere on the host hits all of them alike. */
-const ROUNDS = 4;
+/**
+ * Rounds per measurement: contenders alternate, so a burst of load from elsewhere
+ * on the host hits all of them alike. Short rounds: with 4 rounds of 25 runs, one
+ * binary's blocks of 25 moved its median by up to 10 ms against its own next block
+ * (the host's speed drifts over seconds), more than the differences measured; with
+ * 25 rounds of 4 the drift falls on every contender. The first round warms up
+ * with the full count, the others with one run each (the page cache stays warm
+ * between rounds seconds apart).
+ */
+const ROUNDS = 25;
+
+/** How hyperfine() ran `runs` runs, for a table's title. */
+export function roundsNote(ctx: BenchContext, runs = ctx.opts.runs): string {
+  const rounds = roundCount(runs);
+  return `${runs} runs in ${rounds} rounds, contenders alternating; ${ctx.opts.warmup} warm-up runs before the first round, ${Math.min(1, ctx.opts.warmup)} before each other`;
+}
+
+const roundCount = (runs: number) => Math.max(1, Math.min(ROUNDS, Math.floor(runs / 2))); // hyperfine needs at least 2 runs
 
 /** cmds rotated by k: each contender goes first in some round. */
 function rotate<T>(xs: T[], k: number): T[] {
@@ -500,18 +516,19 @@ function rotate<T>(xs: T[], k: number): T[] {
 
 /**
  * hyperfine -N over the wrapped commands, in ROUNDS interleaved rounds (each
- * with its own warm-up: the other contenders ran in between); stats in
- * milliseconds over all runs, by name.
+ * with a warm-up: the other contenders ran in between); stats in milliseconds
+ * over all runs, by name.
  */
 export function hyperfine(ctx: BenchContext, cmds: { name: string; argv: Arg[] }[], runs = ctx.opts.runs): Map<string, Stats> {
-  const rounds = Math.max(1, Math.min(ROUNDS, Math.floor(runs / 2))); // hyperfine needs at least 2 runs
+  const rounds = roundCount(runs);
   const times = new Map<string, number[]>(cmds.map((c) => [c.name, []]));
   const cpuMs = new Map<string, number>(cmds.map((c) => [c.name, 0])); // summed over runs
   for (let round = 0; round < rounds; round++) {
     const order = rotate(cmds, round);
     const n = Math.floor(runs / rounds) + (round < runs % rounds ? 1 : 0);
     const json = join(ctx.tmp, "hyperfine.json");
-    const argv = ["hyperfine", "-N", "--style", "none", "--warmup", String(ctx.opts.warmup), "--runs", String(n), "--export-json", json];
+    const warmup = round === 0 ? ctx.opts.warmup : Math.min(1, ctx.opts.warmup);
+    const argv = ["hyperfine", "-N", "--style", "none", "--warmup", String(warmup), "--runs", String(n), "--export-json", json];
     for (const c of order) argv.push("--command-name", c.name, wrapCommand(ctx.wrapper, c.argv));
     const r = exec(argv, { env: ctx.env });
     if (r.code !== 0) throw new BenchError(`hyperfine failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);

@@ -24,6 +24,7 @@ import {
   nsboxArgv,
   RATIO_NOTE,
   type Resources,
+  roundsNote,
   runOnce,
   runtimeArgv,
   type SectionResult,
@@ -95,7 +96,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     title,
     tables: [
       {
-        title: `run --memory 64m --pids-limit 64 ROOTFS /bin/true: ${ctx.opts.runs} runs (in rounds, each after ${ctx.opts.warmup} warm-up)`,
+        title: `run --memory 64m --pids-limit 64 ROOTFS /bin/true: ${roundsNote(ctx)}`,
         rows: [{ metric: "latency, median (ms)", values, digits: 1 }],
       },
     ],

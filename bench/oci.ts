@@ -23,6 +23,7 @@ import {
   mustRunOnce,
   RATIO_NOTE,
   type Row,
+  roundsNote,
   type SectionResult,
 } from "./lib.ts";
 
@@ -119,7 +120,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
   const rows = [b.row, ...(pm.row ? [pm.row] : [])];
   return {
     title,
-    tables: [{ title: `OCI runtime CLI: ${ctx.opts.runs} runs of run --bundle (in rounds, each after ${ctx.opts.warmup} warm-up)`, rows }],
+    tables: [{ title: `OCI runtime CLI: run --bundle, ${roundsNote(ctx)}`, rows }],
     notes: [
       RATIO_NOTE,
       `run --bundle mean ± stddev (ms): ${b.spread}`,

@@ -22,6 +22,7 @@ import {
   nsboxArgv,
   peakRssMiB,
   RATIO_NOTE,
+  roundsNote,
   runtimeArgv,
   type SectionResult,
   type Stats,
@@ -93,7 +94,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     title,
     tables: [
       {
-        title: `run ROOTFS /bin/true: ${ctx.opts.runs} runs (in rounds, each after ${ctx.opts.warmup} warm-up); memory: median of ${ctx.opts.memRuns}`,
+        title: `run ROOTFS /bin/true: ${roundsNote(ctx)}; memory: median of ${ctx.opts.memRuns}`,
         rows: [
           { metric: "latency, median (ms)", values: latency, digits: 1 },
           { metric: "peak RSS, median (MiB)", values: memory, digits: 1 },
