@@ -315,12 +315,6 @@ static int nsb_termios(int fd, int op, struct k_termios *t) {
     return (int)nsb_make_raw(fd, t);
 }
 
-/* Orphans of our children come to us (so C, once W exits, is ours to wait for). */
-static int nsb_subreaper(void) { return (int)sys_prctl(PR_SET_CHILD_SUBREAPER, 1, 0); }
-
-/* Seals a memfd: nobody, not even a container holding /proc/N/exe, can change it. */
-static int nsb_seal(int fd) { return (int)sys_fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE); }
-
 static int nsb_flock(int fd, int op) {
     long r;
     do r = SC2(SYS_flock, fd, op);
@@ -347,10 +341,9 @@ static int nsb_connect_unix(const char *path, int len) {
     return (int)fd;
 }
 
-static int nsb_pipe(i32 *fds, int flags) { return (int)sys_pipe2(fds, flags); }
-static int nsb_close(int fd) { return (int)sys_close(fd); }
-static int nsb_kill(int pid, int sig) { return (int)sys_kill(pid, sig); }
 
+/* Plain system calls (close, pipe2, mount, bpf, prlimit64...) are made by nsbox
+ * itself (src/native/syscall.ts); the numbers they had here are not reused. */
 enum {
     F_SPAWN = 1,
     F_RECV = 2,
@@ -358,33 +351,19 @@ enum {
     F_READ_FULL = 4,
     F_WAIT = 5,
     F_WINSIZE = 6,
-    F_SUBREAPER = 7,
-    F_SEAL = 8,
-    F_PIPE = 9,
-    F_CLOSE = 10,
-    F_KILL = 11,
     F_IDMAP_TREE = 12,
-    F_PIDFD_OPEN = 13,
-    F_PIDFD_SIGNAL = 14,
-    F_MOUNT = 15,   /* host-side mounts only (ns --bind): nsbox's own namespaces never change */
-    F_UMOUNT = 16,
     F_NETLINK = 17,
     F_TERMIOS = 18,
-    F_BPF = 19,     /* bpf(cmd, attr, size): the devices program of cgroup v2 (built in TS) */
     F_USERNS_HOLDER = 20,
     F_FWD_INSTALL = 21, /* sigs: C handlers take these signals (fg_forward.c) */
     F_FWD_HANDOFF = 22, /* on: left pending for the shim from now on, off: Bun's handlers again; returns whether a SIGHUP came */
     F_FWD_TARGET = 23,  /* pid: where they go from now on (-1: nowhere) */
     /* what nsbox once bound from libc (each binding costs a start ~0.15 ms) */
     F_FLOCK = 24,       /* fd op: a blocking one is retried after a signal */
-    F_DUP = 25,         /* fd */
     F_SIGMASK = 26,     /* how sigs: the calling thread's mask (SIG_BLOCK 0, SIG_UNBLOCK 1; bit N-1 = signal N) */
     F_EXECVEAT = 27,    /* fd argv envp: execve of the program in fd; returns only on failure */
-    /* the OCI verbs' (src/native/ocisys.ts) */
-    F_MKNODAT = 28,     /* path mode dev (a fifo: exec.fifo) */
-    F_PRLIMIT = 29,     /* pid resource new old: prlimit64 */
+    /* the OCI verbs' (src/native/ocisys.ts): --console-socket */
     F_CONNECT_UNIX = 30, /* path len: a connected AF_UNIX stream socket (close-on-exec), or -errno */
-    F_EVENTFD = 31,     /* flags */
     /* write_away.c: cgroup.procs written by a child, off nsbox's thread */
     F_AWAY_START = 32,  /* path plen text len: returns the child's pid */
     F_AWAY_DONE = 33,   /* pid nowait: -1 under way, else the write's errno (0: written) */
@@ -399,33 +378,18 @@ NSB_EXPORT int nsb_call(int fn, const i64 *a) {
     case F_USERNS_HOLDER: return nsb_userns_holder();
     case F_FWD_INSTALL: return fwd_install((u64)a[0]);
     case F_FLOCK: return nsb_flock((int)a[0], (int)a[1]);
-    case F_DUP: return (int)SC1(SYS_dup, a[0]);
     case F_SIGMASK: return (int)sys_rt_sigprocmask((int)a[0], (const u64 *)&a[1], NULL);
-    case F_MKNODAT: return (int)SC4(SYS_mknodat, AT_FDCWD, a[0], a[1], a[2]);
-    case F_PRLIMIT: return (int)SC4(SYS_prlimit64, a[0], a[1], a[2], a[3]);
     case F_CONNECT_UNIX: return nsb_connect_unix((const char *)a[0], (int)a[1]);
-    case F_EVENTFD: return (int)SC2(SYS_eventfd2, 0, a[0]);
     case F_AWAY_START: return nsb_away_start((const char *)a[0], (int)a[1], (const char *)a[2], (int)a[3]);
     case F_AWAY_DONE: return nsb_away_done((int)a[0], (int)a[1]);
     case F_EXECVEAT: return (int)SC5(SYS_execveat, a[0], "", a[1], a[2], 0x1000 /* AT_EMPTY_PATH */);
     case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);
-    case F_PIDFD_OPEN: return (int)SC2(SYS_pidfd_open, a[0], 0);
-    case F_PIDFD_SIGNAL: return (int)SC4(SYS_pidfd_send_signal, a[0], a[1], 0, 0);
-    case F_MOUNT:
-        return (int)SC5(SYS_mount, a[0], a[1], a[2], a[3], a[4]);
-    case F_UMOUNT: return (int)SC2(SYS_umount2, a[0], a[1]);
-    case F_BPF: return (int)SC3(SYS_bpf, a[0], a[1], a[2]);
     case F_TERMIOS: return nsb_termios((int)a[0], (int)a[1], (struct k_termios *)a[2]);
     case F_NETLINK: return (int)nsb_netlink((int)a[0], (const u8 *)a[1], (int)a[2], (u8 *)a[3], (int)a[4]);
     case F_READ_FULL: return nsb_read_full((int)a[0], (u8 *)a[1], (int)a[2]);
     case F_WAIT: return nsb_wait((int)a[0], (i32 *)a[1], (int)a[2]);
     case F_WINSIZE: return nsb_winsize((int)a[0], (int)a[1], (u16 *)a[2]);
-    case F_SUBREAPER: return nsb_subreaper();
-    case F_SEAL: return nsb_seal((int)a[0]);
-    case F_PIPE: return nsb_pipe((i32 *)a[0], (int)a[1]);
-    case F_CLOSE: return nsb_close((int)a[0]);
-    case F_KILL: return nsb_kill((int)a[0], (int)a[1]);
     }
     return -ENOSYS;
 }

@@ -9,7 +9,7 @@
  */
 import { errnoName } from "../native/errno.ts";
 import { closeSync, constants, openSync } from "../native/fs.ts";
-import { addressOf, call, F } from "../native/helper.ts";
+import { addr, sys } from "../native/syscall.ts";
 import type { DeviceRule } from "../security/devices.ts";
 import { deviceFilterProgram } from "../security/devices-bpf.ts";
 import { CgroupError } from "./cgroup.ts";
@@ -29,14 +29,14 @@ function load(insns: Uint8Array, license: Uint8Array, log?: Uint8Array): number 
   const v = new DataView(attr.buffer);
   v.setUint32(0, BPF_PROG_TYPE_CGROUP_DEVICE, true); // prog_type
   v.setUint32(4, insns.length / 8, true); // insn_cnt
-  v.setBigUint64(8, addressOf(insns), true); // insns
-  v.setBigUint64(16, addressOf(license), true); // license
+  v.setBigUint64(8, BigInt(addr(insns)), true); // insns
+  v.setBigUint64(16, BigInt(addr(license)), true); // license
   if (log) {
     v.setUint32(24, 1, true); // log_level
     v.setUint32(28, log.length, true); // log_size
-    v.setBigUint64(32, addressOf(log), true); // log_buf
+    v.setBigUint64(32, BigInt(addr(log)), true); // log_buf
   }
-  const fd = call(F.BPF, BPF_PROG_LOAD, attr, ATTR_SIZE);
+  const fd = sys("bpf", BPF_PROG_LOAD, addr(attr), ATTR_SIZE);
   // the arrays the kernel read through pointers stay referenced until here
   void [insns, license, log];
   return fd;
@@ -70,10 +70,10 @@ export function attachDeviceFilter(dir: string, rules: readonly DeviceRule[]): v
     v.setUint32(4, prog, true); // attach_bpf_fd
     v.setUint32(8, BPF_CGROUP_DEVICE, true); // attach_type
     v.setUint32(12, BPF_F_ALLOW_MULTI, true); // attach_flags
-    const r = call(F.BPF, BPF_PROG_ATTACH, attr, ATTR_SIZE);
+    const r = sys("bpf", BPF_PROG_ATTACH, addr(attr), ATTR_SIZE);
     if (r < 0) throw new CgroupError(`cannot attach the device rules program to ${dir} (bpf BPF_PROG_ATTACH: ${errnoName(-r)})`);
   } finally {
     if (cg !== undefined) closeSync(cg);
-    call(F.CLOSE, prog);
+    sys("close", prog);
   }
 }

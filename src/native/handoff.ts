@@ -23,6 +23,7 @@
  */
 import { ptr } from "bun:ffi";
 import { call, F } from "./helper.ts";
+import { sys } from "./syscall.ts";
 
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
@@ -79,7 +80,7 @@ export async function drainSignals(): Promise<void> {
 
 /** A copy of fd that survives execve (Bun's fds are close-on-exec). */
 export function inheritableDup(fd: number): number {
-  return call(F.DUP, fd);
+  return sys("dup", fd);
 }
 
 /** Replaces this process with the program in fd; returns only if that failed. */

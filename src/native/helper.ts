@@ -12,11 +12,16 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import { mark } from "../trace.ts";
 import { helperBytes } from "./embedded.ts";
 import { closeSync } from "./fs.ts";
-import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith } from "./libc.ts";
+import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith, seal } from "./libc.ts";
 
 const { i32 } = FFIType;
 
-/** The functions behind nsb_call(fn, args) in csrc/host_calls.c: one exported symbol, one FFI binding (a dlopen of three symbols measures ~0.06 ms). */
+/**
+ * The functions behind nsb_call(fn, args) in csrc/host_calls.c: one exported
+ * symbol, one FFI binding (a dlopen of three symbols measures ~0.06 ms). Plain
+ * system calls go through src/native/syscall.ts instead; the numbers of those
+ * that moved there are not reused.
+ */
 export const F = {
   SPAWN: 1,
   RECV: 2,
@@ -24,31 +29,17 @@ export const F = {
   READ_FULL: 4,
   WAIT: 5,
   WINSIZE: 6,
-  SUBREAPER: 7,
-  SEAL: 8,
-  PIPE: 9,
-  CLOSE: 10,
-  KILL: 11,
   IDMAP_TREE: 12,
-  PIDFD_OPEN: 13,
-  PIDFD_SIGNAL: 14,
-  MOUNT: 15,
-  UMOUNT: 16,
   NETLINK: 17,
   TERMIOS: 18,
-  BPF: 19,
   USERNS_HOLDER: 20,
   FWD_INSTALL: 21,
   FWD_HANDOFF: 22,
   FWD_TARGET: 23,
   FLOCK: 24,
-  DUP: 25,
   SIGMASK: 26,
   EXECVEAT: 27,
-  MKNODAT: 28,
-  PRLIMIT: 29,
   CONNECT_UNIX: 30,
-  EVENTFD: 31,
   AWAY_START: 32,
   AWAY_DONE: 33,
 } as const;
@@ -63,7 +54,7 @@ function load() {
   try {
     const lib = dlopen(`/proc/self/fd/${fd}`, symbols);
     // Mapped private: sealed, the file can no longer change under the mapping.
-    lib.symbols.nsb_call(F.SEAL, new BigInt64Array([BigInt(fd), 0n, 0n, 0n, 0n, 0n]));
+    seal(fd);
     return lib;
   } finally {
     closeSync(fd);
@@ -92,9 +83,4 @@ export function call(fn: number, ...args: Arg[]): number {
     argv[i] = BigInt(typeof a === "number" ? a : ptr(a));
   }
   return h.nsb_call(fn, argv);
-}
-
-/** The address of a typed array's memory, for structures that hold pointers (bpf_attr); keep the array alive meanwhile. */
-export function addressOf(a: NodeJS.TypedArray): bigint {
-  return BigInt(ptr(a));
 }

@@ -30,6 +30,13 @@ export function memfdWith(name: string, data: Uint8Array, flags = MFD_CLOEXEC): 
   return fd;
 }
 
+/** Seals a memfd: nobody, not even a container holding /proc/N/exe, can change it. */
+export function seal(fd: number): void {
+  const F_ADD_SEALS = 1033;
+  const ALL = 1 | 2 | 4 | 8; // F_SEAL_SEAL, _SHRINK, _GROW, _WRITE
+  sys("fcntl", fd, F_ADD_SEALS, ALL);
+}
+
 /** The kernel's text for an errno, e.g. 2 -> "No such file or directory". */
 export function strerror(errno: number): string {
   text ??= bindStrerror();

@@ -3,18 +3,20 @@
  * (exec.fifo), prlimit (process.rlimits on the waiting process), and a Unix
  * socket connection to pass the pty master to --console-socket (SCM_RIGHTS,
  * sent by the helper's nsb_send), and an eventfd for `events`' OOM notices.
- * Through the helper's one function (raw system calls that return -errno), not
- * libc: bun:ffi compiles a trampoline for each function it binds (~0.15 ms each,
- * at every OCI create).
+ * Raw system calls that return -errno (src/native/syscall.ts) and the helper's
+ * one function for the socket, not libc's wrappers: bun:ffi compiles a
+ * trampoline for each function it binds (~0.15 ms each, at every OCI create).
  */
 import { call, F } from "./helper.ts";
 import { strerror } from "./libc.ts";
+import { AT_FDCWD, addr, cpath, sys } from "./syscall.ts";
 
 const errnoText = (r: number) => strerror(-r).toLowerCase();
 const S_IFIFO = 0o010000;
 
 export function mkfifo(path: string, mode: number): void {
-  const r = call(F.MKNODAT, Buffer.from(`${path}\0`), S_IFIFO | mode, 0);
+  const at = cpath(path);
+  const r = at < 0 ? at : sys("mknodat", AT_FDCWD, at, S_IFIFO | mode, 0);
   if (r < 0) throw new Error(`cannot create the fifo ${path}: ${errnoText(r)}`);
 }
 
@@ -22,14 +24,14 @@ export function mkfifo(path: string, mode: number): void {
 export function setRlimit(pid: number, resource: number, soft: number, hard: number): void {
   const inf = 0xffffffffffffffffn;
   const lim = new BigUint64Array([soft < 0 ? inf : BigInt(soft), hard < 0 ? inf : BigInt(hard)]);
-  const r = call(F.PRLIMIT, pid, resource, lim, 0);
+  const r = sys("prlimit64", pid, resource, addr(lim), 0);
   if (r < 0) throw new Error(errnoText(r));
 }
 
 /** A resource limit of process pid (-1: unlimited). */
 export function getRlimit(pid: number, resource: number): { soft: number; hard: number } {
   const lim = new BigUint64Array(2);
-  const r = call(F.PRLIMIT, pid, resource, 0, lim);
+  const r = sys("prlimit64", pid, resource, 0, addr(lim));
   if (r < 0) throw new Error(errnoText(r));
   const n = (v: bigint | undefined) => (v === undefined || v >= 0xffffffffffffffffn ? -1 : Number(v));
   return { soft: n(lim[0]), hard: n(lim[1]) };
@@ -47,7 +49,7 @@ export function sendFdTo(path: string, fd: number): void {
     const r = call(F.SEND, sock, payload, payload.length, fd);
     if (r < 0) throw new Error(`cannot send the terminal to the console socket ${path}: ${errnoText(r)}`);
   } finally {
-    call(F.CLOSE, sock);
+    sys("close", sock);
   }
 }
 
@@ -58,7 +60,7 @@ export function sendFdTo(path: string, fd: number): void {
 export function eventfd(): number {
   const EFD_CLOEXEC = 0o2000000;
   const EFD_NONBLOCK = 0o4000;
-  const fd = call(F.EVENTFD, EFD_CLOEXEC | EFD_NONBLOCK);
+  const fd = sys("eventfd2", 0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) throw new Error(`cannot make an eventfd: ${errnoText(fd)}`);
   return fd;
 }

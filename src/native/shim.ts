@@ -5,8 +5,7 @@
  * container cannot modify it through /proc/PID/exe.
  */
 import { shimBytes } from "./embedded.ts";
-import { call, F } from "./helper.ts";
-import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith } from "./libc.ts";
+import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith, seal } from "./libc.ts";
 
 let fd: number | undefined;
 
@@ -14,7 +13,7 @@ let fd: number | undefined;
 export function shimFd(): number {
   if (fd === undefined) {
     fd = memfdWith("nsbox-shim", shimBytes(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    call(F.SEAL, fd);
+    seal(fd);
   }
   return fd;
 }

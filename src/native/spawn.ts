@@ -7,6 +7,7 @@ import { call, F } from "./helper.ts";
 import { strerror } from "./libc.ts";
 import { type Encoded, encodePrograms, MSG, type Op } from "./program.ts";
 import { shimFd } from "./shim.ts";
+import { addr, cpath, cstr, sys } from "./syscall.ts";
 
 export interface Spawned {
   /** W, the first child (exits at once in the foreground, becomes the monitor when detached) */
@@ -96,16 +97,17 @@ export function exitCodeOf(status: number): number {
 }
 
 export function closeFd(fd: number): void {
-  if (fd >= 0) call(F.CLOSE, fd);
+  if (fd >= 0) sys("close", fd);
 }
 
+/** Orphans of our children come to us (so C, once W exits, is ours to wait for). */
 export function becomeSubreaper(): void {
-  call(F.SUBREAPER);
+  sys("prctl", 36 /* PR_SET_CHILD_SUBREAPER */, 1);
 }
 
 export function makePipe(cloexec = true): [number, number] {
   const fds = new Int32Array(2);
-  const r = call(F.PIPE, fds, cloexec ? 0o2000000 : 0);
+  const r = sys("pipe2", addr(fds), cloexec ? 0o2000000 : 0);
   if (r < 0) throw new Error(`pipe: errno ${-r}`);
   return [fds[0] as number, fds[1] as number];
 }
@@ -122,22 +124,24 @@ export function setWinsize(fd: number, rows: number, cols: number): void {
 
 /** A pidfd for pid (pins that process: a later pid reuse cannot fool a signal). */
 export function pidfdOpen(pid: number): number {
-  return call(F.PIDFD_OPEN, pid);
+  return sys("pidfd_open", pid, 0);
 }
 
 export function pidfdSignal(pidfd: number, sig: number): number {
-  return call(F.PIDFD_SIGNAL, pidfd, sig);
+  return sys("pidfd_send_signal", pidfd, sig, 0, 0);
 }
-
-const cstr = (s: string | null) => (s === null ? 0 : Buffer.from(`${s}\0`));
 
 /** mount(2) in nsbox's own (host) mount namespace: only for `ns --bind`. */
 export function hostMount(src: string | null, target: string, fstype: string | null, flags: number): number {
-  return call(F.MOUNT, cstr(src), cstr(target), cstr(fstype), flags, 0);
+  const s = src === null ? undefined : cstr(src);
+  const f = fstype === null ? undefined : cstr(fstype);
+  const at = cpath(target);
+  return at < 0 ? at : sys("mount", s ? addr(s) : 0, at, f ? addr(f) : 0, flags, 0);
 }
 
 export function hostUmount(target: string, flags: number): number {
-  return call(F.UMOUNT, cstr(target), flags);
+  const at = cpath(target);
+  return at < 0 ? at : sys("umount2", at, flags);
 }
 
 /** Puts terminal fd into raw mode; returns its previous settings (to restore), or undefined if fd is no terminal. */

@@ -8,7 +8,8 @@
  * operations nsbox needs on it.
  *
  * Only the calls that exist on both architectures nsbox ships (x86_64, aarch64):
- * the *at forms, statx and getdents64.
+ * the *at forms, statx and getdents64. The helper (src/native/helper.ts) keeps
+ * what needs C: a clone, a signal handler, a structure built around the call.
  */
 type Ffi = typeof import("bun:ffi");
 
@@ -41,6 +42,18 @@ const X86_64 = {
   renameat2: 316,
   memfd_create: 319,
   statx: 332,
+  prctl: 157,
+  mount: 165,
+  umount2: 166,
+  mknodat: 259,
+  eventfd2: 290,
+  pipe2: 293,
+  prlimit64: 302,
+  bpf: 321,
+  pidfd_send_signal: 424,
+  pidfd_open: 434,
+  dup: 32,
+  fcntl: 72,
 } as const;
 
 export type SyscallName = keyof typeof X86_64;
@@ -64,6 +77,18 @@ const AARCH64: Record<SyscallName, number> = {
   renameat2: 276,
   memfd_create: 279,
   statx: 291,
+  prctl: 167,
+  mount: 40,
+  umount2: 39,
+  mknodat: 33,
+  eventfd2: 19,
+  pipe2: 59,
+  prlimit64: 261,
+  bpf: 280,
+  pidfd_send_signal: 424,
+  pidfd_open: 434,
+  dup: 23,
+  fcntl: 25,
 };
 
 const NR: Record<SyscallName, number> = process.arch === "arm64" ? AARCH64 : X86_64;
