@@ -415,16 +415,18 @@ export function statfsSync(path: string): { type: number; bsize: number; blocks:
 
 const DT_DIR = 4;
 
-/** Each entry of an open directory (not . and ..) with its type (DT_*, 0 when the filesystem does not say). */
-function entries(fd: number, path: string): { name: string; type: number }[] {
+/**
+ * Each entry of an open directory (not . and ..) with its type (DT_*, 0 when the
+ * filesystem does not say). A directory removed while it is read fails with
+ * ENOENT; goneIsEmpty (rm's) takes that as its end, as glibc's readdir does.
+ */
+export function entries(fd: number, path: string, goneIsEmpty = false): { name: string; type: number }[] {
   const out: { name: string; type: number }[] = [];
   const buf = Buffer.allocUnsafe(32768);
   for (;;) {
-    const n = check(
-      again(() => sys("getdents64", fd, addr(buf), buf.length)),
-      "scandir",
-      path,
-    );
+    const r = again(() => sys("getdents64", fd, addr(buf), buf.length));
+    if (r === -ENOENT && goneIsEmpty) return out;
+    const n = check(r, "scandir", path);
     if (n === 0) return out;
     for (let off = 0; off < n; ) {
       const reclen = buf.readUInt16LE(off + 16);
@@ -449,7 +451,8 @@ export function readdirSync(path: string): string[] {
 
 /** Removes what is in the directory open at fd, depth first, without following a symbolic link. */
 function emptyDir(fd: number, path: string, force: boolean): void {
-  for (const e of entries(fd, path)) {
+  // removed meanwhile by another process (a concurrent rm): nothing left to empty
+  for (const e of entries(fd, path, true)) {
     const full = `${path}/${e.name}`;
     let dir = e.type === DT_DIR;
     if (e.type === 0) {

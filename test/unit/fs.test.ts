@@ -187,6 +187,20 @@ describe("the same results as node:fs", () => {
     expect(ours.readdirSync(many)).toEqual(node.readdirSync(many));
   });
 
+  test("a directory removed while it is read: an error for readdir (as node's), its end for rm (a concurrent rm -rf)", () => {
+    const d = join(dir, "dead");
+    node.mkdirSync(d);
+    node.writeFileSync(join(d, "x"), "");
+    const fd = node.openSync(d, "r");
+    try {
+      node.rmSync(d, { recursive: true });
+      expect(ours.entries(fd, d, true)).toEqual([]);
+      expect((thrown(() => ours.entries(fd, d)) as { code: string; syscall: string }).code).toBe("ENOENT");
+    } finally {
+      node.closeSync(fd);
+    }
+  });
+
   test("mkdirSync recursive returns the first directory made, and applies the mode to each", () => {
     const base = join(dir, "m");
     expect(ours.mkdirSync(join(base, "a/b/"), { recursive: true, mode: 0o700 })).toBe(base);
