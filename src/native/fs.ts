@@ -5,8 +5,9 @@
  *
  * Why not node:fs itself: loading it is 2.2-4.5 ms and ~1.9 MiB at every start
  * (bench/trace-notes.md, issue 14), and it is loaded by any one import anywhere in
- * the code a command runs. Commands off the start path (images, tar, the OCI
- * verbs, `-t`'s relay) still use node:fs where it is simpler.
+ * the code a command runs. The run, exec and lifecycle paths and the OCI verbs
+ * use this; work off those paths (images, tar, logs, a tarball rootfs's cache,
+ * `-t`'s relay, OCI tmpcopyup) still uses node:fs where it is simpler.
  *
  * Only the forms nsbox uses: each function throws for an option it does not
  * implement rather than ignoring it. test/unit/fs.test.ts holds each one to
