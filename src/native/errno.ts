@@ -55,12 +55,6 @@ export function errnoName(n: number): string {
   return BY_NUMBER.get(n)?.name ?? `errno ${n}`;
 }
 
-/** The number of a name in the table ("EPERM" -> 1). */
-export function errnoNumber(name: string): number | undefined {
-  for (const [n, e] of BY_NUMBER) if (e.name === name) return n;
-  return undefined;
-}
-
 export interface ErrnoError extends Error {
   code: string;
   errno: number;

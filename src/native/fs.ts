@@ -60,14 +60,6 @@ function check(r: number, syscall: string, path?: string, dest?: string): number
   return r;
 }
 
-/** A call retried while a signal interrupts it. */
-function again(f: () => number): number {
-  for (;;) {
-    const r = f();
-    if (r !== -EINTR) return r;
-  }
-}
-
 const FLAGS: Record<string, number> = {
   r: O.RDONLY,
   "r+": O.RDWR,
@@ -88,11 +80,10 @@ function openFlags(flags: string | number): number {
 export function openSync(path: string, flags: string | number = "r", mode = 0o666): number {
   const at = pa(path, "open");
   const f = openFlags(flags) | O.CLOEXEC;
-  return check(
-    again(() => sys("openat", AT_FDCWD, at, f, mode)),
-    "open",
-    path,
-  );
+  for (;;) {
+    const r = sys("openat", AT_FDCWD, at, f, mode);
+    if (r !== -EINTR) return check(r, "open", path);
+  }
 }
 
 export function closeSync(fd: number): void {
@@ -425,7 +416,8 @@ export function entries(fd: number, path: string, goneIsEmpty = false): { name: 
   const out: { name: string; type: number }[] = [];
   const buf = Buffer.allocUnsafe(32768);
   for (;;) {
-    const r = again(() => sys("getdents64", fd, addr(buf), buf.length));
+    let r = sys("getdents64", fd, addr(buf), buf.length);
+    while (r === -EINTR) r = sys("getdents64", fd, addr(buf), buf.length);
     if (r === -ENOENT && goneIsEmpty) return out;
     const n = check(r, "scandir", path);
     if (n === 0) return out;
