@@ -35,7 +35,7 @@ HELPER_CFLAGS := -DNSB_HELPER -shared -fPIC -nostdlib -ffreestanding -Os -fno-st
 	-fno-asynchronous-unwind-tables -fno-builtin -Wall -Wextra -Wno-unused-function \
 	-Wl,--gc-sections -Wl,--build-id=none -Wl,-z,now -Wl,-z,noexecstack -Wl,--hash-style=gnu -s
 
-.PHONY: all build build-arm64 shim helper demo test test-unit test-integration test-chaos test-cgroup2 test-arm64 test-oci bench rootfs install clean check check-arch lint typecheck deps
+.PHONY: all build build-arm64 shim helper demo test test-unit test-integration test-chaos test-cgroup2 test-arm64 test-oci bench rootfs install clean check check-arch check-start lint typecheck deps
 
 all: build
 
@@ -170,7 +170,10 @@ check-arch:
 		cat csrc/arch_aarch64.c csrc/lib.c $(SHIM_FILES) | $(AARCH64_CC) -x c $(SHIM_CFLAGS) -Werror -o /dev/null - && \
 		echo "arm64: the helper and the shim compile"; \
 	else echo "arm64: not checked ($(AARCH64_CC) not installed: apt-get install gcc-aarch64-linux-gnu linux-libc-dev-arm64-cross)"; fi
-check: typecheck lint check-arch
+# run, exec and the OCI verbs start without Bun's node: modules (each costs a start milliseconds)
+check-start: $(EMBEDDED) node_modules/.installed
+	$(BUN) test/check-start-imports.ts
+check: typecheck lint check-arch check-start
 
 clean:
 	rm -rf dist build

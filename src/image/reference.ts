@@ -16,9 +16,9 @@
  *   { "mirrors": { "docker.io": "mirror.example.com:5000" } }
  * (the environment wins over the files; only docker.io can be mirrored today).
  */
-import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+
 import { fail } from "../errors.ts";
+import { existsSync, readFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 
 export const DOCKER_HUB = "docker.io";
@@ -134,7 +134,7 @@ function checkDigest(digest: string, bad: (why: string) => never) {
 /** registries.json: where docker.io is mirrored, if anywhere. */
 function configuredMirror(env: NodeJS.ProcessEnv): string | undefined {
   if (env.NSBOX_REGISTRY_MIRROR) return env.NSBOX_REGISTRY_MIRROR;
-  const files = ["/etc/nsbox/registries.json", join(env.HOME || homedir(), ".config/nsbox/registries.json")];
+  const files = ["/etc/nsbox/registries.json", join(env.HOME || process.getBuiltinModule("node:os").homedir(), ".config/nsbox/registries.json")];
   for (const file of files) {
     if (!existsSync(file)) continue;
     let parsed: unknown;

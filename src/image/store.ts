@@ -21,6 +21,9 @@
  * The layout is made by the first write (layout()), not by opening the store: a
  * command that only reads, or fails on bad input, leaves the data root as it was.
  */
+
+import { fail, NsboxError } from "../errors.ts";
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
 import {
   closeSync,
   existsSync,
@@ -37,9 +40,7 @@ import {
   unlinkSync,
   writeFileSync,
   writeSync,
-} from "node:fs";
-import { fail, NsboxError } from "../errors.ts";
-import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
+} from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { isRootless } from "../rootless/identity.ts";
 import { extractAsUser, removeTree, renameTree } from "../rootless/storage.ts";

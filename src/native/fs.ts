@@ -5,9 +5,11 @@
  *
  * Why not node:fs itself: loading it is 2.2-4.5 ms and ~1.9 MiB at every start
  * (bench/trace-notes.md, issue 14), and it is loaded by any one import anywhere in
- * the code a command runs. The run, exec and lifecycle paths and the OCI verbs
- * use this; work off those paths (images, tar, logs, a tarball rootfs's cache,
- * `-t`'s relay, OCI tmpcopyup) still uses node:fs where it is simpler.
+ * the code a command runs. The run (a rootfs or a stored image), exec and
+ * lifecycle paths and the OCI verbs use this, and test/check-start-imports.ts
+ * (make check) keeps node: modules out of their start; work off those paths
+ * (pulls, unpacking, tar, logs, a tarball rootfs's cache, `-t`'s relay, OCI
+ * tmpcopyup) still uses node:fs where it is simpler.
  *
  * Only the forms nsbox uses: each function throws for an option it does not
  * implement rather than ignoring it. test/unit/fs.test.ts holds each one to
@@ -88,6 +90,13 @@ export function openSync(path: string, flags: string | number = "r", mode = 0o66
 
 export function closeSync(fd: number): void {
   check(sys("close", fd), "close");
+}
+
+/** fsync(2): the file's data and metadata on disk before a rename makes it visible. */
+export function fsyncSync(fd: number): void {
+  let r = sys("fsync", fd);
+  while (r === -EINTR) r = sys("fsync", fd);
+  check(r, "fsync");
 }
 
 /** One read(2) (pread at a position); returns the bytes read, 0 at the end. */
@@ -406,6 +415,8 @@ export function statfsSync(path: string): { type: number; bsize: number; blocks:
 // ---- directories ----
 
 const DT_DIR = 4;
+const DT_REG = 8;
+const DT_LNK = 10;
 
 /**
  * Each entry of an open directory (not . and ..) with its type (DT_*, 0 when the
@@ -432,11 +443,47 @@ export function entries(fd: number, path: string, goneIsEmpty = false): { name: 
   }
 }
 
-/** The names in a directory, in the directory's own order (as node's, unsorted). */
-export function readdirSync(path: string): string[] {
+/** A directory entry as node's readdirSync({ withFileTypes: true }) gives it. */
+export class Dirent {
+  constructor(
+    readonly name: string,
+    readonly parentPath: string,
+    private readonly type: number,
+  ) {}
+  isDirectory(): boolean {
+    return this.type === DT_DIR;
+  }
+  isFile(): boolean {
+    return this.type === DT_REG;
+  }
+  isSymbolicLink(): boolean {
+    return this.type === DT_LNK;
+  }
+}
+
+/** The names in a directory, in the directory's own order (as node's, unsorted); with withFileTypes, Dirents. */
+export function readdirSync(path: string): string[];
+export function readdirSync(path: string, options: { withFileTypes: true }): Dirent[];
+export function readdirSync(path: string, options?: { withFileTypes: true }): string[] | Dirent[] {
   const fd = check(sys("openat", AT_FDCWD, pa(path, "scandir"), O.RDONLY | O.DIRECTORY | O.CLOEXEC), "scandir", path);
   try {
-    return entries(fd, path).map((e) => e.name);
+    const list = entries(fd, path);
+    if (!options?.withFileTypes) {
+      const names: string[] = [];
+      for (const e of list) names.push(e.name);
+      return names;
+    }
+    const out: Dirent[] = [];
+    for (const e of list) {
+      let type = e.type;
+      // a filesystem that does not fill d_type: the type from lstat, as node does
+      if (type === 0) {
+        const st = statx(fd, e.name, AT_SYMLINK_NOFOLLOW);
+        type = typeof st === "number" ? 0 : st.isDirectory() ? DT_DIR : st.isFile() ? DT_REG : st.isSymbolicLink() ? DT_LNK : 0;
+      }
+      out.push(new Dirent(e.name, path, type));
+    }
+    return out;
   } finally {
     sys("close", fd);
   }

@@ -54,6 +54,7 @@ const X86_64 = {
   pidfd_open: 434,
   dup: 32,
   fcntl: 72,
+  fsync: 74,
 } as const;
 
 export type SyscallName = keyof typeof X86_64;
@@ -89,6 +90,7 @@ const AARCH64: Record<SyscallName, number> = {
   pidfd_open: 434,
   dup: 23,
   fcntl: 25,
+  fsync: 82,
 };
 
 const NR: Record<SyscallName, number> = process.arch === "arm64" ? AARCH64 : X86_64;

@@ -187,6 +187,28 @@ describe("the same results as node:fs", () => {
     expect(ours.readdirSync(many)).toEqual(node.readdirSync(many));
   });
 
+  test("readdirSync withFileTypes: the same names and types (files, directories, links, devices, a FIFO)", () => {
+    const kinds = (ds: { name: string; isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }[]) =>
+      ds.map((d) => [d.name, d.isFile(), d.isDirectory(), d.isSymbolicLink()]);
+    node.mkdirSync(join(dir, "typed"));
+    node.writeFileSync(join(dir, "typed/f"), "");
+    node.mkdirSync(join(dir, "typed/d"));
+    node.symlinkSync("f", join(dir, "typed/l"));
+    expect(Bun.spawnSync(["mkfifo", join(dir, "typed/p")]).exitCode).toBe(0);
+    for (const d of [dir, join(dir, "typed"), "/dev", "/proc/self"])
+      expect(kinds(ours.readdirSync(d, { withFileTypes: true }))).toEqual(kinds(node.readdirSync(d, { withFileTypes: true })));
+    expect(ours.readdirSync(join(dir, "typed"), { withFileTypes: true }).map((d) => d.parentPath)).toEqual(
+      node.readdirSync(join(dir, "typed"), { withFileTypes: true }).map((d) => d.parentPath),
+    );
+  });
+
+  test("fsyncSync: a file's fd, and the same error as node's for a closed one", () => {
+    const fd = node.openSync(join(dir, "file"), "r");
+    expect(() => ours.fsyncSync(fd)).not.toThrow();
+    node.closeSync(fd);
+    expect(thrown(() => ours.fsyncSync(fd))).toEqual(thrown(() => node.fsyncSync(fd)));
+  });
+
   test("a directory removed while it is read: an error for readdir (as node's), its end for rm (a concurrent rm -rf)", () => {
     const d = join(dir, "dead");
     node.mkdirSync(d);
