@@ -1,7 +1,8 @@
 /**
- * Keeps Bun's node: modules out of the start of the commands whose start time
- * nsbox measures (bench/, issue 14): `run` (a rootfs or an image), `exec` and the
- * OCI verbs that podman and containerd run once per container.
+ * Keeps Bun's node: modules out of the start of nsbox's commands: `run` (a
+ * rootfs or a stored image), `exec`, the lifecycle commands (ps, logs, stop, rm,
+ * inspect, stats, ns, pod, network, and the cleanup that a foreground run's user
+ * waits for) and the OCI verbs that podman and containerd run once per container.
  *
  * Loading node:fs alone costs a start 2.2-4.5 ms and ~1.9 MiB (measured: see
  * src/native/fs.ts); a static import of it anywhere in a command's chunks is
@@ -10,9 +11,10 @@
  * that is how the rare paths (a tarball rootfs, a tmpcopyup mount) get it.
  *
  * How: the same bundle as dist/nsbox (bun build --splitting), then, for each
- * command, the chunks its start loads: main's static imports, the chunks of the
- * modules it imports dynamically on that path, and theirs. Every static import
- * of a builtin module in them must be on the allowed list.
+ * command main.ts loads (its `await import("./cli/...")` table), the chunks its
+ * start loads: main's static imports, the command's chunk, the cgroup warm-up's
+ * (src/early.ts) and theirs. Every static import of a builtin module in them
+ * must be on the allowed list.
  *
  *   bun test/check-start-imports.ts   (make check; needs build/*.b64, made by make)
  */
@@ -23,18 +25,24 @@ import { join } from "node:path";
 /** Builtins a start may load: bun:ffi carries the system calls (src/native/syscall.ts). */
 const ALLOWED = new Set(["bun:ffi"]);
 
-/** Each command's start: the source modules it imports dynamically (main.ts is always loaded). */
-const STARTS: Record<string, string[]> = {
-  "run ROOTFS": ["src/cli/run.ts", "src/cgroup/warm.ts"],
-  "run IMAGE": ["src/cli/run.ts", "src/cgroup/warm.ts", "src/image/store.ts"],
-  exec: ["src/cli/exec.ts", "src/cgroup/warm.ts"],
-  "OCI create/start/state/kill/delete": ["src/oci/cli.ts", "src/cgroup/warm.ts"],
-};
+/**
+ * Commands whose work is reading and writing archives or talking to a
+ * registry: node:fs's load is noise beside it, and their modules use its streams.
+ */
+const EXEMPT = new Set(["src/cli/export.ts", "src/cli/image.ts", "src/cli/login.ts", "src/cli/pull.ts", "src/cli/rootfs.ts"]);
+
+const root = join(import.meta.dir, "..");
+const commandModules = [...readFileSync(join(root, "src/main.ts"), "utf8").matchAll(/await import\("\.\/([^"]+)"\)/g)].map((m) => `src/${m[1]}`);
+
+/** Each start: the source modules it imports dynamically (main.ts and its static imports are always loaded). */
+const STARTS: Record<string, string[]> = {};
+for (const m of new Set(commandModules)) if (!EXEMPT.has(m)) STARTS[m] = [m, "src/cgroup/warm.ts"];
+STARTS["run IMAGE"] = ["src/cli/run.ts", "src/cgroup/warm.ts", "src/image/store.ts"];
 
 const out = mkdtempSync(join(tmpdir(), "nsbox-start-imports-"));
 try {
   const built = Bun.spawnSync(["bun", "build", "--splitting", "--format=esm", "--target=bun", "src/main.ts", "--outdir", out], {
-    cwd: join(import.meta.dir, ".."),
+    cwd: root,
     stderr: "pipe",
     stdout: "pipe",
   });

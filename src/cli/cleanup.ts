@@ -4,8 +4,8 @@
  * and network (and to remove it, with --rm). Safe to run again at any time.
  */
 
-import { existsSync } from "node:fs";
 import { finalize } from "../container/lifecycle.ts";
+import { existsSync } from "../native/fs.ts";
 import { containerDir, withLock } from "../state/store.ts";
 import { defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 

@@ -4,10 +4,11 @@
  * Config, NetworkSettings, HostConfig and Mounts. nsbox's own fields stay
  * under their own names (see inspect.ts).
  */
-import { readFileSync } from "node:fs";
+
 import type { Mount } from "../config/spec.ts";
 import type { ContainerView } from "../container/lifecycle.ts";
 import { openStore } from "../image/store.ts";
+import { readFileSync } from "../native/fs.ts";
 import type { NetworkRecord } from "../net/setup.ts";
 import { DEFAULT_CAPS } from "../security/capabilities.ts";
 

@@ -1,8 +1,9 @@
 /** `nsbox logs [-f] [--tail N] [-t] CONTAINER`: a detached container's output. */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
+
 import { viewOf } from "../container/lifecycle.ts";
 import { type LogLine, logPath, readAll } from "../container/logs.ts";
 import { fail } from "../errors.ts";
+import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from "../native/fs.ts";
 import { alive } from "../state/proc.ts";
 import { readExitFile } from "../state/store.ts";
 import { bool, defineCommand, type FlagsDef, parseFlags, str, toCitty } from "./args.ts";

@@ -5,10 +5,11 @@
  * the namespaces outlive the container's processes (as `ip netns add` does);
  * `nsbox ns unbind DIR` undoes it.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+
 import { allViews } from "../container/lifecycle.ts";
 import { namespacesOf, sharing } from "../container/namespaces.ts";
 import { fail } from "../errors.ts";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "../native/fs.ts";
 import { strerror } from "../native/libc.ts";
 import { hostMount, hostUmount } from "../native/spawn.ts";
 import { join, resolve } from "../posixpath.ts";

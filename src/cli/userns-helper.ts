@@ -4,8 +4,9 @@
  * with its containers' mapping (see rootless/userns-run.ts), where it is root
  * over the subordinate ids. Run by hand, they act with the caller's own rights.
  */
-import { renameSync, rmSync } from "node:fs";
+
 import { fail } from "../errors.ts";
+import { renameSync, rmSync } from "../native/fs.ts";
 import { defineCommand, type FlagsDef, parseFlags, toCitty } from "./args.ts";
 
 export const usernsHelperFlags = {

@@ -5,7 +5,7 @@
  *   2026-11-23T08:00:00.123456789Z stderr P part of a line (continues in the next P/F)
  * to ctr.log, rotated to ctr.log.1 when it reaches the size cap.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { containerDir } from "../state/store.ts";
 

@@ -3,7 +3,7 @@
  * and `ls -la /proc/PID/ns` read): type and inode, and which other containers
  * share each one.
  */
-import { readdirSync, readlinkSync } from "node:fs";
+import { readdirSync, readlinkSync } from "../native/fs.ts";
 import type { ContainerView } from "./lifecycle.ts";
 
 export const NS_TYPES = ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"] as const;

@@ -15,8 +15,9 @@
  *     (their veth loses its bridge, their NAT goes with the nft table).
  * What is kept, and why, is said in one line.
  */
-import { writeFileSync } from "node:fs";
+
 import { log } from "../log.ts";
+import { writeFileSync } from "../native/fs.ts";
 import { bridgePorts, delLink, linkByName, NetlinkError, talk } from "./netlink.ts";
 import { deletePortRules, deleteTable, natTable, portRuleOwners } from "./nft.ts";
 import { hostVethName } from "./setup.ts";
