@@ -6,6 +6,7 @@
  * kernel's wait for that move here (see warmCgroupMoves: an RCU grace period of
  * 4-15 ms on this kind of host), so that it passes while the modules load.
  */
+import { some } from "./list.ts";
 import { withoutDashes } from "./text.ts";
 import { mark } from "./trace.ts";
 
@@ -23,7 +24,7 @@ function verb(argv: string[]): string | undefined {
 
 /** `--cgroup-manager none` anywhere on the line (a container's own argument too: then only the warm-up is skipped). */
 function withoutCgroups(argv: string[]): boolean {
-  return argv.some((a, i) => a === "--cgroup-manager=none" || (a === "--cgroup-manager" && argv[i + 1] === "none"));
+  return some(argv, (a, i) => a === "--cgroup-manager=none" || (a === "--cgroup-manager" && argv[i + 1] === "none"));
 }
 
 const argv = process.argv.slice(2);

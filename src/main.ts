@@ -9,6 +9,7 @@ import type { CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import { EXIT, NsboxError } from "./errors.ts";
+import { filter } from "./list.ts";
 import { log as consola } from "./log.ts";
 import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
 import { basename } from "./posixpath.ts";
@@ -227,7 +228,7 @@ function commandIndex(argv: string[]): number {
 
 /** -h/--help among the flags before the first positional that starts a command. */
 function wantsHelp(argv: string[], flags: FlagsDef): boolean {
-  const positionals = Object.values(flags).filter((f) => f.type === "positional").length;
+  const positionals = filter(Object.values(flags), (f) => f.type === "positional").length;
   let seen = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;

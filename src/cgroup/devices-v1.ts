@@ -5,6 +5,7 @@
  * then writes each exception, as runc's v1 devices manager does, then reads
  * devices.list back to be sure the kernel holds what was asked.
  */
+import { filter, map, sorted } from "../list.ts";
 import { closeSync, openSync, writeSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { cgroupLine, type DeviceRule, type DeviceRuleSet, effectiveRules } from "../security/devices.ts";
@@ -18,7 +19,9 @@ export function devicesV1Writes(rules: readonly DeviceRule[]): [string, string][
 
 function writesFor(set: DeviceRuleSet): [string, string][] {
   const file = (allow: boolean) => (allow ? "devices.allow" : "devices.deny");
-  return [[file(set.defaultAllow), "a"], ...set.exceptions.map((e): [string, string] => [file(e.allow), cgroupLine(e)])];
+  const writes: [string, string][] = [[file(set.defaultAllow), "a"]];
+  for (const e of set.exceptions) writes.push([file(e.allow), cgroupLine(e)]);
+  return writes;
 }
 
 /**
@@ -30,7 +33,7 @@ export function expectedDevicesList(rules: readonly DeviceRule[]): string[] {
 }
 
 function expectedFor(set: DeviceRuleSet): string[] {
-  return set.defaultAllow ? ["a *:* rwm"] : set.exceptions.map(cgroupLine).sort();
+  return set.defaultAllow ? ["a *:* rwm"] : sorted(map(set.exceptions, cgroupLine));
 }
 
 /**
@@ -61,7 +64,7 @@ export function applyDevicesV1(dir: string | undefined, rules: readonly DeviceRu
   } finally {
     for (const fd of fds.values()) closeSync(fd);
   }
-  const got = (readCg(join(dir, "devices.list")) ?? "").trim().split("\n").filter(Boolean).sort();
+  const got = sorted(filter((readCg(join(dir, "devices.list")) ?? "").trim().split("\n"), Boolean));
   const want = expectedFor(set);
   if (got.join("\n") !== want.join("\n"))
     throw new CgroupError(

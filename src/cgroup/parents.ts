@@ -5,6 +5,7 @@
  * recorded levels above it, and the last one to leave removes them. A cgroup
  * nsbox did not create is never recorded, so never removed.
  */
+import { filter, sorted } from "../list.ts";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
@@ -45,7 +46,7 @@ export function ensureParent(mount: string, rel: string): { ours: string[]; fres
   const ours: string[] = [];
   const fresh: string[] = [];
   let path = mount;
-  for (const seg of rel.split("/").filter(Boolean)) {
+  for (const seg of filter(rel.split("/"), Boolean)) {
     path = join(path, seg);
     if (!existsSync(path)) {
       mkdirSync(dir(), { recursive: true, mode: 0o700 });
@@ -70,7 +71,7 @@ export function ensureParent(mount: string, rel: string): { ours: string[]; fres
 export function plannedParents(mount: string, rel: string): string[] {
   const ours: string[] = [];
   let path = mount;
-  for (const seg of rel.split("/").filter(Boolean)) {
+  for (const seg of filter(rel.split("/"), Boolean)) {
     path = join(path, seg);
     if (!existsSync(path) || isOurs(path)) ours.push(path);
   }
@@ -79,7 +80,7 @@ export function plannedParents(mount: string, rel: string): string[] {
 
 /** Removes the levels (deepest first) that no container uses any more. */
 export function removeParents(levels: string[]): void {
-  for (const path of [...levels].sort((a, b) => b.length - a.length)) {
+  for (const path of sorted(levels, (a, b) => b.length - a.length)) {
     if (!isOurs(path)) continue;
     try {
       rmdirSync(path);

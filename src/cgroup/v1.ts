@@ -4,6 +4,7 @@
  */
 
 import type { Resources } from "../config/spec.ts";
+import { filter } from "../list.ts";
 import { existsSync, mkdirSync, rmdirSync } from "../native/fs.ts";
 import { dirname, join } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
@@ -80,7 +81,7 @@ export class V1Cgroup implements ContainerCgroup {
   async remove(): Promise<void> {
     const leaves = new Set(Object.values(this.record.paths));
     for (const d of this.record.created) if (leaves.has(d)) await rmdirCg(d, () => this.killAll());
-    removeParents(this.record.created.filter((d) => !leaves.has(d)));
+    removeParents(filter(this.record.created, (d) => !leaves.has(d)));
   }
 }
 

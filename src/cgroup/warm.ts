@@ -16,6 +16,7 @@
  * waits for the rest of the grace period: the move it spares comes later anyway.
  * Only for cgroup v1 (hybrid hosts too): on v2 nothing is moved.
  */
+import { filter } from "../list.ts";
 import { awayDone, awayResult, writeAway } from "../native/away.ts";
 import { join } from "../posixpath.ts";
 import { detectCgroups } from "./detect.ts";
@@ -33,7 +34,7 @@ export function warmCgroupMoves(): boolean {
   if (host.mode === "v2") return false;
   const dir = host.v1Mounts.get("pids") && join(host.v1Mounts.get("pids") as string, host.v1Own.get("pids") ?? "/");
   if (!dir) return false;
-  inFlight = inFlight.filter((pid) => awayDone(pid, true) === undefined);
+  inFlight = filter(inFlight, (pid) => awayDone(pid, true) === undefined);
   // only a speed-up: a refusal changes nothing, and no writer free means no warm-up
   const pid = writeAway(join(dir, "cgroup.procs"), `${process.pid}\n`);
   if (pid === undefined) return false;
@@ -47,7 +48,7 @@ export function cgroupMovesWarm(): Promise<void> {
   const pid = last;
   if (pid === undefined) return Promise.resolve();
   return awayResult(pid).then(() => {
-    inFlight = inFlight.filter((p) => p !== pid);
+    inFlight = filter(inFlight, (p) => p !== pid);
   });
 }
 

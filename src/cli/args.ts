@@ -9,6 +9,7 @@
  */
 import type { ArgsDef, CommandDef } from "citty";
 import { fail } from "../errors.ts";
+import { filter, find, some } from "../list.ts";
 
 export type FlagDef = {
   type: "boolean" | "string" | "positional";
@@ -128,13 +129,13 @@ export function parseFlags(command: string, argv: string[], defs: FlagsDef, stop
     } else positionals.push(arg);
   }
   const rest = argv.slice(i);
-  const declared = Object.entries(defs).filter(([, d]) => d.type === "positional");
-  if (stopAfter === undefined && positionals.length > declared.length && !declared.some(([, d]) => d.multiple)) {
+  const declared = filter(Object.entries(defs), ([, d]) => d.type === "positional");
+  if (stopAfter === undefined && positionals.length > declared.length && !some(declared, ([, d]) => d.multiple)) {
     fail(`too many arguments for "nsbox ${command}": ${positionals.slice(declared.length).join(" ")} (see: nsbox ${command} --help)`);
   }
   // A command (stopAfter) checks its own required words, with an example of its use.
   if (stopAfter === undefined) {
-    const missing = declared.find(([, d], k) => d.required && positionals.length <= k);
+    const missing = find(declared, ([, d], k) => d.required && positionals.length <= k);
     if (missing) fail(`${requiredWord(missing[0])} is required: nsbox ${command} ${usageWords(declared)} (see: nsbox ${command} --help)`);
   }
   for (const [name, d] of Object.entries(defs)) {

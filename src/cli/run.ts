@@ -13,6 +13,7 @@ import { reconcile } from "../container/lifecycle.ts";
 import { findPod, podNamespaces } from "../container/pod.ts";
 import { fail } from "../errors.ts";
 import { applyImageConfig, parsePullPolicy, readFileInLayers, resolveImage } from "../image/use.ts";
+import { map } from "../list.ts";
 import { log } from "../log.ts";
 import { readFileSync } from "../native/fs.ts";
 import { findNft } from "../net/nft.ts";
@@ -158,7 +159,7 @@ function parseUserns(v: string): { uid: IdMapping; gid: IdMapping } | undefined 
 
 async function parseNetwork(mode: string | undefined, publish: string[], subnet: string | undefined, pod: string | undefined): Promise<NetworkRequest> {
   const m = mode ?? "bridge";
-  const ports = publish.map(parsePublish);
+  const ports = map(publish, parsePublish);
   if (subnet !== undefined) parseSubnet(subnet);
   if (pod !== undefined && mode !== undefined) fail(`--net ${mode} cannot be combined with --pod: a pod's containers share the pod's network`);
   if (pod !== undefined && ports.length) fail("-p cannot be used with --pod: publish ports on the pod (nsbox pod create -p ...)");

@@ -4,6 +4,7 @@
  */
 
 import { fail } from "../errors.ts";
+import { find, map } from "../list.ts";
 import { statSync } from "../native/fs.ts";
 import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 import { isDigits } from "../text.ts";
@@ -32,10 +33,10 @@ export function resolveUser(
   group: string | undefined,
 ): { uid: number; gid: number; home?: string; additionalGids: number[] } {
   const u = parseUserFlag(text);
-  const pw = (passwd ?? "").split("\n").map((l) => l.split(":"));
-  const gr = (group ?? "").split("\n").map((l) => l.split(":"));
+  const pw = map((passwd ?? "").split("\n"), (l) => l.split(":"));
+  const gr = map((group ?? "").split("\n"), (l) => l.split(":"));
   let uid = parseId(u.user, "uid", "--user");
-  let entry = Number.isNaN(uid) ? pw.find((f) => f[0] === u.user) : pw.find((f) => f[2] === u.user);
+  let entry = Number.isNaN(uid) ? find(pw, (f) => f[0] === u.user) : find(pw, (f) => f[2] === u.user);
   if (Number.isNaN(uid)) {
     if (!entry) fail(`invalid --user "${text}": no user "${u.user}" in the container's /etc/passwd; give a numeric uid instead`);
     uid = Number(entry[2]);
@@ -44,21 +45,21 @@ export function resolveUser(
   if (u.group !== undefined) {
     gid = parseId(u.group, "gid", "--user");
     if (Number.isNaN(gid)) {
-      const g = gr.find((f) => f[0] === u.group);
+      const g = find(gr, (f) => f[0] === u.group);
       if (!g) fail(`invalid --user "${text}": no group "${u.group}" in the container's /etc/group; give a numeric gid instead`);
       gid = Number(g[2]);
     }
   } else {
-    entry ??= pw.find((f) => f[2] === String(uid));
+    entry ??= find(pw, (f) => f[2] === String(uid));
     gid = entry ? Number(entry[3]) : 0;
   }
   const name = entry?.[0];
-  const additionalGids = name
-    ? gr
-        .filter((f) => (f[3] ?? "").split(",").includes(name))
-        .map((f) => Number(f[2]))
-        .filter((g) => g !== gid && !Number.isNaN(g))
-    : [];
+  const additionalGids: number[] = [];
+  if (name)
+    for (const f of gr) {
+      const g = Number(f[2]);
+      if ((f[3] ?? "").split(",").includes(name) && g !== gid && !Number.isNaN(g)) additionalGids.push(g);
+    }
   return { uid, gid, home: entry?.[5] || undefined, additionalGids };
 }
 

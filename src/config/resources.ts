@@ -4,6 +4,7 @@
  */
 
 import { fail } from "../errors.ts";
+import { map } from "../list.ts";
 import { readFileSync, statSync } from "../native/fs.ts";
 import type { Resources, ThrottleDevice } from "./spec.ts";
 import { formatBytes, parseCpuList, parseCpus, parsePositiveInt, parseSize, parseSizeOrUnlimited } from "./units.ts";
@@ -68,7 +69,7 @@ function compact(list: number[]): string {
 }
 
 function throttle(items: string[] | undefined, flag: string): ThrottleDevice[] {
-  return (items ?? []).map((item) => {
+  return map(items ?? [], (item) => {
     const colon = item.lastIndexOf(":");
     if (colon <= 0) fail(`invalid ${flag} "${item}": use DEVICE_PATH:RATE, e.g. /dev/sda:1mb`);
     const path = item.slice(0, colon);

@@ -61,9 +61,14 @@ export class Foreground {
 
   /** Resolves once the process exited or ms passed, whichever comes first. */
   async exitWithin(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.exited.promise, new Promise((r) => (timer = setTimeout(r, ms)))]);
-    clearTimeout(timer);
+    // (not Promise.race: a start's first call of it compiles it, see src/list.ts)
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.exited.promise.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   attach(master: number | undefined, interactive: boolean): void {

@@ -22,6 +22,7 @@ import {
 } from "../cgroup/index.ts";
 import type { ContainerSpec, IdMapping } from "../config/spec.ts";
 import { fail, NsboxError } from "../errors.ts";
+import { findIndex, some } from "../list.ts";
 import { flock, LOCK_EX, LOCK_UN } from "../native/flock.ts";
 import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "../native/fs.ts";
 import { loadHelper } from "../native/helper.ts";
@@ -112,10 +113,10 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       fail(`the name "${opts.name}" is already in use by another container: choose another, or remove that one (nsbox rm ${opts.name})`);
     mark("state created");
 
-    const userns = spec.linux.namespaces.some((n) => n.type === "user" && !n.path);
+    const userns = some(spec.linux.namespaces, (n) => n.type === "user" && !n.path);
     // a rootless container's rootfs already belongs to its root (the caller): no idmapped copy
     const idmapRootfs = userns && !spec.nsbox.rootless;
-    if (spec.linux.namespaces.some((n) => n.type === "mount")) {
+    if (some(spec.linux.namespaces, (n) => n.type === "mount")) {
       mkdirSync(join(dataDir, "upper"), { recursive: true, mode: 0o755 });
       markDataDir(dataDir);
       mkdirSync(join(dataDir, "work"), { mode: 0o700 });
@@ -173,7 +174,9 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     // Containers that share a network (container:NAME, a pod) share its hosts and resolv.conf.
     const etcDir = network.mode === "container" ? containerDir(network.target as string) : containerDir(id);
     const etc = network.mode === "container" ? etcMounts(etcDir) : writeEtcFiles(etcDir, spec.hostname, network.ip, network.mode === "host");
-    spec = { ...spec, mounts: [...spec.mounts, ...etc.filter((e) => !spec.mounts.some((m) => m.destination === e.destination))] };
+    const mounts = spec.mounts.slice();
+    for (const e of etc) if (!some(spec.mounts, (m) => m.destination === e.destination)) mounts.push(e);
+    spec = { ...spec, mounts };
     mark("network and /etc files ready");
     loadHelper();
 
@@ -384,9 +387,9 @@ function makeCgroup(spec: ContainerSpec, id: string): ContainerCgroup {
 
 /** /sys/fs/cgroup inside: the container's own cgroup, read-only, right after /sys. */
 function withCgroupMounts(spec: ContainerSpec, record: CgroupRecord): ContainerSpec {
-  const privateNs = spec.linux.namespaces.some((n) => n.type === "cgroup");
+  const privateNs = some(spec.linux.namespaces, (n) => n.type === "cgroup");
   const extra = cgroupMountsFor(record, privateNs);
-  const at = spec.mounts.findIndex((m) => m.destination === "/sys");
+  const at = findIndex(spec.mounts, (m) => m.destination === "/sys");
   const mounts = at < 0 ? [...spec.mounts, ...extra] : [...spec.mounts.slice(0, at + 1), ...extra, ...spec.mounts.slice(at + 1)];
   return { ...spec, mounts };
 }
@@ -394,7 +397,7 @@ function withCgroupMounts(spec: ContainerSpec, record: CgroupRecord): ContainerS
 /** uid_map and gid_map of a new user namespace, written from outside (as root, or through newuidmap rootless). */
 function writeIdMaps(spec: ContainerSpec, pid: number) {
   const fmt = (maps: IdMapping[] | undefined) => (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join("");
-  if (!spec.linux.namespaces.some((n) => n.type === "user" && !n.path)) return;
+  if (!some(spec.linux.namespaces, (n) => n.type === "user" && !n.path)) return;
   if (spec.nsbox.rootless) {
     writeRootlessIdMaps(pid, spec.linux.uidMappings ?? [], spec.linux.gidMappings ?? []);
     return;

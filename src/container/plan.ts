@@ -17,6 +17,7 @@ import { DEV_LINKS } from "../config/defaults.ts";
 import { MS, mountFlags } from "../config/mountopts.ts";
 import type { ContainerSpec, Mount, NamespaceType, Process } from "../config/spec.ts";
 import { kernelAtLeast } from "../kernel.ts";
+import { filter, some } from "../list.ts";
 import { C, EXEC_FD, EXEC_INIT, MK, type Op, W } from "../native/program.ts";
 import { capMask, heldCaps, lastCap } from "../security/capabilities.ts";
 
@@ -166,7 +167,7 @@ export function buildPrograms(p: ChildPlan): { w: Op[]; c: Op[] } {
   // too, set up in that namespace as runc and crun do (which changes it for every
   // process in it: pivot_root moves the root of those that had the old one).
   const mountNs = creates("mount") || (!!p.oci && (named & CLONE.mount) !== 0);
-  const cgroupMounts = spec.mounts.filter(isCgroupMount);
+  const cgroupMounts = filter(spec.mounts, isCgroupMount);
   let rootfsLateRo: string[] = [];
   if (userns || !mountNs) {
     // With a user namespace, the id maps (and the idmapped rootfs that comes with
@@ -287,7 +288,7 @@ function buildRootfs(p: ChildPlan, c: Op[], userns: boolean): string[] {
   c.push({ code: C.ROOT, fields: [p.mergedDir], what: `open the root ${p.mergedDir}` });
   const lateRo = pushMounts(
     spec,
-    spec.mounts.filter((m) => !isCgroupMount(m)),
+    filter(spec.mounts, (m) => !isCgroupMount(m)),
     c,
     userns,
   );
@@ -334,7 +335,7 @@ function pushMounts(spec: ContainerSpec, mounts: Mount[], c: Op[], userns: boole
     let { flags, data } = mountFlags(special ? words.filter((o) => !PROPAGATION.has(o) && o !== "tmpcopyup") : words);
     const prop = propWords.length ? mountFlags(propWords).flags : 0;
     const bind = (flags & MS.BIND) !== 0 || m.type === "bind";
-    if (!bind && flags & MS.RDONLY && mounts.slice(i + 1).some((n) => n.destination.startsWith(`${m.destination}/`))) {
+    if (!bind && flags & MS.RDONLY && some(mounts.slice(i + 1), (n) => n.destination.startsWith(`${m.destination}/`))) {
       flags &= ~MS.RDONLY;
       lateRo.push(m.destination);
     }

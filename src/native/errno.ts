@@ -48,7 +48,10 @@ const TABLE: [number, string, string][] = [
   [122, "EDQUOT", "disk quota exceeded"],
 ];
 
-const BY_NUMBER = new Map(TABLE.map(([n, name, text]) => [n, { name, text }]));
+// (a loop, not TABLE.map: this runs at every start, and the first call of one of
+// JavaScriptCore's array builtins compiles it from source, see src/list.ts)
+const BY_NUMBER = new Map<number, { name: string; text: string }>();
+for (const [n, name, text] of TABLE) BY_NUMBER.set(n, { name, text });
 
 /** "ENOENT" for 2; "errno 200" for a number not in the table. */
 export function errnoName(n: number): string {

@@ -28,7 +28,11 @@ import { sys } from "./syscall.ts";
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
 
-const bits = (signals: number[]) => signals.reduce((m, s) => m | (1n << BigInt(s - 1)), 0n);
+const bits = (signals: number[]) => {
+  let m = 0n;
+  for (const s of signals) m |= 1n << BigInt(s - 1);
+  return m;
+};
 
 export interface Forwarding {
   /** where the signals go from now on; those that came before go now */

@@ -5,6 +5,7 @@
  */
 
 import type { Mount } from "../config/spec.ts";
+import { filter, map } from "../list.ts";
 import { readFileSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { nameserverOf } from "../text.ts";
@@ -19,14 +20,12 @@ export function resolvConf(hostNetwork: boolean): string {
       continue;
     }
     if (hostNetwork) return text;
-    const servers = text.split("\n").filter((l) => {
+    const servers = filter(text.split("\n"), (l) => {
       const server = nameserverOf(l);
       return server !== undefined && !server.startsWith("127.") && !server.startsWith("::1");
     });
     if (servers.length)
-      return `${text
-        .split("\n")
-        .filter((l) => nameserverOf(l) === undefined)
+      return `${filter(text.split("\n"), (l) => nameserverOf(l) === undefined)
         .join("\n")
         .trim()}\n${servers.join("\n")}\n`.trimStart();
   }
@@ -53,7 +52,7 @@ export function writeEtcFiles(dir: string, hostname: string, ip: string | undefi
 }
 
 export function etcMounts(dir: string): Mount[] {
-  return ["hosts", "hostname", "resolv.conf"].map((f) => ({
+  return map(["hosts", "hostname", "resolv.conf"], (f) => ({
     destination: `/etc/${f}`,
     type: "bind",
     source: join(dir, f),

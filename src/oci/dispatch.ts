@@ -12,6 +12,7 @@
  *    `RUNTIME kill ID SIGNAL` with no other sign.
  * So `nsbox run ROOTFS CMD` and `nsbox exec CONTAINER CMD` keep their meaning.
  */
+import { findIndex, some } from "../list.ts";
 import { existsSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 
@@ -30,7 +31,10 @@ export const OCI_ONLY_VERBS = ["create", "start", "state", "delete", "list", "ls
  */
 
 /** "--flag" and "-flag" for each name (urfave/cli, runc's parser, takes both). */
-const dashed = (names: string[]) => new Set(names.flatMap((n) => [`-${n}`, `--${n}`]));
+const dashed = (names: string[], into = new Set<string>()) => {
+  for (const n of names) into.add(`-${n}`).add(`--${n}`);
+  return into;
+};
 /** The flag's name without an "=value". */
 const nameOf = (a: string) => {
   const eq = a.indexOf("=");
@@ -56,9 +60,9 @@ const isIdText = (id: string) => {
 /** Is this command line runc's rather than nsbox's docker-style one? (see README "nsbox under podman and containerd") */
 export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
   if (invokedAs === "runc" || invokedAs === "nsbox-runc") return true;
-  const verbAt = argv.findIndex((a, i) => !a.startsWith("-") && !(i > 0 && takesValue(argv[i - 1] as string)));
+  const verbAt = findIndex(argv, (a, i) => !a.startsWith("-") && !(i > 0 && takesValue(argv[i - 1] as string)));
   const before = verbAt < 0 ? argv : argv.slice(0, verbAt);
-  if (before.some((a) => RUNC_GLOBAL.has(nameOf(a)))) return true;
+  if (some(before, (a) => RUNC_GLOBAL.has(nameOf(a)))) return true;
   // --root before the verb is nsbox's too; with a runc verb flag after it, it is runc's
   const verb = verbAt < 0 ? undefined : argv[verbAt];
   if (verb && OCI_ONLY_VERBS.includes(verb)) return true;
@@ -66,10 +70,10 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
   // runc's flags come before the id (urfave/cli stops at the first word): what follows is the command's
   // (run's -p is nsbox's --publish; only exec's -p is runc's --process)
   const runcOnly = verb === "run" ? RUNC_RUN : RUNC_EXEC;
-  if ((verb === "run" || verb === "exec") && flagsBeforeId(after).some((a) => runcOnly.has(nameOf(a)))) return true;
+  if ((verb === "run" || verb === "exec") && some(flagsBeforeId(after), (a) => runcOnly.has(nameOf(a)))) return true;
   if (verb === "kill" || verb === "ps" || verb === "exec") {
     const id = firstPositional(after);
-    const rootAt = before.findIndex((a) => a === "--root" || a.startsWith("--root="));
+    const rootAt = findIndex(before, (a) => a === "--root" || a.startsWith("--root="));
     const root = rootAt < 0 ? DEFAULT_OCI_ROOT : before[rootAt]?.includes("=") ? before[rootAt]?.slice(7) : before[rootAt + 1];
     if (id && root && isIdText(id) && existsSync(join(root, id, "state.json"))) return true;
   }
@@ -77,8 +81,8 @@ export function isOciCommandLine(argv: string[], invokedAs: string): boolean {
 }
 
 /** Flags of runc's kill, ps and exec that take a value (the id is the first word that is no flag and no value). */
-const VALUE_FLAGS = new Set([
-  ...dashed([
+const VALUE_FLAGS = dashed(
+  [
     "bundle",
     "console-socket",
     "cwd",
@@ -102,9 +106,9 @@ const VALUE_FLAGS = new Set([
     "cpus",
     "hostname",
     "entrypoint",
-  ]),
-  ..."eugpcfbvwm".split("").map((c) => `-${c}`),
-]);
+  ],
+  new Set(["-e", "-u", "-g", "-p", "-c", "-f", "-b", "-v", "-w", "-m"]),
+);
 
 function flagsBeforeId(args: string[]): string[] {
   const out: string[] = [];

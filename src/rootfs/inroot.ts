@@ -3,6 +3,7 @@
  * symlink like /etc/passwd -> /etc/shadow must resolve inside the rootfs, never to
  * the host's file. Used for /etc/passwd and /etc/group before the container exists.
  */
+import { filter } from "../list.ts";
 import { lstatSync, readFileSync, readlinkSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 
@@ -10,7 +11,7 @@ const MAX_LINKS = 40;
 
 /** The host path of `path` resolved inside `root` (symlinks followed within it), or undefined. */
 export function resolveInRoot(root: string, path: string): string | undefined {
-  let todo = path.split("/").filter(Boolean);
+  let todo = filter(path.split("/"), Boolean);
   const done: string[] = [];
   let links = 0;
   while (todo.length) {
@@ -31,7 +32,7 @@ export function resolveInRoot(root: string, path: string): string | undefined {
       if (++links > MAX_LINKS) return undefined;
       const target = readlinkSync(host);
       if (target.startsWith("/")) done.length = 0;
-      todo = [...target.split("/").filter(Boolean), ...todo];
+      todo = [...filter(target.split("/"), Boolean), ...todo];
     } else done.push(seg);
   }
   return join(root, ...done);

@@ -5,6 +5,7 @@
  */
 
 import { fail, sysMessage } from "../errors.ts";
+import { some } from "../list.ts";
 import { existsSync, readdirSync, realpathSync, statSync } from "../native/fs.ts";
 import { fsErrorSentence, isFsError } from "../state/fserror.ts";
 
@@ -21,8 +22,8 @@ export const TARBALL_SUFFIXES = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zs
 const PATH_STARTS = ["/", "./", "../", "~/"];
 
 export function isRootfsPath(arg: string): boolean {
-  if (PATH_STARTS.some((p) => arg.startsWith(p)) || arg === "." || arg === "..") return true;
-  if (TARBALL_SUFFIXES.some((s) => arg.endsWith(s))) return true;
+  if (some(PATH_STARTS, (p) => arg.startsWith(p)) || arg === "." || arg === "..") return true;
+  if (some(TARBALL_SUFFIXES, (s) => arg.endsWith(s))) return true;
   return existsSync(arg);
 }
 

@@ -5,6 +5,7 @@
  */
 
 import type { ContainerSpec, Device } from "../config/spec.ts";
+import { findIndex, flatMap, map } from "../list.ts";
 import { log } from "../log.ts";
 import { lstatSync, readdirSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
@@ -43,14 +44,15 @@ export async function applySecurity(spec: ContainerSpec, f: SecurityCliFlags): P
     for (const m of spec.mounts) if (m.type === "sysfs") m.options = (m.options ?? []).filter((o) => o !== "ro");
   }
 
-  const extra = f.devices.flatMap(parseDeviceFlag);
-  const nodes: Device[] = [...(f.privileged ? hostDevices() : []), ...extra.map((d) => d.node)];
+  const extra = flatMap(f.devices, parseDeviceFlag);
+  const nodes: Device[] = f.privileged ? hostDevices() : [];
+  for (const d of extra) nodes.push(d.node);
   for (const n of nodes) {
-    const i = spec.linux.devices.findIndex((d) => d.path === n.path);
+    const i = findIndex(spec.linux.devices, (d) => d.path === n.path);
     if (i >= 0) spec.linux.devices.splice(i, 1);
     spec.linux.devices.push(n);
   }
-  const rules = deviceRules({ privileged: f.privileged, devices: extra.map((d) => d.rule), rules: f.deviceCgroupRules });
+  const rules = deviceRules({ privileged: f.privileged, devices: map(extra, (d) => d.rule), rules: f.deviceCgroupRules });
   if (spec.nsbox.rootless) {
     // No device can be made in a user namespace, and a user may not load a device program.
     if (f.deviceCgroupRules.length)

@@ -7,6 +7,7 @@
  * ambient stays empty: a non-root user then holds no capability after execve,
  * and root gets exactly the bounding set.
  */
+import { filter, map, zeroPad } from "../list.ts";
 import { readFileSync } from "../native/fs.ts";
 import { SecurityError } from "./errors.ts";
 
@@ -117,7 +118,7 @@ export function heldCaps(): Set<string> {
     // two 32-bit halves: no BigInt arithmetic per capability
     const lo = Number.parseInt(hex.slice(-8), 16) || 0;
     const hi = Number.parseInt(hex.slice(0, -8) || "0", 16) || 0;
-    heldCache = new Set(allCaps().filter((_, i) => ((i < 32 ? lo >>> i : hi >>> (i - 32)) & 1) === 1));
+    heldCache = new Set(filter(allCaps(), (_, i) => ((i < 32 ? lo >>> i : hi >>> (i - 32)) & 1) === 1));
   }
   return heldCache;
 }
@@ -125,7 +126,7 @@ export function heldCaps(): Set<string> {
 /** --privileged: every capability that nsbox can give (all the kernel knows, less any nsbox lacks). */
 export function privilegedCaps(): string[] {
   const held = heldCaps();
-  return allCaps().filter((c) => held.has(c));
+  return filter(allCaps(), (c) => held.has(c));
 }
 
 /** "net_admin", "CAP_NET_ADMIN", "Cap_Net_Admin" -> "CAP_NET_ADMIN"; "all" -> "ALL"; unknown ones are refused by name. */
@@ -147,8 +148,8 @@ export function capName(text: string, flag: string): string {
  * over a drop of the same name (docker: "--cap-drop ALL --cap-add CHOWN" keeps CHOWN).
  */
 export function resolveCaps(o: { add?: string[]; drop?: string[]; privileged?: boolean; base?: string[] }): string[] {
-  const add = (o.add ?? []).map((c) => capName(c, "--cap-add"));
-  const drop = (o.drop ?? []).map((c) => capName(c, "--cap-drop"));
+  const add = map(o.add ?? [], (c) => capName(c, "--cap-add"));
+  const drop = map(o.drop ?? [], (c) => capName(c, "--cap-drop"));
   if (o.privileged) return privilegedCaps();
   const held = heldCaps();
   for (const a of add)
@@ -161,7 +162,7 @@ export function resolveCaps(o: { add?: string[]; drop?: string[]; privileged?: b
   for (const a of add) if (a !== "ALL") set.add(a);
   // the kernel's order, so that inspect and tests read them the same way every time; a
   // default nsbox lacks (none on a usual host) is left out rather than failing every run
-  return allCaps().filter((c) => set.has(c) && held.has(c));
+  return filter(allCaps(), (c) => set.has(c) && held.has(c));
 }
 
 /** The five sets as docker gives them: root gets the set in bounding/effective/permitted; others bounding only. */
@@ -186,5 +187,5 @@ export function capMask(names: readonly string[]): [number, number] {
 /** The mask as /proc/PID/status prints it (CapEff: 00000000a80425fb). */
 export function capHex(names: readonly string[]): string {
   const [lo, hi] = capMask(names);
-  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+  return zeroPad(hi.toString(16), 8) + zeroPad(lo.toString(16), 8);
 }

@@ -36,6 +36,7 @@
  */
 
 import type { Device } from "../config/spec.ts";
+import { map } from "../list.ts";
 import { lstatSync, readdirSync, statSync } from "../native/fs.ts";
 import { SecurityError } from "./errors.ts";
 
@@ -96,7 +97,7 @@ export function privilegedRules(): DeviceRule[] {
 
 /** The default list, as docker + runc give it to a container without device flags. */
 export function defaultDeviceRules(): DeviceRule[] {
-  return [...DOCKER_DEVICE_RULES, ...RUNC_DEVICE_RULES].map((r) => ({ ...r }));
+  return map([...DOCKER_DEVICE_RULES, ...RUNC_DEVICE_RULES], (r) => ({ ...r }));
 }
 
 /**
@@ -106,8 +107,8 @@ export function defaultDeviceRules(): DeviceRule[] {
  */
 export function deviceRules(o: { privileged: boolean; devices?: readonly DeviceRule[]; rules?: readonly (string | DeviceRule)[] }): DeviceRule[] {
   if (o.privileged) return privilegedRules();
-  const user = (o.rules ?? []).map((r) => (typeof r === "string" ? parseDeviceCgroupRule(r) : r));
-  return [...DOCKER_DEVICE_RULES, ...(o.devices ?? []), ...user, ...RUNC_DEVICE_RULES].map((r) => ({ ...r }));
+  const user = map(o.rules ?? [], (r) => (typeof r === "string" ? parseDeviceCgroupRule(r) : r));
+  return map([...DOCKER_DEVICE_RULES, ...(o.devices ?? []), ...user, ...RUNC_DEVICE_RULES], (r) => ({ ...r }));
 }
 
 /** Linux device numbers: 12-bit majors, 20-bit minors. */
@@ -138,8 +139,10 @@ export function parseDeviceCgroupRule(text: string): DeviceRule {
 
 /** "wr" -> "rw"; undefined when a letter repeats or is not one of rwm. */
 function normalizeAccess(text: string): string | undefined {
-  if (![...text].every((c) => c === "r" || c === "w" || c === "m") || new Set(text).size !== text.length) return undefined;
-  return ["r", "w", "m"].filter((c) => text.includes(c)).join("");
+  let out = "";
+  for (let i = 0; i < 3; i++) if (text.includes("rwm"[i] as string)) out += "rwm"[i];
+  // only r, w and m, each once
+  return out.length === text.length ? out : undefined;
 }
 
 /** A host device node: what --device needs of a stat. */

@@ -73,7 +73,12 @@ const fileName = (key: string) => {
   return out;
 };
 /** What a file name can be: default-... or 32 hex digits (a container's recorded seccompKey is checked against it before it names a file). */
-const isFileName = (key: string) => (key.startsWith("default-") && key.length > 8 && [...key].every(safeChar)) || isHex(key, 32);
+const isFileName = (key: string) => {
+  if (isHex(key, 32)) return true;
+  if (!key.startsWith("default-") || key.length <= 8) return false;
+  for (let i = 0; i < key.length; i++) if (!safeChar(key[i] as string)) return false;
+  return true;
+};
 
 /*
  * An entry is one small file read in one go: a JSON line (what it is: the key,

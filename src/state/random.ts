@@ -28,6 +28,7 @@ export function randomHex(bytes: number): string {
     b = crypto.getRandomValues(new Uint8Array(bytes));
   }
   let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
+  // (an index loop, no padStart: see src/list.ts)
+  for (let i = 0; i < b.length; i++) s += ((b[i] as number) < 16 ? "0" : "") + (b[i] as number).toString(16);
   return s;
 }
