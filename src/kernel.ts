@@ -11,8 +11,8 @@ let rel: string | undefined;
 /** uname -r ("6.1.0-27-amd64"), read once (node:os's release() without loading node:os). */
 export function release(): string {
   if (rel === undefined) {
-    const u = Buffer.alloc(390); // struct utsname: six fields of 65 bytes, the release third
-    rel = sys("uname", addr(u)) === 0 ? u.toString("utf8", 130, u.indexOf(0, 130)) : "";
+    const u = new Uint8Array(390); // struct utsname: six fields of 65 bytes, the release third
+    rel = sys("uname", addr(u)) === 0 ? new TextDecoder().decode(u.subarray(130, u.indexOf(0, 130))) : "";
   }
   return rel;
 }

@@ -59,6 +59,13 @@ export function findIndex<T>(xs: readonly T[], f: (x: T, i: number) => unknown):
   return -1;
 }
 
+/** The distinct elements, in the order first seen ([...new Set(xs)] without an iterator). */
+export function unique<T>(xs: readonly T[]): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < xs.length; i++) if (!out.includes(xs[i] as T)) out.push(xs[i] as T);
+  return out;
+}
+
 /**
  * A sorted copy (insertion sort: stable, for the few elements a start sorts);
  * without cmp, strings by UTF-16 code units, as sort() orders them.

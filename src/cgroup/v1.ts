@@ -4,7 +4,7 @@
  */
 
 import type { Resources } from "../config/spec.ts";
-import { filter } from "../list.ts";
+import { filter, unique } from "../list.ts";
 import { existsSync, mkdirSync, rmdirSync } from "../native/fs.ts";
 import { dirname, join } from "../posixpath.ts";
 import { rulesNeedCgroup } from "../security/devices.ts";
@@ -25,7 +25,7 @@ export class V1Cgroup implements ContainerCgroup {
     return this.record.paths[c];
   }
   private dirs(): string[] {
-    return [...new Set(Object.values(this.record.paths))];
+    return unique(Object.values(this.record.paths));
   }
 
   join(pid: number): void {
@@ -99,7 +99,9 @@ function wantedV1(res: Resources | undefined): { wanted: string[]; required: Map
   if (res?.blockIO) required.set("blkio", "--blkio-weight/--device-*-bps");
   // --privileged (allow everything) needs no cgroup of its own: the parent's list holds anyway, as it would for a child
   if (rulesNeedCgroup(res?.devices)) required.set("devices", "the device rules (docker's default devices, --device, --device-cgroup-rule)");
-  return { wanted: [...new Set(["memory", "cpuacct", "pids", ...required.keys()])], required };
+  const wanted = ["memory", "cpuacct", "pids"];
+  for (const [c] of required) if (!wanted.includes(c)) wanted.push(c);
+  return { wanted, required };
 }
 
 export function createV1(host: CgroupHost, id: string, res: Resources | undefined, parent: string | undefined, leaf = `nsbox-${id}`): V1Cgroup {

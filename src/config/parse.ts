@@ -78,9 +78,19 @@ export function parseEnv(items: string[], hostEnv: NodeJS.ProcessEnv): string[] 
 
 /** Merges env lists: later entries replace earlier ones with the same key. */
 export function mergeEnv(...lists: string[][]): string[] {
-  const map = new Map<string, string>();
-  for (const l of lists) for (const e of l) map.set(e.slice(0, e.indexOf("=")), e);
-  return [...map.values()];
+  // (an index per key, not [...map.values()]: a start spreads no iterator, see src/list.ts)
+  const out: string[] = [];
+  const at = new Map<string, number>();
+  for (const l of lists)
+    for (const e of l) {
+      const key = e.slice(0, e.indexOf("="));
+      const i = at.get(key);
+      if (i === undefined) {
+        at.set(key, out.length);
+        out.push(e);
+      } else out[i] = e;
+    }
+  return out;
 }
 
 /** A container path: absolute, normalised, never climbing with "..". */

@@ -7,11 +7,12 @@
  * (see src/native/fs.ts).
  */
 import { call, F } from "./helper.ts";
+import { utf8Encoder } from "./syscall.ts";
 
 /** Starts writing text to path; returns the writer's pid, or undefined when none could start (then write it yourself). */
 export function writeAway(path: string, text: string): number | undefined {
-  const p = Buffer.from(path);
-  const t = Buffer.from(text);
+  const p = utf8Encoder().encode(path);
+  const t = utf8Encoder().encode(text);
   const pid = call(F.AWAY_START, p, p.length, t, t.length);
   return pid > 0 ? pid : undefined;
 }

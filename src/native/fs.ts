@@ -17,7 +17,7 @@
  */
 import { dirname } from "../posixpath.ts";
 import { errnoError } from "./errno.ts";
-import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, addr, cpath, O, sys } from "./syscall.ts";
+import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, addr, cpath, O, sys, utf8Encoder } from "./syscall.ts";
 
 const EINTR = 4;
 const ENOENT = 2;
@@ -140,20 +140,37 @@ function writeAt(fd: number, at: number, len: number): number {
  * taken once (taking a fresh buffer's address makes the engine copy it to memory
  * that cannot move: ~10 µs a call in a start's interpreted code).
  */
-let scratch = new Uint8Array(16384);
+let scratch = new Uint8Array(0);
 let scratchAt = 0;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+let decoder: TextDecoder | undefined;
+
+/**
+ * The scratch buffer, made at first use (a start allocates nothing at its modules'
+ * top level: `--version` needs none of it). Only Uint8Array, TextEncoder and
+ * TextDecoder here, no Buffer: Buffer.from's first call in a process costs ~0.4 ms.
+ */
+function scratchBuffer(): Uint8Array {
+  if (scratch.length === 0) {
+    scratch = new Uint8Array(16384);
+    scratchAt = 0;
+  }
+  return scratch;
+}
 
 function scratchAddress(): number {
-  if (scratchAt === 0) scratchAt = addr(scratch);
+  if (scratchAt === 0) scratchAt = addr(scratchBuffer());
   return scratchAt;
 }
 
+function utf8(bytes: Uint8Array): string {
+  decoder ??= new TextDecoder();
+  return decoder.decode(bytes);
+}
+
 function writeString(fd: number, data: string): number {
-  const into = encoder.encodeInto(data, scratch);
+  const into = utf8Encoder().encodeInto(data, scratchBuffer());
   // longer than the scratch buffer: a buffer of its own
-  const bytes = into.read < data.length ? Buffer.from(data) : scratch;
+  const bytes = into.read < data.length ? utf8Encoder().encode(data) : scratch;
   const at = bytes === scratch ? scratchAddress() : addr(bytes);
   const len = bytes === scratch ? into.written : bytes.length;
   for (let off = 0; off < len; ) off += check(writeAt(fd, at + off, len - off), "write");
@@ -166,8 +183,20 @@ type Encoding = "utf8" | "utf-8";
 export function readFileSync(path: string | number): Buffer;
 export function readFileSync(path: string | number, encoding: Encoding | { encoding: Encoding }): string;
 export function readFileSync(path: string | number, encoding?: Encoding | { encoding: Encoding }): string | Buffer {
+  const data = readWhole(path);
+  return encoding ? utf8(data) : Buffer.from(data);
+}
+
+/** readFileSync's bytes as a Uint8Array of their own (no Buffer: see scratchBuffer). */
+export function readBytesSync(path: string | number): Uint8Array {
+  return readWhole(path).slice();
+}
+
+/** The file's bytes in the scratch buffer (valid until its next use). */
+function readWhole(path: string | number): Uint8Array {
   const fd = typeof path === "number" ? path : openSync(path, "r");
   let used = 0;
+  scratchBuffer();
   try {
     for (;;) {
       if (used === scratch.length) {
@@ -184,13 +213,12 @@ export function readFileSync(path: string | number, encoding?: Encoding | { enco
     if (fd !== path) sys("close", fd);
   }
   const data = scratch.subarray(0, used);
-  const out = encoding ? decoder.decode(data) : Buffer.from(data);
   // a large file's buffer is not kept for the small ones that follow
   if (scratch.length > 1 << 20) {
-    scratch = new Uint8Array(16384);
+    scratch = new Uint8Array(0);
     scratchAt = 0;
   }
-  return out;
+  return data;
 }
 
 /** Creates or truncates the file (mode for a new one, default 0o666 less the umask) and writes all of data. */
@@ -264,9 +292,9 @@ export function symlinkSync(target: string, path: string): void {
 }
 
 function readlinkAt(dirfd: number, path: string): number | string {
-  const out = Buffer.allocUnsafe(4096);
-  const n = sys("readlinkat", dirfd, pa(path, "readlink"), addr(out), out.length);
-  return n < 0 ? n : out.toString("utf8", 0, n);
+  const out = scratchBuffer();
+  const n = sys("readlinkat", dirfd, pa(path, "readlink"), scratchAddress(), out.length);
+  return n < 0 ? n : utf8(out.subarray(0, n));
 }
 
 export function readlinkSync(path: string): string {
@@ -342,10 +370,14 @@ export class Stats {
 
 const STATX_BASIC_STATS = 0x7ff;
 const STATX_BTIME = 0x800;
-const statxBuf = Buffer.alloc(256);
+// struct statx (256 bytes) as u32 words, made at the first stat
+let u32 = new Uint32Array(0);
 let statxBufAt = 0;
 const statxAt = () => {
-  if (statxBufAt === 0) statxBufAt = addr(statxBuf);
+  if (statxBufAt === 0) {
+    u32 = new Uint32Array(64);
+    statxBufAt = addr(u32);
+  }
   return statxBufAt;
 };
 
@@ -354,15 +386,13 @@ function makedev(major: number, minor: number): number {
   return (major & 0xfff) * 256 + (minor & 0xff) + (minor & ~0xff) * 4096 + (major & ~0xfff) * 2 ** 32;
 }
 
-const u32 = new Uint32Array(statxBuf.buffer, statxBuf.byteOffset, 64);
-const i32 = new Int32Array(statxBuf.buffer, statxBuf.byteOffset, 64);
-
 function statx(dirfd: number, path: string, flags: number): Stats | number {
   const r = sys("statx", dirfd, pa(path, "stat"), flags, STATX_BASIC_STATS | STATX_BTIME, statxAt());
   if (r < 0) return r;
   // (32-bit halves: no BigInt in a start's interpreted code)
   const u64 = (i: number) => (u32[i] as number) + (u32[i + 1] as number) * 2 ** 32;
-  const ms = (i: number) => ((u32[i] as number) + (i32[i + 1] as number) * 2 ** 32) * 1000 + (u32[i + 2] as number) / 1e6;
+  // tv_sec is signed: its high word as an i32 (| 0)
+  const ms = (i: number) => ((u32[i] as number) + ((u32[i + 1] as number) | 0) * 2 ** 32) * 1000 + (u32[i + 2] as number) / 1e6;
   return new Stats(
     makedev(u32[34] as number, u32[35] as number),
     u64(8),
@@ -406,9 +436,10 @@ export function fstatSync(fd: number): Stats {
 
 /** statfs(2): the filesystem's magic number (type) and sizes. */
 export function statfsSync(path: string): { type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
-  const out = Buffer.alloc(120);
+  const out = new Uint32Array(30);
   check(sys("statfs", pa(path, "statfs"), addr(out)), "statfs", path);
-  const w = (i: number) => Number(out.readBigInt64LE(i * 8));
+  // the fields are longs, none negative here: two u32 halves
+  const w = (i: number) => (out[2 * i] as number) + (out[2 * i + 1] as number) * 2 ** 32;
   return { type: w(0), bsize: w(1), blocks: w(2), bfree: w(3), bavail: w(4), files: w(5), ffree: w(6) };
 }
 
@@ -418,6 +449,18 @@ const DT_DIR = 4;
 const DT_REG = 8;
 const DT_LNK = 10;
 
+// getdents64's buffer, made at the first directory read (entries() returns before
+// any recursion of its callers, so one serves them all)
+let dirents = new Uint8Array(0);
+let direntAt = 0;
+function direntBuffer(): Uint8Array {
+  if (dirents.length === 0) {
+    dirents = new Uint8Array(32768);
+    direntAt = addr(dirents);
+  }
+  return dirents;
+}
+
 /**
  * Each entry of an open directory (not . and ..) with its type (DT_*, 0 when the
  * filesystem does not say). A directory removed while it is read fails with
@@ -425,18 +468,19 @@ const DT_LNK = 10;
  */
 export function entries(fd: number, path: string, goneIsEmpty = false): { name: string; type: number }[] {
   const out: { name: string; type: number }[] = [];
-  const buf = Buffer.allocUnsafe(32768);
+  const buf = direntBuffer();
+  const at = direntAt;
   for (;;) {
-    let r = sys("getdents64", fd, addr(buf), buf.length);
-    while (r === -EINTR) r = sys("getdents64", fd, addr(buf), buf.length);
+    let r = sys("getdents64", fd, at, buf.length);
+    while (r === -EINTR) r = sys("getdents64", fd, at, buf.length);
     if (r === -ENOENT && goneIsEmpty) return out;
     const n = check(r, "scandir", path);
     if (n === 0) return out;
     for (let off = 0; off < n; ) {
-      const reclen = buf.readUInt16LE(off + 16);
+      const reclen = (buf[off + 16] as number) | ((buf[off + 17] as number) << 8);
       const type = buf[off + 18] as number;
       const end = buf.indexOf(0, off + 19);
-      const name = buf.toString("utf8", off + 19, end);
+      const name = utf8(buf.subarray(off + 19, end));
       if (name !== "." && name !== "..") out.push({ name, type });
       off += reclen;
     }

@@ -8,11 +8,15 @@
  * ~0.4 ms (compiling the same source with bun:ffi's TinyCC at run time cost ~6):
  * it happens once per process and only for commands that need it.
  */
-import { dlopen, FFIType, ptr } from "bun:ffi";
+import * as bunFfi from "bun:ffi";
 import { mark } from "../trace.ts";
 import { helperBytes } from "./embedded.ts";
 import { closeSync } from "./fs.ts";
 import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith, seal } from "./libc.ts";
+import { useFfi } from "./syscall.ts";
+
+const { dlopen, FFIType, ptr } = bunFfi;
+useFfi(bunFfi);
 
 const { i32 } = FFIType;
 

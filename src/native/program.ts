@@ -10,6 +10,8 @@
  * enums at the top of csrc/helper.c.
  */
 
+import { utf8Encoder } from "./syscall.ts";
+
 export const W = { SETNS: 1, CLONE: 2, EXIT: 3, EXEC: 4, SETSID: 5, CAPBSET: 6 } as const;
 export const C = {
   SETNS: 20,
@@ -76,7 +78,7 @@ export interface Op {
  * side reads (memcpy into a u32); every field starts 4-aligned. The buffer is
  * new and zeroed, so padding and string ends need no writes.
  */
-let bytes = Buffer.alloc(0);
+let bytes = new Uint8Array(0);
 let words = new Uint32Array(0);
 let cap = 0;
 let off = 0;
@@ -84,7 +86,7 @@ let off = 0;
 /** A new zeroed buffer of size bytes, viewed as bytes and as words (both from its start). */
 function fresh(size: number): void {
   const ab = new ArrayBuffer(size);
-  bytes = Buffer.from(ab);
+  bytes = new Uint8Array(ab);
   words = new Uint32Array(ab);
   cap = size;
 }
@@ -102,7 +104,7 @@ function str(s: string): void {
   // the length, at most 3 UTF-8 bytes per UTF-16 unit, the NUL and the padding
   const end = off + 8 + 3 * s.length;
   if (end > cap) grow(end);
-  const n = bytes.write(s, off + 4);
+  const n = utf8Encoder().encodeInto(s, bytes.subarray(off + 4)).written;
   words[off >> 2] = n;
   off = (off + 4 + n + 1 + 3) & ~3;
 }

@@ -48,7 +48,9 @@ export function recvMessage(s: Spawned): ChildMessage {
   const fd = new Int32Array(1);
   const n = call(F.RECV, s.syncFd, buf, 12, fd);
   if (n <= 0) return { type: "exec" };
-  const [type, op, err] = buf as unknown as [number, number, number];
+  const type = buf[0] as number;
+  const op = buf[1] as number;
+  const err = buf[2] as number;
   if (type === MSG.READY) return { type: "ready" };
   if (type === MSG.PTY) return { type: "pty", fd: fd[0] as number };
   if (type === MSG.CREATED) return { type: "created" };

@@ -23,6 +23,15 @@ const loadFfi = (): Ffi => {
   return ffi;
 };
 
+/**
+ * bun:ffi as a module that imported it statically has it (src/native/helper.ts):
+ * loaded both ways, by an import and by require(), it costs a start ~0.3-0.9 ms
+ * more than one way (require's own first call compiles it from source).
+ */
+export function useFfi(m: Ffi): void {
+  ffi ??= m;
+}
+
 const X86_64 = {
   read: 0,
   write: 1,
@@ -155,24 +164,36 @@ export function addr(a: NodeJS.TypedArray): number {
  * PATH_MAX (4096) with its NUL.
  */
 const PATH_MAX = 4096;
-const paths = [new Uint8Array(PATH_MAX + 4), new Uint8Array(PATH_MAX + 4)] as const;
+// made at the first path: a start allocates nothing at its modules' top level
+let paths: [Uint8Array, Uint8Array] | undefined;
 const pathAt = [0, 0];
-const encoder = new TextEncoder();
+let encoder: TextEncoder | undefined;
+
+/** The one TextEncoder of the native layer (src/native/fs.ts encodes with it too). */
+export function utf8Encoder(): TextEncoder {
+  encoder ??= new TextEncoder();
+  return encoder;
+}
 
 /**
  * The address of path as a C string in path buffer `slot` (0 or 1), valid until
  * the next call for that slot; -ENAMETOOLONG when it does not fit.
  */
 export function cpath(path: string, slot: 0 | 1 = 0): number {
+  paths ??= [new Uint8Array(PATH_MAX + 4), new Uint8Array(PATH_MAX + 4)];
   const buf = paths[slot];
-  const { read: used, written } = encoder.encodeInto(path, buf);
+  const { read: used, written } = utf8Encoder().encodeInto(path, buf);
   if (used < path.length || written > PATH_MAX - 1) return -36; // ENAMETOOLONG
   buf[written] = 0;
   if (pathAt[slot] === 0) pathAt[slot] = addr(buf);
   return pathAt[slot] as number;
 }
 
-/** A NUL-terminated copy of a string, for a name that must outlive the next cpath. */
-export function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`);
+/**
+ * A NUL-terminated copy of a string, for a name that must outlive the next cpath.
+ * (A Uint8Array, not a Buffer: Buffer.from's first call in a process costs a start
+ * ~0.4 ms, see src/list.ts.)
+ */
+export function cstr(s: string): Uint8Array {
+  return utf8Encoder().encode(`${s}\0`);
 }

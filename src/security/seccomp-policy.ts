@@ -12,7 +12,7 @@
 
 import pkg from "../../package.json" with { type: "json" };
 import { release } from "../kernel.ts";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "../native/fs.ts";
+import { mkdirSync, readBytesSync, renameSync, writeFileSync } from "../native/fs.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { isHex } from "../text.ts";
@@ -69,7 +69,7 @@ const defaultKey = (caps: string[]): string => `default-${validFor()}-${capHex(c
 const safeChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "_.+-".includes(c);
 const fileName = (key: string) => {
   let out = "";
-  for (const c of key) out += safeChar(c) ? c : "_";
+  for (let i = 0; i < key.length; i++) out += safeChar(key[i] as string) ? key[i] : "_";
   return out;
 };
 /** What a file name can be: default-... or 32 hex digits (a container's recorded seccompKey is checked against it before it names a file). */
@@ -89,14 +89,16 @@ const isFileName = (key: string) => {
  */
 function load(key: string): Entry | undefined {
   try {
-    const b = readFileSync(join(cacheDir(), fileName(key)));
+    // (bytes and a TextDecoder, no Buffer: see src/native/fs.ts's scratchBuffer)
+    const b = readBytesSync(join(cacheDir(), fileName(key)));
+    const text = new TextDecoder();
     const nl = b.indexOf(10);
-    const head = JSON.parse(b.toString("utf8", 0, nl));
+    const head = JSON.parse(text.decode(b.subarray(0, nl)));
     if (head.format !== FORMAT || head.key !== key) return undefined;
     const end = nl + 1 + head.profile;
     const filter = b.subarray(end);
     if (filter.length === 0 || filter.length % 8) return undefined;
-    return { profile: JSON.parse(b.toString("utf8", nl + 1, end)), unknown: head.unknown, filter };
+    return { profile: JSON.parse(text.decode(b.subarray(nl + 1, end))), unknown: head.unknown, filter };
   } catch {
     return undefined;
   }
@@ -163,9 +165,9 @@ export async function seccompFor(text: string | undefined, caps: string[], path?
 export function recordedFilter(key: string | undefined): Uint8Array | undefined {
   if (!key || !isFileName(key)) return undefined;
   try {
-    const bytes = readFileSync(join(cacheDir(), `${key}.bpf`));
+    const bytes = readBytesSync(join(cacheDir(), `${key}.bpf`));
     // a BPF program is 8-byte instructions, at least one
-    return bytes.length >= 8 && bytes.length % 8 === 0 ? new Uint8Array(bytes) : undefined;
+    return bytes.length >= 8 && bytes.length % 8 === 0 ? bytes : undefined;
   } catch {
     return undefined;
   }

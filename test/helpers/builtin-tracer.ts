@@ -1,7 +1,8 @@
 /**
  * Preloaded (bun --preload) by test/integration/start-builtins.test.ts: records
- * each call of one of JavaScriptCore's JavaScript-implemented builtins whose
- * caller is in nsbox's src/ (see src/list.ts for why a start avoids them), and
+ * each call of one of JavaScriptCore's JavaScript-implemented builtins, and of
+ * Bun's Buffer, whose caller is in nsbox's src/ (see src/list.ts for why a start
+ * avoids them), and
  * writes the call sites to $NSBOX_BUILTIN_TRACE as JSON when the process exits.
  * Only for that test: it replaces the builtins with wrappers.
  */
@@ -56,6 +57,9 @@ for (const n of [
   wrap(Array.prototype, n, `Array.prototype.${n}`);
 for (const n of ["padStart", "padEnd", "replaceAll", "matchAll", "repeat"]) wrap(String.prototype, n, `String.prototype.${n}`);
 wrap(Array, "from", "Array.from");
+// Bun's Buffer: Buffer.from's first call costs ~0.4 ms (src/native/fs.ts uses Uint8Array, TextEncoder/Decoder)
+for (const n of ["from", "alloc", "allocUnsafe", "concat", "byteLength"]) wrap(Buffer, n, `Buffer.${n}`);
+for (const n of ["toString", "write", "readUInt16LE", "readUInt32LE", "readBigInt64LE", "readBigUInt64LE"]) wrap(Buffer.prototype, n, `Buffer.prototype.${n}`);
 wrap(Object, "fromEntries", "Object.fromEntries");
 for (const n of ["all", "allSettled", "race", "any"]) wrap(Promise, n, `Promise.${n}`);
 
