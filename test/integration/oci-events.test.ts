@@ -69,7 +69,12 @@ describe("events", () => {
     expect((await h.oci(["start", id])).code).toBe(0);
     expect(await ev.p.exited).toBe(0);
     const all = ev.seen();
-    expect(all.filter((e) => e.type === "oom")).toEqual([{ type: "oom", id }]);
+    // One event per notice of memory.oom_control, as runc: the kernel may notify more than once
+    // for one kill (a charge that fails again while the victim exits; two notices seen once in
+    // ~10 runs here). That the cgroup's removal is no notice: the delete --force test below.
+    const ooms = all.filter((e) => e.type === "oom");
+    expect(ooms.length).toBeGreaterThanOrEqual(1);
+    for (const e of ooms) expect(e).toEqual({ type: "oom", id });
     expect(all.at(-1)).toEqual({ type: "oom", id });
     expect(JSON.parse((await h.oci(["state", id])).stdout).status).toBe("stopped");
     expect((await h.oci(["delete", id])).code).toBe(0);
