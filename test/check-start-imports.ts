@@ -89,7 +89,8 @@ try {
     }
     if (forbidden.length === 0) console.log(`${command}: ${seen.size} chunks, builtins: ${[...builtins.keys()].join(", ") || "none"}`);
   }
-  if (bad > 0) process.exit(1);
+  // (exitCode, not exit(): the finally below removes the bundle)
+  if (bad > 0) process.exitCode = 1;
 } finally {
   rmSync(out, { recursive: true, force: true });
 }
