@@ -52,12 +52,13 @@ build/nsbox-shim: csrc/arch_$(ARCH).c csrc/lib.c $(SHIM_FILES)
 shim: build/nsbox-shim
 helper: build/nsbox-helper.so
 
-# nsbox embeds both as base64 in a generated module (src/native/embedded.ts): a
+# nsbox embeds both as hex in a generated module (src/native/embedded.ts): a
 # string constant of the compiled code. (An embedded file would need node:fs to be
-# read; a `with { type: "text" }` import is a require() of one at run time.)
-build/%.b64.ts: build/%
-	{ printf 'export default "'; base64 -w0 $<; printf '";\n'; } > $@.tmp && mv $@.tmp $@
-EMBEDDED := build/nsbox-shim.b64.ts build/nsbox-helper.so.b64.ts
+# read; a `with { type: "text" }` import is a require() of one at run time. Hex,
+# not base64: Uint8Array.fromHex decodes the 40 KB in 0.01 ms, fromBase64 in 0.4.)
+build/%.hex.ts: build/%
+	{ printf 'export default "'; od -An -v -tx1 $< | tr -d ' \n'; printf '";\n'; } > $@.tmp && mv $@.tmp $@
+EMBEDDED := build/nsbox-shim.hex.ts build/nsbox-helper.so.hex.ts
 
 # The helper (csrc/helper.c and the files it includes by concatenation), likewise
 # built here and embedded: nsbox compiles nothing at run time.
@@ -67,7 +68,7 @@ build/nsbox-helper.so: csrc/arch_$(ARCH).c csrc/lib.c $(HELPER_FILES)
 
 # arm64 (experimental): the shim and the helper are cross-built, Bun's arm64 runtime
 # is fetched by bun build --target. src/native/embedded.ts embeds
-# ../../build/nsbox-shim.b64.ts and nsbox-helper.so.b64.ts, so the arm64 build runs from a staged
+# ../../build/nsbox-shim.hex.ts and nsbox-helper.so.hex.ts, so the arm64 build runs from a staged
 # copy of the tree whose build/ holds the arm64 ones.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 STAGE64 := build/stage-aarch64
@@ -77,10 +78,10 @@ build/aarch64/nsbox-shim: csrc/arch_aarch64.c csrc/lib.c $(SHIM_FILES)
 build/aarch64/nsbox-helper.so: csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES)
 	@mkdir -p build/aarch64
 	cat csrc/arch_aarch64.c csrc/lib.c $(HELPER_FILES) | $(AARCH64_CC) -x c $(HELPER_CFLAGS) -o $@ -
-dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim.b64.ts build/aarch64/nsbox-helper.so.b64.ts node_modules/.installed
+dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim.hex.ts build/aarch64/nsbox-helper.so.hex.ts node_modules/.installed
 	rm -rf $(STAGE64) && mkdir -p $(STAGE64)/build dist
 	cp -r src csrc package.json tsconfig.json $(STAGE64)/ && ln -s $(CURDIR)/node_modules $(STAGE64)/node_modules
-	cp build/aarch64/nsbox-shim build/aarch64/nsbox-helper.so build/aarch64/nsbox-shim.b64.ts build/aarch64/nsbox-helper.so.b64.ts $(STAGE64)/build/
+	cp build/aarch64/nsbox-shim build/aarch64/nsbox-helper.so build/aarch64/nsbox-shim.hex.ts build/aarch64/nsbox-helper.so.hex.ts $(STAGE64)/build/
 	cd $(STAGE64) && $(BUN) build $(BUNFLAGS) --target=bun-linux-arm64 src/main.ts --outfile $(CURDIR)/$@
 build-arm64: dist/nsbox-arm64
 

@@ -16,7 +16,7 @@
  * (src/early.ts) and theirs. Every static import of a builtin module in them
  * must be on the allowed list.
  *
- *   bun test/check-start-imports.ts   (make check; needs build/*.b64.ts, made by make)
+ *   bun test/check-start-imports.ts   (make check; needs build/*.hex.ts, made by make)
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,5 +1,5 @@
-// The shim and the helper, built by the Makefile and embedded as base64 strings (see native/embedded.ts).
-declare module "*.b64.ts" {
+// The shim and the helper, built by the Makefile and embedded as hex strings (see native/embedded.ts).
+declare module "*.hex.ts" {
   const text: string;
   export default text;
 }
