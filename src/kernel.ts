@@ -4,7 +4,7 @@
  * Read without a regular expression: the engine's first use maps ~0.8 MiB, and
  * this runs on every start.
  */
-import { addr, sys } from "./native/syscall.ts";
+import { addr, sys, utf8Decode } from "./native/syscall.ts";
 
 let rel: string | undefined;
 
@@ -12,7 +12,7 @@ let rel: string | undefined;
 export function release(): string {
   if (rel === undefined) {
     const u = new Uint8Array(390); // struct utsname: six fields of 65 bytes, the release third
-    rel = sys("uname", addr(u)) === 0 ? new TextDecoder().decode(u.subarray(130, u.indexOf(0, 130))) : "";
+    rel = sys("uname", addr(u)) === 0 ? utf8Decode(u.subarray(130, u.indexOf(0, 130))) : "";
   }
   return rel;
 }

@@ -17,7 +17,7 @@
  */
 import { dirname } from "../posixpath.ts";
 import { errnoError } from "./errno.ts";
-import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, addr, cpath, O, sys, utf8Encoder } from "./syscall.ts";
+import { AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, addr, cpath, O, sys, utf8Decode as utf8, utf8Encoder } from "./syscall.ts";
 
 const EINTR = 4;
 const ENOENT = 2;
@@ -142,7 +142,6 @@ function writeAt(fd: number, at: number, len: number): number {
  */
 let scratch = new Uint8Array(0);
 let scratchAt = 0;
-let decoder: TextDecoder | undefined;
 
 /**
  * The scratch buffer, made at first use (a start allocates nothing at its modules'
@@ -160,11 +159,6 @@ function scratchBuffer(): Uint8Array {
 function scratchAddress(): number {
   if (scratchAt === 0) scratchAt = addr(scratchBuffer());
   return scratchAt;
-}
-
-function utf8(bytes: Uint8Array): string {
-  decoder ??= new TextDecoder();
-  return decoder.decode(bytes);
 }
 
 function writeString(fd: number, data: string): number {

@@ -169,10 +169,18 @@ let paths: [Uint8Array, Uint8Array] | undefined;
 const pathAt = [0, 0];
 let encoder: TextEncoder | undefined;
 
+let decoder: TextDecoder | undefined;
+
 /** The one TextEncoder of the native layer (src/native/fs.ts encodes with it too). */
 export function utf8Encoder(): TextEncoder {
   encoder ??= new TextEncoder();
   return encoder;
+}
+
+/** Bytes the kernel gave (a file, a link, a name) as text, through the layer's one TextDecoder. */
+export function utf8Decode(bytes: Uint8Array): string {
+  decoder ??= new TextDecoder();
+  return decoder.decode(bytes);
 }
 
 /**

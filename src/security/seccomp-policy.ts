@@ -13,6 +13,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { release } from "../kernel.ts";
 import { mkdirSync, readBytesSync, renameSync, writeFileSync } from "../native/fs.ts";
+import { utf8Decode } from "../native/syscall.ts";
 import { join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
 import { isHex } from "../text.ts";
@@ -89,16 +90,15 @@ const isFileName = (key: string) => {
  */
 function load(key: string): Entry | undefined {
   try {
-    // (bytes and a TextDecoder, no Buffer: see src/native/fs.ts's scratchBuffer)
+    // (bytes, no Buffer: see src/native/fs.ts's scratchBuffer)
     const b = readBytesSync(join(cacheDir(), fileName(key)));
-    const text = new TextDecoder();
     const nl = b.indexOf(10);
-    const head = JSON.parse(text.decode(b.subarray(0, nl)));
+    const head = JSON.parse(utf8Decode(b.subarray(0, nl)));
     if (head.format !== FORMAT || head.key !== key) return undefined;
     const end = nl + 1 + head.profile;
     const filter = b.subarray(end);
     if (filter.length === 0 || filter.length % 8) return undefined;
-    return { profile: JSON.parse(text.decode(b.subarray(nl + 1, end))), unknown: head.unknown, filter };
+    return { profile: JSON.parse(utf8Decode(b.subarray(nl + 1, end))), unknown: head.unknown, filter };
   } catch {
     return undefined;
   }
