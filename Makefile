@@ -21,14 +21,15 @@ SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
 BUNFLAGS := --compile --bytecode --splitting --format=esm --compile-jit-policy=10 --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none
 # the helper, concatenated in this order after arch_<arch>.c and lib.c into one unit:
 # the protocol's Bun side (the container's processes run in the shim, below)
-HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/write_away.c csrc/host_calls.c
+HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/write_away.c csrc/host_calls.c csrc/napi.c
 # the shim: the program interpreter (W's and C's: its nsbox-spawn role
 # runs it), the common part and the dispatch, then one file per larger role
 SHIM_FILES := csrc/sync_socket.c csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/shim.c csrc/shim_fg.c
 SHIM_CFLAGS := -DNSB_SHIM -static -nostdlib -ffreestanding -Os -fno-stack-protector -fno-asynchronous-unwind-tables \
 	-fno-pie -no-pie -fno-builtin -Wall -Wextra -Wno-unused-function -Wl,--gc-sections -Wl,--build-id=none -s
-# The helper is a shared object with no dependency and no relocation, which exports
-# nsb_call alone (see csrc/lib.c); nsbox dlopens it from a memfd. It was written for
+# The helper is a shared object with no library dependency, a Node-API addon whose one
+# exported symbol is napi_register_module_v1 (see csrc/lib.c, csrc/napi.c); nsbox
+# loads it with process.dlopen (src/native/addon.ts). It was written for
 # TinyCC, which does not reason from aliasing rules: -fno-strict-aliasing keeps gcc
 # from doing so either. -z now: nothing is bound lazily in a cloned child.
 HELPER_CFLAGS := -DNSB_HELPER -shared -fPIC -nostdlib -ffreestanding -Os -fno-strict-aliasing -fno-stack-protector \
@@ -57,7 +58,7 @@ helper: build/nsbox-helper.so
 # read; a `with { type: "text" }` import is a require() of one at run time. Hex,
 # not base64: Uint8Array.fromHex decodes the 40 KB in 0.01 ms, fromBase64 in 0.4.)
 build/%.hex.ts: build/%
-	{ printf 'export default "'; od -An -v -tx1 $< | tr -d ' \n'; printf '";\n'; } > $@.tmp && mv $@.tmp $@
+	{ printf 'export default "'; od -An -v -tx1 $< | tr -d ' \n'; printf '";\nexport const sha256 = "%s";\n' "$$(sha256sum $< | cut -c1-64)"; } > $@.tmp && mv $@.tmp $@
 EMBEDDED := build/nsbox-shim.hex.ts build/nsbox-helper.so.hex.ts
 
 # The helper (csrc/helper.c and the files it includes by concatenation), likewise

@@ -104,9 +104,9 @@ static long nsb_netlink(int netnsfd, const u8 *req, int reqlen, u8 *out, int out
 }
 
 /* ---- what TypeScript calls ----
- * One exported entry point, nsb_call(fn, args): bun:ffi compiles a trampoline per
- * exported symbol (~0.5 ms each, on every start), so the functions below are
- * reached through this single door. Keep the numbers in step with native/helper.ts. */
+ * One entry point, nsb_call(fn, args), which JavaScript reaches as the addon's
+ * call() (csrc/napi.c): the functions below are numbered, not exported one by
+ * one. Keep the numbers in step with native/helper.ts. */
 
 /*
  * Starts W (and through it C). out: [W's pid, status fd (reads C's pid as an i32,
@@ -369,7 +369,7 @@ enum {
     F_AWAY_DONE = 33,   /* pid nowait: -1 under way, else the write's errno (0: written) */
 };
 
-NSB_EXPORT int nsb_call(int fn, const i64 *a) {
+static int nsb_call(int fn, const i64 *a) {
     switch (fn) {
     case F_SPAWN: return nsb_spawn((const u8 *)a[0], (int)a[1], (const u8 *)a[2], (int)a[3], (i32 *)a[4], (int)a[5]);
     case F_RECV: return nsb_recv((int)a[0], (u8 *)a[1], (int)a[2], (i32 *)a[3]);

@@ -10,10 +10,12 @@
  */
 
 #ifdef NSB_HELPER
-/* The helper is a shared object that exports nsb_call alone (NSB_EXPORT): every
- * other symbol, nsb_syscall6 and memcpy included, binds inside it at link time,
- * so no call goes through the PLT to a symbol of libc's (which has its own memcpy)
- * and a cloned child never enters the dynamic linker. */
+/* The helper is a shared object that exports napi_register_module_v1 alone
+ * (NSB_EXPORT, csrc/napi.c): every other symbol of its own, nsb_syscall6 and
+ * memcpy included, binds inside it at link time, so no call goes through the PLT
+ * to a symbol of libc's (which has its own memcpy) and a cloned child never
+ * enters the dynamic linker. Its only imports are Bun's Node-API functions,
+ * bound at load (-z now) and called from Bun's thread alone. */
 #pragma GCC visibility push(hidden)
 #define NSB_EXPORT __attribute__((visibility("default")))
 #else

@@ -1,5 +1,5 @@
 /**
- * Keeps Bun's node: modules out of the start of nsbox's commands: `run` (a
+ * Keeps Bun's node: modules (and bun:ffi) out of the start of nsbox's commands: `run` (a
  * rootfs or a stored image), `exec`, the lifecycle commands (ps, logs, stop, rm,
  * inspect, stats, ns, pod, network, and the cleanup that a foreground run's user
  * waits for) and the OCI verbs that podman and containerd run once per container.
@@ -22,8 +22,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** Builtins a start may load: bun:ffi carries the system calls (src/native/syscall.ts). */
-const ALLOWED = new Set(["bun:ffi"]);
+/**
+ * Builtins a start may load: none. (bun:ffi neither: the system calls go through
+ * the helper, a Node-API addon, and bun:ffi is required only where no copy of
+ * the helper could be loaded, see src/native/addon.ts.)
+ */
+const ALLOWED = new Set<string>();
 
 /**
  * Commands whose work is reading and writing archives or talking to a

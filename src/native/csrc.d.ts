@@ -2,4 +2,6 @@
 declare module "*.hex.ts" {
   const text: string;
   export default text;
+  /** sha256 of the embedded file, in hex */
+  export const sha256: string;
 }

@@ -21,9 +21,8 @@
  *      one given a signal whose handler had not run yet would lose it;
  *   5. execFd (and if it fails: waitInBun, then unblock).
  */
-import { ptr } from "bun:ffi";
 import { call, F } from "./helper.ts";
-import { sys } from "./syscall.ts";
+import { addr, sys } from "./syscall.ts";
 
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
@@ -95,7 +94,7 @@ export function execFd(fd: number, argv: string[], env: string[]): void {
     items.forEach((s, i) => {
       const b = Buffer.from(`${s}\0`);
       keep.push(b);
-      v[i] = BigInt(ptr(b));
+      v[i] = BigInt(addr(b));
     });
     return v;
   };

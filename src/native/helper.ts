@@ -1,24 +1,14 @@
 /**
  * The native helper: csrc/ built by `make` with gcc into a tiny shared object
- * (-nostdlib, no #include, raw syscalls; one exported symbol, nsb_call) and
- * embedded in the binary, as the shim is (src/native/embedded.ts).
- *
- * dlopen needs a file, so the object goes through a memfd, opened at
- * /proc/self/fd/N and sealed once mapped. Loading costs
- * ~0.4 ms (compiling the same source with bun:ffi's TinyCC at run time cost ~6):
- * it happens once per process and only for commands that need it.
+ * (-nostdlib, no #include, raw syscalls), embedded in the binary as the shim
+ * is (src/native/embedded.ts), and loaded as a Node-API addon
+ * (src/native/addon.ts, csrc/napi.c): once per process, only for commands
+ * that need it. Its call() reaches the functions below; its sys() is
+ * src/native/syscall.ts.
  */
-import * as bunFfi from "bun:ffi";
 import { mark } from "../trace.ts";
-import { helperBytes } from "./embedded.ts";
-import { closeSync } from "./fs.ts";
-import { MFD_ALLOW_SEALING, MFD_CLOEXEC, memfdWith, seal } from "./libc.ts";
-import { useFfi } from "./syscall.ts";
-
-const { dlopen, FFIType, ptr } = bunFfi;
-useFfi(bunFfi);
-
-const { i32 } = FFIType;
+import { loadedThrough } from "./addon.ts";
+import { native } from "./syscall.ts";
 
 /**
  * The functions behind nsb_call(fn, args) in csrc/host_calls.c: one exported
@@ -48,30 +38,16 @@ export const F = {
   AWAY_DONE: 33,
 } as const;
 
-const symbols = { nsb_call: { args: [i32, FFIType.ptr], returns: i32 } } as const;
-
 type Arg = number | NodeJS.TypedArray;
 const argv = new BigInt64Array(6);
 
-function load() {
-  const fd = memfdWith("nsbox-helper", helperBytes(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  try {
-    const lib = dlopen(`/proc/self/fd/${fd}`, symbols);
-    // Mapped private: sealed, the file can no longer change under the mapping.
-    seal(fd);
-    return lib;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-let loaded: ReturnType<typeof load>["symbols"] | undefined;
+let loaded: ReturnType<typeof native> | undefined;
 
 /** Loads the helper now (it is otherwise loaded on first use). */
 export function loadHelper(): NonNullable<typeof loaded> {
   if (!loaded) {
-    loaded = load().symbols;
-    mark("helper loaded");
+    loaded = native();
+    mark(loadedThrough === "memfd" ? "helper loaded (through a memfd: no copy in the data root yet)" : "helper loaded");
   }
   return loaded;
 }
@@ -81,10 +57,10 @@ export function loadHelper(): NonNullable<typeof loaded> {
  * as integers, typed arrays as pointers to their memory (kept alive by the caller).
  */
 export function call(fn: number, ...args: Arg[]): number {
-  const h = loadHelper();
+  const h = loaded ?? loadHelper();
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as Arg;
-    argv[i] = BigInt(typeof a === "number" ? a : ptr(a));
+    argv[i] = BigInt(typeof a === "number" ? a : a.byteLength === 0 ? 0 : h.addr(a));
   }
-  return h.nsb_call(fn, argv);
+  return h.call(fn, argv);
 }

@@ -1,19 +1,18 @@
 /**
- * memfd_create, to make the file that the helper is dlopened from (and the shim
- * run from), and libc's strerror for error texts. strerror is bound with
- * bun:ffi's dlopen (the process already maps libc.so.6, so this needs no dev
- * package) only when first needed: each function bound costs a start ~0.15 ms
- * (bun:ffi compiles a trampoline for it). Everything else goes through raw
- * system calls (src/native/syscall.ts) or the helper's one function
- * (src/native/helper.ts).
+ * memfd_create, to make the file that the shim is run from, and libc's strerror
+ * for error texts. strerror is bound with bun:ffi's dlopen (the process already
+ * maps libc.so.6, so this needs no dev package) only when an error needs its
+ * text: bun:ffi is loaded then, not at a start (see src/native/addon.ts).
+ * Everything else goes through raw system calls (src/native/syscall.ts) or the
+ * helper's call() (src/native/helper.ts).
  */
-import { dlopen, FFIType } from "bun:ffi";
 import { writeSync } from "./fs.ts";
 import { addr, cstr, sys } from "./syscall.ts";
 
 let text: ReturnType<typeof bindStrerror> | undefined;
 
 function bindStrerror() {
+  const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
   return dlopen("libc.so.6", { strerror: { args: [FFIType.i32], returns: FFIType.cstring } }).symbols;
 }
 

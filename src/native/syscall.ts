@@ -1,36 +1,17 @@
 /**
- * Raw system calls from JavaScript: libc's syscall(2), bound once with bun:ffi.
+ * Raw system calls from JavaScript, through the helper's sys() (a Node-API
+ * addon, loaded at the first call: src/native/addon.ts).
  *
- * Why not node:fs: loading Bun's node:fs costs 2.2-4.5 ms (measured in-process,
- * after bun:ffi was already loaded) and ~1.9 MiB of peak RSS, at every start;
- * bun:ffi is loaded anyway for the helper, and one bound function (one
- * trampoline) serves every call below. src/native/fs.ts builds the file
+ * Why not node:fs: loading Bun's node:fs costs 2.2-4.5 ms (measured in-process)
+ * and ~1.9 MiB of peak RSS, at every start; the helper is loaded anyway, and its
+ * one function serves every call below. src/native/fs.ts builds the file
  * operations nsbox needs on it.
  *
  * Only the calls that exist on both architectures nsbox ships (x86_64, aarch64):
- * the *at forms, statx and getdents64. The helper (src/native/helper.ts) keeps
- * what needs C: a clone, a signal handler, a structure built around the call.
+ * the *at forms, statx and getdents64. The helper's call() (src/native/helper.ts)
+ * keeps what needs C: a clone, a signal handler, a structure built around the call.
  */
-type Ffi = typeof import("bun:ffi");
-
-/**
- * bun:ffi, loaded at the first system call: the commands that make none
- * (--version, --help) do without it (~0.5-2 ms of a start).
- */
-let ffi: Ffi | undefined;
-const loadFfi = (): Ffi => {
-  ffi ??= require("bun:ffi") as Ffi;
-  return ffi;
-};
-
-/**
- * bun:ffi as a module that imported it statically has it (src/native/helper.ts):
- * loaded both ways, by an import and by require(), it costs a start ~0.3-0.9 ms
- * more than one way (require's own first call compiles it from source).
- */
-export function useFfi(m: Ffi): void {
-  ffi ??= m;
-}
+import { loadAddon, type Native } from "./addon.ts";
 
 const X86_64 = {
   read: 0,
@@ -126,19 +107,12 @@ export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
 
-let fn: ((nr: number, a: number, b: number, c: number, d: number, e: number, f: number) => number) | undefined;
-let errnoAt = 0;
+let loaded: Native | undefined;
 
-function bind(): NonNullable<typeof fn> {
-  const { dlopen, FFIType } = loadFfi();
-  const { i64 } = FFIType;
-  const lib = dlopen("libc.so.6", {
-    syscall: { args: [i64, i64, i64, i64, i64, i64, i64], returns: i64 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-  // errno is thread-local: its address is fixed for this (the JS) thread
-  errnoAt = lib.symbols.__errno_location() as number;
-  return lib.symbols.syscall as unknown as NonNullable<typeof fn>;
+/** The helper's functions, loaded at the first use (commands that make no system call, --version, --help, do without). */
+export function native(): Native {
+  loaded ??= loadAddon(NR);
+  return loaded;
 }
 
 /**
@@ -148,14 +122,12 @@ function bind(): NonNullable<typeof fn> {
  * interpreter, where each costs.)
  */
 export function sys(name: SyscallName, a = 0, b = 0, c = 0, d = 0, e = 0, f = 0): number {
-  fn ??= bind();
-  const r = Number(fn(NR[name], a, b, c, d, e, f));
-  return r === -1 ? -((ffi as Ffi).read.i32(errnoAt, 0) as number) : r;
+  return (loaded ?? native()).sys(NR[name], a, b, c, d, e, f);
 }
 
 /** The address of a typed array's memory (keep the array alive during the call). An empty one has none: 0. */
 export function addr(a: NodeJS.TypedArray): number {
-  return a.byteLength === 0 ? 0 : (loadFfi().ptr(a) as number);
+  return a.byteLength === 0 ? 0 : (loaded ?? native()).addr(a);
 }
 
 /**

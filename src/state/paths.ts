@@ -4,6 +4,8 @@
  *  data root  (--root, NSBOX_ROOT; default /var/lib/nsbox): survives reboots
  *    rootfs/<sha256>/         extracted tarballs, keyed by content digest
  *    containers/<id>/         a container's overlay upper and work dirs
+ *    lib/helper-<sha256>.node the native helper's copy, loaded at each start
+ *                             (src/native/addon.ts: found by NSBOX_ROOT, not --root)
  *  state root (--state, NSBOX_STATE; default /run/nsbox, or <root>/run when
  *             --root is given): on tmpfs, gone at reboot
  *    <id>/                    a container's state, logs and exit status

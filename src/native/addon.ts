@@ -1,0 +1,153 @@
+/**
+ * Loads the native helper (csrc/, built by make with gcc, embedded in nsbox by
+ * src/native/embedded.ts) as a Node-API addon: process.dlopen, then its three
+ * functions (csrc/napi.c) are nsbox's way into the kernel.
+ *
+ * process.dlopen needs a file. In order:
+ *  1. <data root>/lib/helper-<sha256>.node, the helper's own copy, written by the
+ *     first start that had to go to step 2. Loading it costs a start
+ *     process.dlopen alone (~0.6 ms).
+ *  2. a memfd (sealed once loaded), made with libc's syscall(2) bound through
+ *     bun:ffi, which compiles a trampoline with TinyCC: ~2 ms and ~1.5 MiB of
+ *     peak RSS more than step 1 (bench/trace-notes.md, "eighth stop"). The copy
+ *     of step 1 is then written, so that the next start does without bun:ffi.
+ *
+ * The copy is as trusted as the data root that holds it, where the images and
+ * containers nsbox runs are too (root's is writable by root alone, a rootless
+ * user's is 0700; the copy's directory is 0700 and the copy 0500). Its name
+ * carries its content's hash, so that another build of nsbox never loads it. Which data
+ * root: NSBOX_ROOT, else /var/lib/nsbox for root and the rootless user's
+ * $XDG_DATA_HOME/nsbox (~/.local/share/nsbox) otherwise, as src/state/paths.ts
+ * has them; not --root, since the helper is loaded before the command line is
+ * parsed (a --root elsewhere shares the machine's copy). When no copy can be
+ * written (no data root yet, a read-only or noexec one), step 2 is all there is.
+ */
+import helperHex, { sha256 } from "../../build/nsbox-helper.so.hex.ts";
+import { join } from "../posixpath.ts";
+
+type TypedArray = NodeJS.TypedArray;
+
+/** The addon's exports (csrc/napi.c). */
+export interface Native {
+  /** a raw system call: its result, or -errno */
+  sys(nr: number, a: number, b: number, c: number, d: number, e: number, f: number): number;
+  /** nsb_call(fn, args) of csrc/host_calls.c */
+  call(fn: number, args: BigInt64Array): number;
+  /** the address of a typed array's memory */
+  addr(a: TypedArray): number;
+}
+
+/** The system calls this module makes, by the caller's numbers (src/native/syscall.ts). */
+export interface Numbers {
+  write: number;
+  close: number;
+  fcntl: number;
+  fsync: number;
+  openat: number;
+  mkdirat: number;
+  unlinkat: number;
+  renameat2: number;
+  memfd_create: number;
+}
+
+const AT_FDCWD = -100;
+
+function dlopenAddon(path: string): Native {
+  const m = { exports: {} as Native };
+  process.dlopen(m, path);
+  if (typeof m.exports.sys !== "function") throw new Error(`${path} is not nsbox's helper`);
+  return m.exports;
+}
+
+/** The data root's directory for the helper's copy, from the environment alone (see above). */
+export function copyDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const abs = (p: string | undefined) => (p?.startsWith("/") ? p : undefined);
+  const root = abs(env.NSBOX_ROOT);
+  if (root) return join(root, "lib");
+  if (process.getuid?.() === 0) return "/var/lib/nsbox/lib";
+  const data = abs(env.XDG_DATA_HOME) ?? (abs(env.HOME) && join(env.HOME as string, ".local", "share"));
+  return data ? join(data, "nsbox", "lib") : undefined;
+}
+
+export const copyName = `helper-${sha256.slice(0, 16)}.node`;
+
+/** How the helper was loaded: from its copy, or through a memfd (NSBOX_TRACE shows it). */
+export let loadedThrough: "copy" | "memfd" | undefined;
+
+/** Loads the helper: its copy in the data root, else through a memfd (then writes the copy). */
+export function loadAddon(nr: Numbers): Native {
+  const dir = copyDir();
+  if (dir) {
+    try {
+      const native = dlopenAddon(join(dir, copyName));
+      loadedThrough = "copy";
+      return native;
+    } catch {
+      // no copy yet (or an unusable one): made below
+    }
+  }
+  const bytes = (Uint8Array as unknown as { fromHex(s: string): Uint8Array }).fromHex(helperHex);
+  const native = throughMemfd(bytes, nr);
+  loadedThrough = "memfd";
+  if (dir) writeCopy(native, nr, dir, bytes);
+  return native;
+}
+
+/** Step 2: the helper from a sealed memfd, written with libc's syscall(2) through bun:ffi. */
+function throughMemfd(bytes: Uint8Array, nr: Numbers): Native {
+  // (required here, not imported: a start that finds the copy never loads bun:ffi)
+  const { dlopen, FFIType, ptr } = require("bun:ffi") as typeof import("bun:ffi");
+  const { i64 } = FFIType;
+  const libc = dlopen("libc.so.6", { syscall: { args: [i64, i64, i64, i64], returns: i64 } });
+  const syscall = libc.symbols.syscall as unknown as (n: number, a: number, b: number, c: number) => number | bigint;
+  const name = new TextEncoder().encode("nsbox-helper\0");
+  const MFD_CLOEXEC = 1;
+  const MFD_ALLOW_SEALING = 2;
+  const fd = Number(syscall(nr.memfd_create, ptr(name) as number, MFD_CLOEXEC | MFD_ALLOW_SEALING, 0));
+  if (fd < 0) throw new Error("cannot load nsbox's helper: memfd_create failed (Linux 3.17 or later is needed)");
+  let native: Native;
+  try {
+    let off = 0;
+    while (off < bytes.length) {
+      const n = Number(syscall(nr.write, fd, (ptr(bytes) as number) + off, bytes.length - off));
+      if (n <= 0) throw new Error("cannot load nsbox's helper: writing its memfd failed");
+      off += n;
+    }
+    native = dlopenAddon(`/proc/self/fd/${fd}`);
+    // mapped private: sealed, the file can no longer change under the mapping
+    const F_ADD_SEALS = 1033;
+    native.sys(nr.fcntl, fd, F_ADD_SEALS, 1 | 2 | 4 | 8, 0, 0, 0);
+  } finally {
+    syscall(nr.close, fd, 0, 0);
+    libc.close();
+  }
+  return native;
+}
+
+/**
+ * The copy of step 1: written to a temporary name (mode 0500, fsynced) and
+ * renamed into place, so that no start ever loads half a file. Only a speed-up:
+ * any failure leaves no file and changes nothing else.
+ */
+function writeCopy(native: Native, nr: Numbers, dir: string, bytes: Uint8Array): void {
+  const { sys, addr } = native;
+  const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
+  const dirC = cstr(dir);
+  // the data root itself must exist already: it is made, with its mode, by nsbox's commands
+  const made = sys(nr.mkdirat, AT_FDCWD, addr(dirC), 0o700, 0, 0, 0);
+  if (made < 0 && made !== -17 /* EEXIST */) return;
+  const tmp = cstr(join(dir, `.${copyName}.${process.pid}`));
+  const O_WRONLY_CREAT_EXCL_CLOEXEC = 0o1 | 0o100 | 0o200 | 0o2000000;
+  const fd = sys(nr.openat, AT_FDCWD, addr(tmp), O_WRONLY_CREAT_EXCL_CLOEXEC, 0o500, 0, 0);
+  if (fd < 0) return;
+  let ok = true;
+  for (let off = 0; ok && off < bytes.length; ) {
+    const n = sys(nr.write, fd, addr(bytes) + off, bytes.length - off, 0, 0, 0);
+    if (n <= 0) ok = false;
+    else off += n;
+  }
+  ok = ok && sys(nr.fsync, fd, 0, 0, 0, 0, 0) === 0;
+  sys(nr.close, fd, 0, 0, 0, 0, 0);
+  const final = cstr(join(dir, copyName));
+  if (!ok || sys(nr.renameat2, AT_FDCWD, addr(tmp), AT_FDCWD, addr(final), 0, 0) < 0) sys(nr.unlinkat, AT_FDCWD, addr(tmp), 0, 0, 0, 0);
+}
