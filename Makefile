@@ -19,6 +19,12 @@ SRC := $(shell find src -name '*.ts') $(wildcard csrc/*.c) package.json
 # that command runs (the main chunk is 28 KB of 400, with node:fs and node:path alone; run's chunks 132 KB); every chunk still gets its bytecode
 # (the binary grows by the same 2.8 MB with --bytecode as without --splitting).
 BUNFLAGS := --compile --bytecode --splitting --format=esm --compile-jit-policy=10 --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify --sourcemap=none
+# The bytecode of the functions that run, limits and exec execute, laid out first in
+# the embedded payload, in that order (bench/record-bytecode-order.sh; `make
+# bytecode-order` records them again): a start maps fewer of the payload's pages.
+# Not in BUNFLAGS: bench/hello.ts builds its hello world with BUNFLAGS.
+ORDER_FILES := $(wildcard bytecode-order/run.txt bytecode-order/limits.txt bytecode-order/exec.txt)
+ORDERFLAGS := $(addprefix --bytecode-order=,$(ORDER_FILES))
 # the helper, concatenated in this order after arch_<arch>.c and lib.c into one unit:
 # the protocol's Bun side (the container's processes run in the shim, below)
 HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/write_away.c csrc/host_calls.c csrc/napi.c
@@ -36,7 +42,7 @@ HELPER_CFLAGS := -DNSB_HELPER -shared -fPIC -nostdlib -ffreestanding -Os -fno-st
 	-fno-asynchronous-unwind-tables -fno-builtin -Wall -Wextra -Wno-unused-function \
 	-Wl,--gc-sections -Wl,--build-id=none -Wl,-z,now -Wl,-z,noexecstack -Wl,--hash-style=gnu -s
 
-.PHONY: all build build-arm64 shim helper demo test test-unit test-integration test-chaos test-cgroup2 test-arm64 test-oci bench rootfs install clean check check-arch check-start lint typecheck deps
+.PHONY: all build build-arm64 bytecode-order shim helper demo test test-unit test-integration test-chaos test-cgroup2 test-arm64 test-oci bench rootfs install clean check check-arch check-start lint typecheck deps
 
 all: build
 
@@ -83,12 +89,12 @@ dist/nsbox-arm64: $(SRC) build/aarch64/nsbox-shim.hex.ts build/aarch64/nsbox-hel
 	rm -rf $(STAGE64) && mkdir -p $(STAGE64)/build dist
 	cp -r src csrc package.json tsconfig.json $(STAGE64)/ && ln -s $(CURDIR)/node_modules $(STAGE64)/node_modules
 	cp build/aarch64/nsbox-shim build/aarch64/nsbox-helper.so build/aarch64/nsbox-shim.hex.ts build/aarch64/nsbox-helper.so.hex.ts $(STAGE64)/build/
-	cd $(STAGE64) && $(BUN) build $(BUNFLAGS) --target=bun-linux-arm64 src/main.ts --outfile $(CURDIR)/$@
+	cd $(STAGE64) && $(BUN) build $(BUNFLAGS) $(addprefix --bytecode-order=$(CURDIR)/,$(ORDER_FILES)) --target=bun-linux-arm64 src/main.ts --outfile $(CURDIR)/$@
 build-arm64: dist/nsbox-arm64
 
-dist/nsbox: $(SRC) $(EMBEDDED) node_modules/.installed
+dist/nsbox: $(SRC) $(EMBEDDED) $(ORDER_FILES) node_modules/.installed
 	@mkdir -p dist
-	$(BUN) build $(BUNFLAGS) src/main.ts --outfile $@
+	$(BUN) build $(BUNFLAGS) $(ORDERFLAGS) src/main.ts --outfile $@
 build: dist/nsbox
 
 # The README's first command ends here: a shell as PID 1 in the bundled busybox
@@ -153,6 +159,10 @@ test-arm64: build-arm64
 # make bench BENCH="start limits exec foreground --runs 60": some sections, other options
 bench: build
 	$(BUN) bench/run.ts $(BENCH)
+
+# Records bytecode-order/ again with the binary built now (as root: it runs containers).
+bytecode-order: build rootfs
+	bench/record-bytecode-order.sh dist/nsbox dist/rootfs/busybox bytecode-order
 
 install: build
 	install -D -m 0755 dist/nsbox $(DESTDIR)$(PREFIX)/bin/nsbox
