@@ -22,8 +22,8 @@
  * parsed (a --root elsewhere shares the machine's copy). When no copy can be
  * written (no data root yet, a read-only or noexec one), step 2 is all there is.
  */
-import helperHex, { sha256 } from "../../build/nsbox-helper.so.hex.ts";
 import { join } from "../posixpath.ts";
+import { helperBytes, helperSha256 } from "./embedded.ts";
 
 type TypedArray = NodeJS.TypedArray;
 
@@ -69,7 +69,7 @@ export function copyDir(env: NodeJS.ProcessEnv = process.env): string | undefine
   return data ? join(data, "nsbox", "lib") : undefined;
 }
 
-export const copyName = `helper-${sha256.slice(0, 16)}.node`;
+export const copyName = `helper-${helperSha256.slice(0, 16)}.node`;
 
 /** How the helper was loaded: from its copy, or through a memfd (NSBOX_TRACE shows it). */
 export let loadedThrough: "copy" | "memfd" | undefined;
@@ -86,7 +86,7 @@ export function loadAddon(nr: Numbers): Native {
       // no copy yet (or an unusable one): made below
     }
   }
-  const bytes = (Uint8Array as unknown as { fromHex(s: string): Uint8Array }).fromHex(helperHex);
+  const bytes = helperBytes();
   const native = throughMemfd(bytes, nr);
   loadedThrough = "memfd";
   if (dir) writeCopy(native, nr, dir, bytes);
