@@ -181,6 +181,35 @@ export function readFileSync(path: string | number, encoding?: Encoding | { enco
   return encoding ? utf8(data) : Buffer.from(data);
 }
 
+/**
+ * The file's text, or undefined when it cannot be opened (not there, a process
+ * gone from /proc): for the paths where "not there" is the usual answer, since
+ * readFileSync's error would make an Error, and a program's first Error costs
+ * Bun ~0.7-1.2 MiB of peak RSS (its stack-trace machinery: bench/trace-notes.md,
+ * "eighth stop"). A failed read of an opened file still throws.
+ */
+export function readTextIfThere(path: string): string | undefined {
+  if (path.includes("\0")) return undefined;
+  const at = cpath(path);
+  if (at < 0) return undefined;
+  let fd: number;
+  do fd = sys("openat", AT_FDCWD, at, O.RDONLY | O.CLOEXEC, 0);
+  while (fd === -EINTR);
+  if (fd < 0) return undefined;
+  try {
+    return utf8(readWhole(fd));
+  } finally {
+    sys("close", fd);
+  }
+}
+
+/** The link's target, or undefined when there is none (as readTextIfThere: no Error made). */
+export function readlinkIfThere(path: string): string | undefined {
+  if (path.includes("\0")) return undefined;
+  const r = readlinkAt(AT_FDCWD, path);
+  return typeof r === "number" ? undefined : r;
+}
+
 /** readFileSync's bytes as a Uint8Array of their own (no Buffer: see scratchBuffer). */
 export function readBytesSync(path: string | number): Uint8Array {
   return readWhole(path).slice();

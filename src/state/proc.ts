@@ -3,22 +3,31 @@
  * its start time (field 22 of /proc/PID/stat, in clock ticks since boot) together
  * name one process for the life of the machine.
  */
-import { readFileSync } from "../native/fs.ts";
+import { readTextIfThere } from "../native/fs.ts";
 
 export interface ProcId {
   pid: number;
   start: string;
 }
 
-export function startTime(pid: number): string | undefined {
+/**
+ * The fields of /proc/PID/stat after the command name (field 2, which may hold
+ * spaces and parentheses: skipped past the last ")"), so that rest[0] is field 3;
+ * undefined when the process is gone (a gone process is the usual answer here:
+ * no Error is made for it, see readTextIfThere).
+ */
+function statFields(pid: number | undefined): string[] | undefined {
+  let stat: string | undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // the command name (field 2) may hold spaces and parentheses: skip past the last ")"
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return rest[19];
+    stat = readTextIfThere(`/proc/${pid}/stat`);
   } catch {
-    return undefined;
+    return undefined; // it went between the open and the read
   }
+  return stat === undefined ? undefined : stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+export function startTime(pid: number): string | undefined {
+  return statFields(pid)?.[19];
 }
 
 export function procId(pid: number): ProcId | undefined {
@@ -29,13 +38,8 @@ export function procId(pid: number): ProcId | undefined {
 /** True while that very process exists (a zombie counts as gone). */
 export function alive(p: ProcId | undefined): boolean {
   if (!p?.pid) return false;
-  try {
-    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return rest[19] === p.start && rest[0] !== "Z" && rest[0] !== "X";
-  } catch {
-    return false;
-  }
+  const rest = statFields(p.pid);
+  return rest !== undefined && rest[19] === p.start && rest[0] !== "Z" && rest[0] !== "X";
 }
 
 /**
@@ -45,14 +49,9 @@ export function alive(p: ProcId | undefined): boolean {
  */
 export function zombieStatus(p: ProcId | undefined): number | undefined {
   if (!p?.pid) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (rest[19] !== p.start || rest[0] !== "Z" || rest[49] === undefined) return undefined;
-    return Number(rest[49]);
-  } catch {
-    return undefined;
-  }
+  const rest = statFields(p.pid);
+  if (rest === undefined || rest[19] !== p.start || rest[0] !== "Z" || rest[49] === undefined) return undefined;
+  return Number(rest[49]);
 }
 
 const PF_EXITING = 0x4;
@@ -64,13 +63,8 @@ const PF_EXITING = 0x4;
  */
 export function exiting(p: ProcId | undefined): boolean {
   if (!alive(p)) return true;
-  try {
-    const stat = readFileSync(`/proc/${p?.pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(rest[6]) & PF_EXITING) !== 0;
-  } catch {
-    return true;
-  }
+  const rest = statFields(p?.pid);
+  return rest === undefined || (Number(rest[6]) & PF_EXITING) !== 0;
 }
 
 export const self = (): ProcId => procId(process.pid) as ProcId;

@@ -19,6 +19,7 @@
 import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
+import { filter } from "../list.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
 import {
   closeSync,
@@ -27,6 +28,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkIfThere,
   readlinkSync,
   renameSync,
   rmSync,
@@ -154,7 +156,7 @@ export function readExitFile(id: string): ExitFile | undefined {
 /** Ids of every container directory. */
 export function listIds(): string[] {
   try {
-    return readdirSync(stateRoot()).filter((n) => isHex(n, 64));
+    return filter(readdirSync(stateRoot()), (n) => isHex(n, 64));
   } catch {
     return [];
   }
@@ -193,11 +195,8 @@ export function releaseName(name: string, id: string): void {
 }
 
 export function nameTarget(name: string): string | undefined {
-  try {
-    return readlinkSync(join(namesDir(), name));
-  } catch {
-    return undefined;
-  }
+  // (exec ID, inspect ID...: not a name is the usual answer, see readlinkIfThere)
+  return readlinkIfThere(join(namesDir(), name));
 }
 
 /** Names whose container is gone (left by an nsbox killed between two steps). */
@@ -299,7 +298,7 @@ export function resolveRef(ref: string): string {
   const byName = nameTarget(ref);
   if (byName && existsSync(containerDir(byName))) return byName;
   if (isHex(ref)) {
-    const hits = listIds().filter((id) => id.startsWith(ref));
+    const hits = filter(listIds(), (id) => id.startsWith(ref));
     if (hits.length === 1) return hits[0] as string;
     if (hits.length > 1) fail(`"${ref}" matches ${hits.length} containers: give more digits of the id`);
   }

@@ -255,3 +255,47 @@ describe("the same results as node:fs", () => {
     expect([node.statSync(join(dir, "r2")).uid, node.statSync(join(dir, "r2")).gid]).toEqual([12345, 23456]);
   });
 });
+
+describe("readTextIfThere and readlinkIfThere: undefined where node:fs would throw, no Error made", () => {
+  test("a file's text, or undefined when it cannot be opened", () => {
+    expect(ours.readTextIfThere(join(dir, "file"))).toBe(node.readFileSync(join(dir, "file"), "utf8"));
+    expect(ours.readTextIfThere(join(dir, "link"))).toBe("hello\n");
+    expect(ours.readTextIfThere(`/proc/${process.pid}/stat`)).toStartWith(`${process.pid} (`);
+    for (const p of [join(dir, "nope"), join(dir, "dangling"), join(dir, "file/x"), "/proc/4194305/stat", `${dir}/a\0b`, "x".repeat(5000)])
+      expect(ours.readTextIfThere(p)).toBeUndefined();
+  });
+
+  test("reading what opened but cannot be read still throws, as readFileSync does", () => {
+    expect(thrown(() => ours.readTextIfThere(dir))).toEqual(thrown(() => node.readFileSync(dir)));
+  });
+
+  test("a link's target, or undefined when there is no link", () => {
+    expect(ours.readlinkIfThere(join(dir, "link"))).toBe("file");
+    expect(ours.readlinkIfThere(join(dir, "dangling"))).toBe("missing");
+    for (const p of [join(dir, "nope"), join(dir, "file"), `${dir}/a\0b`]) expect(ours.readlinkIfThere(p)).toBeUndefined();
+  });
+
+  test("no Error is constructed on the undefined path", () => {
+    const real = globalThis.Error;
+    let made = 0;
+    globalThis.Error = new Proxy(real, {
+      construct: (t, a, n) => {
+        made++;
+        return Reflect.construct(t, a, n);
+      },
+      apply: (t, self, a) => {
+        made++;
+        return Reflect.apply(t, self, a);
+      },
+    });
+    try {
+      ours.readTextIfThere(join(dir, "nope"));
+      ours.readlinkIfThere(join(dir, "nope"));
+      expect(made).toBe(0);
+      expect(thrown(() => ours.readFileSync(join(dir, "nope")))).not.toBe("no error");
+      expect(made).toBeGreaterThan(0); // the proxy sees what readFileSync makes
+    } finally {
+      globalThis.Error = real;
+    }
+  });
+});
