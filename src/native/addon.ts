@@ -10,7 +10,8 @@
  *  2. a memfd (sealed once loaded), made with libc's syscall(2) bound through
  *     bun:ffi, which compiles a trampoline with TinyCC: ~2 ms and ~1.5 MiB of
  *     peak RSS more than step 1 (bench/trace-notes.md, "eighth stop"). The copy
- *     of step 1 is then written, so that the next start does without bun:ffi.
+ *     of step 1 is then written, so that the next start does without bun:ffi,
+ *     and the copies of other builds of nsbox are removed.
  *
  * The copy is as trusted as the data root that holds it, where the images and
  * containers nsbox runs are too (root's is writable by root alone, a rootless
@@ -40,6 +41,8 @@ export interface Native {
 /** The system calls this module makes, by the caller's numbers (src/native/syscall.ts). */
 export interface Numbers {
   write: number;
+  faccessat: number;
+  getdents64: number;
   close: number;
   fcntl: number;
   fsync: number;
@@ -150,4 +153,40 @@ function writeCopy(native: Native, nr: Numbers, dir: string, bytes: Uint8Array):
   sys(nr.close, fd, 0, 0, 0, 0, 0);
   const final = cstr(join(dir, copyName));
   if (!ok || sys(nr.renameat2, AT_FDCWD, addr(tmp), AT_FDCWD, addr(final), 0, 0) < 0) sys(nr.unlinkat, AT_FDCWD, addr(tmp), 0, 0, 0, 0);
+  else removeOtherCopies(native, nr, dir);
+}
+
+/**
+ * Once a copy is written: the copies of other builds (one per upgrade would pile
+ * up; a process that still maps one keeps its pages) and the temporary files of
+ * writers that were killed before their rename (their pid is gone).
+ */
+function removeOtherCopies({ sys, addr }: Native, nr: Numbers, dir: string): void {
+  const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
+  const O_DIRECTORY = process.arch === "arm64" ? 0o40000 : 0o200000;
+  const fd = sys(nr.openat, AT_FDCWD, addr(cstr(dir)), O_DIRECTORY | 0o2000000, 0, 0, 0);
+  if (fd < 0) return;
+  const names: string[] = [];
+  const buf = new Uint8Array(8192);
+  const text = new TextDecoder();
+  for (;;) {
+    const n = sys(nr.getdents64, fd, addr(buf), buf.length, 0, 0, 0);
+    if (n <= 0) break;
+    // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name (NUL-terminated)
+    for (let off = 0; off < n; ) {
+      const reclen = (buf[off + 16] as number) | ((buf[off + 17] as number) << 8);
+      let end = off + 19;
+      while (end < off + reclen && buf[end] !== 0) end++;
+      names.push(text.decode(buf.subarray(off + 19, end)));
+      off += reclen;
+    }
+  }
+  sys(nr.close, fd, 0, 0, 0, 0, 0);
+  for (const name of names) {
+    const other = name.startsWith("helper-") && name.endsWith(".node") && name !== copyName;
+    const dot = name.lastIndexOf(".");
+    const writer = name.startsWith(".helper-") ? name.slice(dot + 1) : "";
+    const dead = writer !== "" && writer !== String(process.pid) && sys(nr.faccessat, AT_FDCWD, addr(cstr(`/proc/${writer}`)), 0, 0, 0, 0) < 0;
+    if (other || dead) sys(nr.unlinkat, AT_FDCWD, addr(cstr(join(dir, name))), 0, 0, 0, 0);
+  }
 }

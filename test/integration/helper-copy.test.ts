@@ -79,6 +79,18 @@ describe("the helper's copy in the data root", () => {
     }
   });
 
+  test("writing the copy removes other builds' copies and dead writers' temporary files, nothing else", async () => {
+    const root = ctx.mkdir("upgraded");
+    const lib = join(root, "lib");
+    mkdirSync(lib, { mode: 0o700 });
+    const other = "helper-0123456789abcdef.node";
+    const deadTmp = `.${NAME}.4194305`; // above pid_max: no such process
+    const liveTmp = `.${NAME}.1`; // init's: a writer still at work
+    for (const f of [other, deadTmp, liveTmp, "notes.txt"]) writeFileSync(join(lib, f), "x");
+    expect(await runWith(root)).toBe(MEMFD);
+    expect(readdirSync(lib).sort()).toEqual([liveTmp, NAME, "notes.txt"].sort());
+  });
+
   test("a data root that does not exist yet gets no copy before nsbox makes it, then one", async () => {
     const root = join(ctx.mkdir("parent"), "root-to-be");
     expect(existsSync(root)).toBe(false);
