@@ -43,6 +43,7 @@ export interface Numbers {
   write: number;
   faccessat: number;
   getdents64: number;
+  statx: number;
   close: number;
   fcntl: number;
   fsync: number;
@@ -157,9 +158,11 @@ function writeCopy(native: Native, nr: Numbers, dir: string, bytes: Uint8Array):
 }
 
 /**
- * Once a copy is written: the copies of other builds (one per upgrade would pile
- * up; a process that still maps one keeps its pages) and the temporary files of
- * writers that were killed before their rename (their pid is gone).
+ * Once a copy is written: the copies of other builds written more than a day ago
+ * (one per upgrade would pile up; a process that still maps one keeps its pages),
+ * and the temporary files of writers that were killed before their rename (their
+ * pid is gone). A day: two builds in use side by side (an upgrade under way) each
+ * keep theirs, instead of each start of one removing the other's.
  */
 function removeOtherCopies({ sys, addr }: Native, nr: Numbers, dir: string): void {
   const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
@@ -182,8 +185,15 @@ function removeOtherCopies({ sys, addr }: Native, nr: Numbers, dir: string): voi
     }
   }
   sys(nr.close, fd, 0, 0, 0, 0, 0);
+  const stx = new Uint8Array(256);
+  const STATX_MTIME = 0x40;
+  const AT_SYMLINK_NOFOLLOW = 0x100;
+  const dayAgo = Date.now() / 1000 - 86400;
+  const writtenBefore = (path: string, seconds: number) =>
+    sys(nr.statx, AT_FDCWD, addr(cstr(path)), AT_SYMLINK_NOFOLLOW, STATX_MTIME, addr(stx), 0) === 0 &&
+    new DataView(stx.buffer).getBigInt64(0x70, true) < BigInt(Math.floor(seconds)); // stx_mtime.tv_sec
   for (const name of names) {
-    const other = name.startsWith("helper-") && name.endsWith(".node") && name !== copyName;
+    const other = name.startsWith("helper-") && name.endsWith(".node") && name !== copyName && writtenBefore(join(dir, name), dayAgo);
     const dot = name.lastIndexOf(".");
     const writer = name.startsWith(".helper-") ? name.slice(dot + 1) : "";
     const dead = writer !== "" && writer !== String(process.pid) && sys(nr.faccessat, AT_FDCWD, addr(cstr(`/proc/${writer}`)), 0, 0, 0, 0) < 0;

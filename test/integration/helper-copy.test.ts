@@ -6,7 +6,7 @@
  * data root where no copy can be written only costs the memfd route.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { useNsbox } from "../helpers/nsbox.ts";
 
@@ -79,16 +79,20 @@ describe("the helper's copy in the data root", () => {
     }
   });
 
-  test("writing the copy removes other builds' copies and dead writers' temporary files, nothing else", async () => {
+  test("writing the copy removes other builds' copies older than a day and dead writers' temporary files, nothing else", async () => {
     const root = ctx.mkdir("upgraded");
     const lib = join(root, "lib");
     mkdirSync(lib, { mode: 0o700 });
-    const other = "helper-0123456789abcdef.node";
+    const old = "helper-0123456789abcdef.node";
+    const recent = "helper-fedcba9876543210.node"; // another build in use beside this one
     const deadTmp = `.${NAME}.4194305`; // above pid_max: no such process
     const liveTmp = `.${NAME}.1`; // init's: a writer still at work
-    for (const f of [other, deadTmp, liveTmp, "notes.txt"]) writeFileSync(join(lib, f), "x");
+    for (const f of [old, recent, deadTmp, liveTmp, "notes.txt"]) writeFileSync(join(lib, f), "x");
+    const twoDaysAgo = new Date(Date.now() - 2 * 86400 * 1000);
+    utimesSync(join(lib, old), twoDaysAgo, twoDaysAgo);
+    utimesSync(join(lib, recent), new Date(Date.now() - 3600 * 1000), new Date(Date.now() - 3600 * 1000));
     expect(await runWith(root)).toBe(MEMFD);
-    expect(readdirSync(lib).sort()).toEqual([liveTmp, NAME, "notes.txt"].sort());
+    expect(readdirSync(lib).sort()).toEqual([liveTmp, NAME, recent, "notes.txt"].sort());
   });
 
   test("a data root that does not exist yet gets no copy before nsbox makes it, then one", async () => {
