@@ -52,10 +52,13 @@ export class Foreground {
     for (const sig of FORWARDED_SIGNALS) process.on(sig, this.forward);
   }
 
-  /** From now on this process is waited for, and killed if nsbox gives up on it. */
-  track(pid: number): void {
+  /**
+   * From now on this process is killed if nsbox gives up on it, and, with watch,
+   * waited for (without: the caller waits, then settles or watches this.exited).
+   */
+  track(pid: number, watch = true): void {
     this.pid = pid;
-    this.exited.watch(pid);
+    if (watch) this.exited.watch(pid);
     for (const sig of this.pending.splice(0)) this.forward(sig);
   }
 

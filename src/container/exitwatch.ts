@@ -9,6 +9,8 @@ export interface ChildExit {
   promise: Promise<number>;
   done: boolean;
   watch(pid: number): void;
+  /** the exit was seen (and the child reaped) elsewhere: its wait status */
+  settle(status: number): void;
   dispose(): void;
 }
 
@@ -26,6 +28,12 @@ export function childExit(): ChildExit {
       pid = p;
       timer = setInterval(check, 1000);
       check();
+    },
+    settle(status: number) {
+      if (state.done) return;
+      state.done = true;
+      clearInterval(timer);
+      resolve(status);
     },
     dispose() {
       process.off("SIGCHLD", check);

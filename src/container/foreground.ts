@@ -14,7 +14,7 @@ import { formatBytes } from "../config/units.ts";
 import { log } from "../log.ts";
 import { blockSignals, drainSignals, execFd, type Forwarding, forwardSignals, inheritableDup } from "../native/handoff.ts";
 import { shimFd } from "../native/shim.ts";
-import { closeFd, exitCodeOf } from "../native/spawn.ts";
+import { closeFd, exitCodeOf, waitExitSync } from "../native/spawn.ts";
 import { join } from "../posixpath.ts";
 import { type ContainerConfig, containerDir, type ExitFile, withLockAfterExit, writeExitFile } from "../state/store.ts";
 import { mark } from "../trace.ts";
@@ -103,13 +103,23 @@ export async function runForeground(spec: ContainerSpec, opts: ForegroundOptions
   try {
     const s = await startContainer(spec, { ...opts, detached: false, autoRemove: true });
     config = s.config;
-    fg.track(s.pid);
-    forwarding?.target(s.pid);
     const after = process.env.NSBOX_FG_HANDOFF_MS ?? HANDOFF_AFTER_MS;
+    // Without a terminal, and with the C handlers forwarding the signals, the
+    // short wait is a blocking one (waitExitSync): a command that ends within it
+    // costs no event loop turn and no timer; Bun's listeners keep what came
+    // before the handlers, and pass it on in track().
+    const waitHere = s.master === undefined && forwarding !== undefined && after !== "never";
+    fg.track(s.pid, !waitHere);
+    forwarding?.target(s.pid);
+    if (waitHere) {
+      const status = waitExitSync(s.pid, Number(after));
+      if (status !== undefined) fg.exited.settle(status);
+      else fg.exited.watch(s.pid);
+    }
     if (after === "never") {
       if (forwarding) waitInBun(fg, forwarding);
     } else {
-      if (s.master === undefined) await fg.exitWithin(Number(after));
+      if (s.master === undefined && !waitHere) await fg.exitWithin(Number(after));
       if (!fg.exited.done) await handOff(fg, s, spec, opts.id, forwarding);
     }
     fg.attach(s.master, spec.nsbox.interactive);

@@ -166,6 +166,35 @@ describe("signals through the shim", () => {
   });
 });
 
+describe("the short wait before the handoff (a blocking wait on a pidfd: src/native/spawn.ts waitExitSync)", () => {
+  // a handoff delay long enough that every signal below comes during that wait
+  const WAITING = { NSBOX_FG_HANDOFF_MS: "5000" };
+
+  test("it ends when the command does, not when the delay runs out: the exit code at once", async () => {
+    const t0 = performance.now();
+    const r = await ctx.run(["--net", "none", ctx.rootfs, "sh", "-c", "sleep 0.1; exit 9"], { env: WAITING });
+    expect(r.code).toBe(9);
+    expect(performance.now() - t0).toBeLessThan(3000);
+  });
+
+  test("SIGTERM and SIGINT sent to nsbox during it reach the command, at 0-40 ms after its first line", async () => {
+    const outcomes: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const sig = i % 2 ? "SIGINT" : "SIGTERM";
+      const r = ctx.start(["run", "--net", "none", ctx.rootfs, "sh", "-c", "trap 'exit 21' TERM INT; echo ready; while :; do sleep 0.05; done"], {
+        env: WAITING,
+        timeoutMs: 15000,
+      });
+      await r.waitFor("ready");
+      if (i % 4) await Bun.sleep((i % 4) * 10);
+      r.kill(sig);
+      const res = await r.result();
+      outcomes.push(res.code === 21 ? "forwarded" : `try ${i} (${sig}): nsbox code=${res.code} signal=${res.signal}`);
+    }
+    expect(outcomes.filter((o) => o !== "forwarded")).toEqual([]);
+  });
+});
+
 describe("-t without a terminal left", () => {
   test("SIGHUP to the shim with -t and no terminal: forwarded, and a PID 1 that ignores it is killed a second later (137)", async () => {
     const r = ctx.start(["run", "-t", "--net", "none", ctx.rootfs, "sh", "-c", "trap '' HUP; echo ready; sleep 30"], { timeoutMs: 20000 });
