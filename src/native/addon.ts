@@ -21,7 +21,8 @@
  * $XDG_DATA_HOME/nsbox (~/.local/share/nsbox) otherwise, as src/state/paths.ts
  * has them; not --root, since the helper is loaded before the command line is
  * parsed (a --root elsewhere shares the machine's copy). When no copy can be
- * written (no data root yet, a read-only or noexec one), step 2 is all there is.
+ * written (no data root yet, a read-only one), or loaded (a noexec one: then it is
+ * left as it is, not written again at each start), step 2 is all there is.
  */
 import { join } from "../posixpath.ts";
 import { helperBytes, helperSha256 } from "./embedded.ts";
@@ -40,6 +41,7 @@ export interface Native {
 
 /** The system calls this module makes, by the caller's numbers (src/native/syscall.ts). */
 export interface Numbers {
+  read: number;
   write: number;
   faccessat: number;
   getdents64: number;
@@ -137,6 +139,10 @@ function writeCopy(native: Native, nr: Numbers, dir: string, bytes: Uint8Array):
   const { sys, addr } = native;
   const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
   const dirC = cstr(dir);
+  const final = cstr(join(dir, copyName));
+  // the copy is there and whole, yet it did not load: the mount does not let it
+  // (noexec); rewriting it (and its fsync) at every start would change nothing
+  if (sameBytes(native, nr, final, bytes)) return;
   // the data root itself must exist already: it is made, with its mode, by nsbox's commands
   const made = sys(nr.mkdirat, AT_FDCWD, addr(dirC), 0o700, 0, 0, 0);
   if (made < 0 && made !== -17 /* EEXIST */) return;
@@ -152,9 +158,26 @@ function writeCopy(native: Native, nr: Numbers, dir: string, bytes: Uint8Array):
   }
   ok = ok && sys(nr.fsync, fd, 0, 0, 0, 0, 0) === 0;
   sys(nr.close, fd, 0, 0, 0, 0, 0);
-  const final = cstr(join(dir, copyName));
   if (!ok || sys(nr.renameat2, AT_FDCWD, addr(tmp), AT_FDCWD, addr(final), 0, 0) < 0) sys(nr.unlinkat, AT_FDCWD, addr(tmp), 0, 0, 0, 0);
   else removeOtherCopies(native, nr, dir);
+}
+
+/** Whether the file at path (a C string) holds exactly bytes. */
+function sameBytes({ sys, addr }: Native, nr: Numbers, path: Uint8Array, bytes: Uint8Array): boolean {
+  const fd = sys(nr.openat, AT_FDCWD, addr(path), 0o2000000 /* O_RDONLY|O_CLOEXEC */, 0, 0, 0);
+  if (fd < 0) return false;
+  const got = new Uint8Array(bytes.length + 1);
+  let used = 0;
+  for (;;) {
+    const n = sys(nr.read, fd, addr(got) + used, got.length - used, 0, 0, 0);
+    if (n <= 0) break;
+    used += n;
+    if (used === got.length) break;
+  }
+  sys(nr.close, fd, 0, 0, 0, 0, 0);
+  if (used !== bytes.length) return false;
+  for (let i = 0; i < used; i++) if (got[i] !== bytes[i]) return false;
+  return true;
 }
 
 /**

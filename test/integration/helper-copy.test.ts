@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { useNsbox } from "../helpers/nsbox.ts";
+import { NSBOX, useNsbox } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("helper-copy");
 
@@ -93,6 +93,27 @@ describe("the helper's copy in the data root", () => {
     utimesSync(join(lib, recent), new Date(Date.now() - 3600 * 1000), new Date(Date.now() - 3600 * 1000));
     expect(await runWith(root)).toBe(MEMFD);
     expect(readdirSync(lib).sort()).toEqual([liveTmp, NAME, recent, "notes.txt"].sort());
+  });
+
+  test("a noexec data root: the copy is written once, then each run goes through a memfd without writing it again", () => {
+    // a tmpfs mounted noexec in a mount namespace of this test's own
+    const root = ctx.mkdir("noexec-root");
+    const copy = join(root, "lib", NAME);
+    const run = `NSBOX_ROOT=${root} NSBOX_STATE=${root}/run NSBOX_TRACE=1 ${NSBOX} run --rm --net none ${ctx.rootfs} true 2>&1 | grep -o 'helper loaded.*'`;
+    const script = [
+      "set -e",
+      `mount -t tmpfs -o noexec,mode=0700 nsbox-test ${root}`,
+      run,
+      `stat -c '%i %y' ${copy}`,
+      run,
+      `stat -c '%i %y' ${copy}`,
+      `cmp ${copy} ${join(REPO, process.arch === "arm64" ? "build/aarch64/nsbox-helper.so" : "build/nsbox-helper.so")} && echo same`,
+    ].join("\n");
+    const r = Bun.spawnSync(["unshare", "-m", "--propagation", "private", "sh", "-c", script], { stderr: "pipe" });
+    expect(r.stderr.toString()).toBe("");
+    const [first, stat1, second, stat2, same] = r.stdout.toString().trim().split("\n");
+    expect({ first, second, same }).toEqual({ first: MEMFD, second: MEMFD, same: "same" });
+    expect(stat2).toBe(stat1 as string);
   });
 
   test("a data root that does not exist yet gets no copy before nsbox makes it, then one", async () => {
