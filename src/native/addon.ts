@@ -58,6 +58,13 @@ export interface Numbers {
 
 const AT_FDCWD = -100;
 
+/**
+ * The copy's upkeep below makes its system calls raw, through the addon's sys():
+ * src/native/fs.ts is built on src/native/syscall.ts, which loads this module,
+ * so it cannot be imported here.
+ */
+const cstr = (s: string): Uint8Array => new TextEncoder().encode(`${s}\0`);
+
 function dlopenAddon(path: string): Native {
   const m = { exports: {} as Native };
   process.dlopen(m, path);
@@ -106,7 +113,7 @@ function throughMemfd(bytes: Uint8Array, nr: Numbers): Native {
   const { i64 } = FFIType;
   const libc = dlopen("libc.so.6", { syscall: { args: [i64, i64, i64, i64], returns: i64 } });
   const syscall = libc.symbols.syscall as unknown as (n: number, a: number, b: number, c: number) => number | bigint;
-  const name = new TextEncoder().encode("nsbox-helper\0");
+  const name = cstr("nsbox-helper");
   const MFD_CLOEXEC = 1;
   const MFD_ALLOW_SEALING = 2;
   const fd = Number(syscall(nr.memfd_create, ptr(name) as number, MFD_CLOEXEC | MFD_ALLOW_SEALING, 0));
@@ -137,7 +144,6 @@ function throughMemfd(bytes: Uint8Array, nr: Numbers): Native {
  */
 function writeCopy(native: Native, nr: Numbers, dir: string, bytes: Uint8Array): void {
   const { sys, addr } = native;
-  const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
   const dirC = cstr(dir);
   const final = cstr(join(dir, copyName));
   // the copy is there and whole, yet it did not load: the mount does not let it
@@ -188,7 +194,6 @@ function sameBytes({ sys, addr }: Native, nr: Numbers, path: Uint8Array, bytes: 
  * keep theirs, instead of each start of one removing the other's.
  */
 function removeOtherCopies({ sys, addr }: Native, nr: Numbers, dir: string): void {
-  const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
   const O_DIRECTORY = process.arch === "arm64" ? 0o40000 : 0o200000;
   const fd = sys(nr.openat, AT_FDCWD, addr(cstr(dir)), O_DIRECTORY | 0o2000000, 0, 0, 0);
   if (fd < 0) return;
