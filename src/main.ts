@@ -8,6 +8,8 @@ import "./early.ts";
 import type { CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
+import * as execCli from "./cli/exec.ts";
+import * as runCli from "./cli/run.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { filter } from "./list.ts";
 import { log as consola } from "./log.ts";
@@ -33,12 +35,16 @@ type Entry = { cmd: CommandDef; flags: FlagsDef; main: (argv: string[]) => Promi
  * The commands, each loaded only when it is run (or for --help): evaluating every
  * command's modules (images, the OCI runtime, rootless...) on each start cost
  * milliseconds that `nsbox run` does not need.
+ *
+ * But run and exec, the commands whose start is measured against crun (issue 14),
+ * are imported statically: Bun's first import() in a process costs it ~0.5 MiB
+ * of peak RSS and ~2-3 ms (the module loader's builtins; in alternated pairs: run
+ * 29.34 -> 28.79 MiB and -2.84 ms, exec -1.81 ms), while evaluating their modules
+ * on the other commands' start costs those nothing measurable (--version +0.22 ms,
+ * within noise; bench/trace-notes.md, "Ninth stop").
  */
 const commands: Record<string, () => Promise<Entry>> = {
-  run: async () => {
-    const m = await import("./cli/run.ts");
-    return { cmd: m.runCommand, flags: m.runFlags, main: m.run };
-  },
+  run: async () => ({ cmd: runCli.runCommand, flags: runCli.runFlags, main: runCli.run }),
   ps: async () => {
     const m = await import("./cli/ps.ts");
     return { cmd: m.psCommand, flags: m.psFlags, main: m.ps };
@@ -47,10 +53,7 @@ const commands: Record<string, () => Promise<Entry>> = {
     const m = await import("./cli/logs.ts");
     return { cmd: m.logsCommand, flags: m.logsFlags, main: m.logs };
   },
-  exec: async () => {
-    const m = await import("./cli/exec.ts");
-    return { cmd: m.execCommand, flags: m.execFlags, main: m.exec };
-  },
+  exec: async () => ({ cmd: execCli.execCommand, flags: execCli.execFlags, main: execCli.exec }),
   stop: async () => {
     const m = await import("./cli/stop.ts");
     return { cmd: m.stopCommand, flags: m.stopFlags, main: m.stop };
