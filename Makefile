@@ -106,7 +106,8 @@ demo: build rootfs
 	@./dist/nsbox network prune >/dev/null
 
 rootfs: dist/rootfs/busybox
-dist/rootfs/busybox: dist/nsbox
+# (order-only: a rebuilt nsbox makes the same rootfs, and mv could not replace the old one)
+dist/rootfs/busybox: | dist/nsbox
 	rm -rf $@.tmp && ./dist/nsbox rootfs busybox $@.tmp && mv $@.tmp $@
 
 # Unit tests, then the integration suites against the real kernel (as root).
