@@ -162,11 +162,12 @@ function scratchAddress(): number {
 }
 
 function writeString(fd: number, data: string): number {
-  const into = utf8Encoder().encodeInto(data, scratchBuffer());
-  // longer than the scratch buffer: a buffer of its own
-  const bytes = into.read < data.length ? utf8Encoder().encode(data) : scratch;
+  // longer than the scratch buffer (UTF-8 takes at least a byte per UTF-16 unit):
+  // a buffer of its own, without a first, partial encoding into the scratch one
+  const into = data.length > scratchBuffer().length ? undefined : utf8Encoder().encodeInto(data, scratch);
+  const bytes = into === undefined || into.read < data.length ? utf8Encoder().encode(data) : scratch;
   const at = bytes === scratch ? scratchAddress() : addr(bytes);
-  const len = bytes === scratch ? into.written : bytes.length;
+  const len = bytes === scratch ? (into?.written ?? 0) : bytes.length;
   for (let off = 0; off < len; ) off += check(writeAt(fd, at + off, len - off), "write");
   return len;
 }

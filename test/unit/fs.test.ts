@@ -111,6 +111,22 @@ describe("the same results as node:fs", () => {
     expect([...node.readFileSync(f)]).toEqual([1, 2, 3]);
   });
 
+  test("writeFileSync of strings around the scratch buffer's 16 KiB, ASCII and multi-byte, as node:fs writes them", () => {
+    const f = join(dir, "s");
+    const cases = [
+      "a".repeat(16384),
+      "a".repeat(16385),
+      "a".repeat(70_000),
+      `${"a".repeat(16382)}é`, // fits in UTF-16 units, not in bytes: the partial encoding falls back
+      `${"é".repeat(9000)}\u{1F600}`,
+      "ü".repeat(8192),
+    ];
+    for (const text of cases) {
+      ours.writeFileSync(f, text);
+      expect(node.readFileSync(f).equals(Buffer.from(text, "utf8"))).toBe(true);
+    }
+  });
+
   test("openSync is close-on-exec, with r, w and a", () => {
     for (const flag of ["r", "w", "a"] as const) {
       const fd = ours.openSync(join(dir, "o"), flag === "r" ? "a" : flag);
