@@ -83,7 +83,7 @@ export async function run(ctx: BenchContext): Promise<SectionResult> {
     crunId = startCrun(ctx);
     const h = hello(ctx);
     const cmds: { name: string; argv: Arg[] }[] = [
-      { name: "nsbox", argv: [ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "exec", nsboxId, "/bin/true"] },
+      { name: "nsbox", argv: [ctx.opts.nsbox, "exec", nsboxId, "/bin/true"] }, // the roots from ctx.env, as for run (see nsboxArgv)
       { name: "crun", argv: ["crun", "--root", ctx.stateDir("crun"), "exec", crunId, "/bin/true"] },
       { name: "nsenter", argv: ["nsenter", "-t", String(n.pid), "-a", "/bin/true"] },
       { name: "hello", argv: [h.bin] },

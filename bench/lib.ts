@@ -447,7 +447,10 @@ export function runtimeArgv(ctx: BenchContext, rt: Runtime, bundle: string): Arg
  * no --cgroup-parent needed, and none given (it would add a level per run).
  */
 export function nsboxArgv(ctx: BenchContext, flags: string[], args: string[]): Arg[] {
-  return [ctx.opts.nsbox, `--root=${ctx.nsboxRoot}`, "run", ...flags, ctx.rootfs, ...args];
+  // The bench's data and state roots come from ctx.env (NSBOX_ROOT, NSBOX_STATE), not
+  // from a --root flag: the measured command is issue 14's `nsbox run ...` as written.
+  // (A global flag costs a run 0.15-0.25 MiB of peak RSS: bench/trace-notes.md, "Ninth stop".)
+  return [ctx.opts.nsbox, "run", ...flags, ctx.rootfs, ...args];
 }
 
 /** bwrap with every namespace it has (--unshare-all includes the network) and the rootfs read-only. */
