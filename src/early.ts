@@ -34,8 +34,8 @@ const command = verb(argv);
 const moves = command === "run" || command === "exec" || command === "create";
 // Called only when used: the warm-up loads the helper (a dlopen), which the other
 // commands' start does without. Its module is imported statically, not with a
-// top-level await of import(): a start that makes no dynamic import holds ~0.5 MiB
-// less and is ~2 ms faster (see the commands table in main.ts).
+// top-level await of import(): a start that makes no import() holds ~0.7 MiB less
+// and is ~2.7 ms faster (see the commands table in main.ts).
 if (moves && process.getuid?.() === 0 && !withoutCgroups(argv)) {
   try {
     if (warmCgroupMoves()) mark("cgroup move warm-up started");

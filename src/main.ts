@@ -37,10 +37,10 @@ type Entry = { cmd: CommandDef; flags: FlagsDef; main: (argv: string[]) => Promi
  * milliseconds that `nsbox run` does not need.
  *
  * But run and exec, the commands whose start is measured against crun (issue 14),
- * are imported statically: Bun's first import() in a process costs it ~0.5 MiB
- * of peak RSS and ~2-3 ms (the module loader's builtins; in alternated pairs: run
- * 29.34 -> 28.79 MiB and -2.84 ms, exec -1.81 ms), while evaluating their modules
- * on the other commands' start costs those nothing measurable (--version +0.22 ms,
+ * are imported statically: the first import() in a process costs a Bun program
+ * ~0.3 MiB of peak RSS (hello-world probes), and making none took run from 29.39
+ * to 28.70 MiB and 2.7 ms off it (exec 1.8 ms), while evaluating their modules on
+ * the other commands' start costs those nothing measurable (--version +0.22 ms,
  * within noise; bench/trace-notes.md, "Ninth stop").
  */
 const commands: Record<string, () => Promise<Entry>> = {

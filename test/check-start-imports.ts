@@ -99,8 +99,8 @@ try {
     if (forbidden.length === 0) console.log(`${command}: ${seen.size} chunks, builtins: ${[...builtins.keys()].join(", ") || "none"}`);
   }
 
-  // run's and exec's start makes no import(): the first one in a process costs
-  // ~0.5 MiB of peak RSS and ~2-3 ms (see the commands table in src/main.ts), so
+  // run's and exec's start makes no import(): making none took ~0.7 MiB of peak
+  // RSS and ~2.7 ms off a run (see the commands table in src/main.ts), so
   // their modules and the cgroup warm-up's are among main's static imports.
   const fromMain = new Set<string>();
   for (const todo = ["main.js"]; todo.length > 0; ) {
