@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { asInstalled, type BenchContext, BenchError, exec, median, mustExec, REPO, type Stats, type Target } from "./lib.ts";
+import { asInstalled, type BenchContext, BenchError, exec, median, mustExec, REPO, random, type Stats, type Target } from "./lib.ts";
 
 /** The flags of the Makefile's dist/nsbox rule: `BUNFLAGS := --compile ...` (or written out in the rule itself). */
 function makefileBuildFlags(): string[] {
@@ -72,18 +72,6 @@ export function hello(ctx: BenchContext): Hello {
 export function helloNote(h: Hello): string {
   const same = h.bunVersion === h.nsboxBunVersion ? "the same Bun as in nsbox" : `WARNING: nsbox carries Bun ${h.nsboxBunVersion}`;
   return `hello = \`bun build ${h.flags.join(" ")}\` of one console.log (the Makefile's flags for dist/nsbox), Bun ${h.bunVersion} (${same}), run through the same wrapper in the same hyperfine call`;
-}
-
-/** A small seeded generator (mulberry32): the same samples give the same interval on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const BOOTSTRAP = 2000;

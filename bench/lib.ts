@@ -54,6 +54,18 @@ export function mustExec(argv: string[], opts: { cwd?: string; env?: Record<stri
   return r.stdout;
 }
 
+/** A small seeded generator (mulberry32): the same seed gives the same numbers on every run (bootstrap intervals, shuffled rounds). */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export function median(xs: number[]): number {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);

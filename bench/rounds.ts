@@ -10,7 +10,7 @@
  * differed by up to 2.7 ms in alternated pairs on a busy host (bench/trace-notes.md,
  * "Ninth stop"), which is why this tool exists beside `make bench`.
  */
-import { median } from "./lib.ts";
+import { median, random } from "./lib.ts";
 
 const args = process.argv.slice(2);
 let rounds = 61;
@@ -34,11 +34,7 @@ function runMs(cmd: string): number {
   return ms;
 }
 
-let seed = 14;
-const rnd = () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed / 2147483648;
-};
+const rnd = random(14);
 
 for (const c of args) runMs(c); // one warm-up each
 const times = new Map(args.map((c) => [c, [] as number[]]));
