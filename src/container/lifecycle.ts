@@ -15,7 +15,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { basename, join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
-import { alive, type ProcId, startTime, zombieStatus } from "../state/proc.ts";
+import { alive, type ProcId, reaped, startTime, zombieStatus } from "../state/proc.ts";
 import {
   type ContainerConfig,
   type ContainerState,
@@ -429,20 +429,32 @@ async function endKeeper(v: ContainerView): Promise<void> {
     if (state.owner && state.owner.pid !== process.pid) await waitGone(state.owner, 10000);
     return;
   }
-  await endMonitor(state.monitor, v.id);
+  await endMonitor(state.monitor, v.id, state.init);
 }
 
 /**
  * SIGKILL of a container's monitor, by identity (a pidfd, checked against the
  * recorded start time: a reused pid is never hit), and the wait for it to go.
+ * With the container's PID 1 (dead by now): the monitor, its parent, first
+ * reaps it. Killed before it did, it would hand the zombie to the host's init,
+ * which may reap late (the init of these CI machines polls every 1.8 s), and
+ * the pid would outlive rm. So the monitor is continued (someone may have
+ * stopped it) and given up to a second (it reaps at once, woken by SIGCHLD).
  */
-export async function endMonitor(monitor: ProcId | undefined, id: string): Promise<void> {
+export async function endMonitor(monitor: ProcId | undefined, id: string, init?: ProcId): Promise<void> {
   // (the monitor's own cleanup, nsbox exec'd in its place, never ends itself)
   if (!monitor || monitor.pid === process.pid || !alive(monitor)) return;
   const fd = pidfdOpen(monitor.pid);
   if (fd < 0) return;
   try {
-    if (startTime(monitor.pid) === monitor.start) pidfdSignal(fd, SIGNALS.KILL as number);
+    if (startTime(monitor.pid) === monitor.start) {
+      if (init && !reaped(init)) {
+        pidfdSignal(fd, SIGNALS.CONT as number);
+        const end = Date.now() + 1000;
+        for (let delay = 1; !reaped(init) && Date.now() < end; delay = Math.min(delay * 2, 20)) await Bun.sleep(delay);
+      }
+      pidfdSignal(fd, SIGNALS.KILL as number);
+    }
   } finally {
     closeFd(fd);
   }

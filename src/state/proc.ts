@@ -43,6 +43,15 @@ export function alive(p: ProcId | undefined): boolean {
 }
 
 /**
+ * True once that process is gone altogether: reaped, not even a zombie (its pid
+ * gone, or now another process's).
+ */
+export function reaped(p: ProcId | undefined): boolean {
+  if (!p?.pid) return true;
+  return statFields(p.pid)?.[19] !== p.start;
+}
+
+/**
  * The wait status of that process if it is a zombie (field 52 of its stat,
  * exit_code, as waitpid would give it), readable by anyone until its parent
  * reaps it; undefined otherwise.

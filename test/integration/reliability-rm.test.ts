@@ -6,7 +6,7 @@
  * removed only with its pod (docker and podman refuse it too).
  */
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { cgroupDirsOf, inspectOne, leftoversOf, ok, removeAll, runDetached } from "../helpers/lifecycle.ts";
 import { isOneNsboxLine, tryKill, useNsbox } from "../helpers/nsbox.ts";
 
@@ -44,15 +44,27 @@ describe("rm returns when what it removed is gone", () => {
     }
   });
 
-  test("a monitor slow to finish (stopped here, as under heavy load) does not outlive rm -f", async () => {
+  // The monitor is the parent of the container's PID 1. Killed before it has
+  // reaped it, it hands the zombie to the host's init, and here that reaps only
+  // every 1.8 s: the pid outlived rm (a pod's infra, once in CI under load).
+  test("a monitor slow to finish (stopped here, as under heavy load) does not outlive rm -f, nor does PID 1 as a zombie", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push(await runDetached(ctx, ["sleep", "1000"]));
     const monitors: number[] = [];
-    for (const id of ids) monitors.push((await inspectOne(ctx, id)).State.MonitorPid);
+    const inits: number[] = [];
+    for (const id of ids) {
+      const s = (await inspectOne(ctx, id)).State;
+      monitors.push(s.MonitorPid);
+      inits.push(s.Pid);
+    }
     for (const m of monitors) process.kill(m, "SIGSTOP");
     try {
       await ok(ctx, ["rm", "-f", ...ids]);
-      expect({ processes: processesOf(ids), left: ids.flatMap((id) => leftoversOf(ctx, id)) }).toEqual({ processes: [], left: [] });
+      expect({
+        processes: processesOf(ids),
+        left: ids.flatMap((id) => leftoversOf(ctx, id)),
+        inits: inits.filter((p) => existsSync(`/proc/${p}`)),
+      }).toEqual({ processes: [], left: [], inits: [] });
     } finally {
       // never leave a stopped monitor behind, whatever happened
       for (const m of monitors) if (processesOf(ids).some((p) => p.startsWith(`${m}:`))) tryKill(m);
