@@ -51,16 +51,26 @@ export async function ociStart(id: string): Promise<void> {
     unlinkSync(fifoPath(id));
     try {
       const b = Buffer.alloc(1);
-      let got = 0;
-      for (let i = 0; i < 5000 && got === 0; i++) {
+      const readByte = (): number => {
         try {
-          got = readSync(fd, b, 0, 1, null);
+          return readSync(fd, b, 0, 1, null);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+          return 0;
         }
+      };
+      let got = 0;
+      for (let i = 0; i < 5000 && got === 0; i++) {
+        got = readByte();
         if (got === 0) {
-          if (!alive(procOf(r))) throw new ConfigError(`cannot start container ${id}: its process is gone`);
-          sleep(1);
+          // Between that read and this look, the process may have written its
+          // byte, exec'd its command and exited (`sh -c "exit 7"` under load):
+          // it started, and the byte, still in the fifo, says so. Found gone,
+          // it failed only if no byte came (a podman run once exited 126 here).
+          if (!alive(procOf(r))) {
+            got = readByte();
+            if (got === 0) throw new ConfigError(`cannot start container ${id}: its process is gone`);
+          } else sleep(1);
         }
       }
       if (got === 0) throw new ConfigError(`cannot start container ${id}: its process did not answer`);

@@ -45,7 +45,8 @@ for (const rt of testRuntimes()) {
       expect(r.stdout).toBe(`hello from ${rt.name}\n`);
       expect(r.code).toBe(0);
       const seven = await p.run(["run", "--rm", ...RUN_FLAGS, IMAGE, "sh", "-c", "exit 7"]);
-      expect(seven.code).toBe(7);
+      // (stderr too: a failure then says why, which a bare exit code did not)
+      expect({ code: seven.code, stderr: seven.stderr }).toEqual({ code: 7, stderr: "" });
       // a command that does not exist: podman says so and exits 127, as with crun and runc
       const none = await p.run(["run", "--rm", ...RUN_FLAGS, IMAGE, "/no/such/command"]);
       expect(none.code).toBe(127);
