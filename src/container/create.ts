@@ -290,6 +290,8 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
   } catch (e) {
     // a cgroup still being made is made (or failed) before it is released
     await cgReady?.catch(() => undefined);
+    // (pinned before the kill: the monitor reaps it before it is ended itself)
+    const killed = pid > 0 ? procId(pid) : undefined;
     if (pid > 0) {
       try {
         process.kill(pid, "SIGKILL");
@@ -300,7 +302,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     }
     // and its monitor, which would otherwise outlive the record it writes into
     // (a monitor that outlived SIGKILL must not hide the error that says why)
-    await endMonitor(state.monitor, id).catch(() => undefined);
+    await endMonitor(state.monitor, id, opts.detached ? killed : undefined).catch(() => undefined);
     await releaseResources(config);
     removeEverything(config);
     throw e;
