@@ -60,7 +60,7 @@ describe("events", () => {
     expect((await h.oci(["delete", id])).code).toBe(0);
   });
 
-  test("when the OOM killer stops the container, the oom event is the stream's last line", async () => {
+  test("when the OOM killer stops the container, the stream reports the oom, then ends by itself", async () => {
     const id = "oompid1";
     const b = memoryBundle(id, ["tail", "/dev/zero"]);
     expect((await h.oci(["create", "--bundle", b, id])).code).toBe(0);
@@ -75,7 +75,11 @@ describe("events", () => {
     const ooms = all.filter((e) => e.type === "oom");
     expect(ooms.length).toBeGreaterThanOrEqual(1);
     for (const e of ooms) expect(e).toEqual({ type: "oom", id });
-    expect(all.at(-1)).toEqual({ type: "oom", id });
+    // The oom need not be the last line: the kernel sends its notice before it kills, and a
+    // stats tick may fall before the victim is dead (runc's stream has no order between the two
+    // either: asserting one failed once in 144 tests here, and in every run with --interval
+    // 1ms, where the victim's few ms of dying hold several stats lines). What holds: it is reported
+    // (above), and the stream ended by itself once the container stopped (ev.p.exited).
     expect(JSON.parse((await h.oci(["state", id])).stdout).status).toBe("stopped");
     expect((await h.oci(["delete", id])).code).toBe(0);
   });
