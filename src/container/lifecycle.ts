@@ -15,7 +15,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { basename, join } from "../posixpath.ts";
 import { roots } from "../state/paths.ts";
-import { alive, type ProcId, reaped, startTime, zombieStatus } from "../state/proc.ts";
+import { alive, type ProcId, parentPid, startTime, zombieStatus } from "../state/proc.ts";
 import {
   type ContainerConfig,
   type ContainerState,
@@ -448,10 +448,12 @@ export async function endMonitor(monitor: ProcId | undefined, id: string, init?:
   if (fd < 0) return;
   try {
     if (startTime(monitor.pid) === monitor.start) {
-      if (init && !reaped(init)) {
+      // (only while PID 1 is still the monitor's child: another parent would not be helped by the wait)
+      const unreaped = () => parentPid(init) === monitor.pid;
+      if (unreaped()) {
         pidfdSignal(fd, SIGNALS.CONT as number);
         const end = Date.now() + 1000;
-        for (let delay = 1; !reaped(init) && Date.now() < end; delay = Math.min(delay * 2, 20)) await Bun.sleep(delay);
+        for (let delay = 1; unreaped() && Date.now() < end; delay = Math.min(delay * 2, 20)) await Bun.sleep(delay);
       }
       pidfdSignal(fd, SIGNALS.KILL as number);
     }

@@ -42,13 +42,11 @@ export function alive(p: ProcId | undefined): boolean {
   return rest !== undefined && rest[19] === p.start && rest[0] !== "Z" && rest[0] !== "X";
 }
 
-/**
- * True once that process is gone altogether: reaped, not even a zombie (its pid
- * gone, or now another process's).
- */
-export function reaped(p: ProcId | undefined): boolean {
-  if (!p?.pid) return true;
-  return statFields(p.pid)?.[19] !== p.start;
+/** The parent's pid of that very process (a zombie too); undefined once it is reaped. */
+export function parentPid(p: ProcId | undefined): number | undefined {
+  if (!p?.pid) return undefined;
+  const rest = statFields(p.pid);
+  return rest !== undefined && rest[19] === p.start ? Number(rest[1]) : undefined;
 }
 
 /**
