@@ -16,10 +16,10 @@
  * machine's.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { inspectOne, parsePs, pidAlive, removeAll, settledLeftovers } from "../helpers/lifecycle.ts";
 import { readNetState } from "../helpers/net.ts";
 import { useNsbox } from "../helpers/nsbox.ts";
+import { startTimeOf } from "../helpers/proc.ts";
 import { compareHost, type HostSnapshot, hostSnapshot, Ids, stderrProblems } from "./host.ts";
 import { firstDiff, localAddresses, type Script, sequenceScript, textLines } from "./output.ts";
 import { chaosRng, type Rng } from "./rng.ts";
@@ -53,16 +53,6 @@ let ids: Ids;
 let before: HostSnapshot;
 
 const problem = (what: string) => problems.push(what);
-
-/** The start time of a process (field 22 of its stat; a pid and it name one process), undefined once it is reaped. */
-function startOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
 
 beforeAll(() => {
   ids = new Ids(ctx);
@@ -192,7 +182,7 @@ async function lifecycle(w: number, n: number, r: Rng): Promise<void> {
     ] as const);
     if (ending === "rm -f") {
       const init = await inspectOne(ctx, c.ref)
-        .then((e) => ({ pid: e.State.Pid, start: startOf(e.State.Pid) }))
+        .then((e) => ({ pid: e.State.Pid, start: startTimeOf(e.State.Pid) }))
         .catch(() => undefined);
       c.stable = undefined;
       const rr = await ctx.nsbox(["rm", "-f", c.ref]);
@@ -201,7 +191,7 @@ async function lifecycle(w: number, n: number, r: Rng): Promise<void> {
         problem(`${c.label}: rm -f of a running container: ${show(["rm", "-f", c.ref], rr)}`);
       // not even as a zombie: its monitor reaps it before rm ends the monitor (else the
       // host's init would, here up to 1.8 s later)
-      if (init?.start !== undefined && startOf(init.pid) === init.start) problem(`${c.label}: its PID 1 (${init.pid}) outlived rm -f`);
+      if (init?.start !== undefined && startTimeOf(init.pid) === init.start) problem(`${c.label}: its PID 1 (${init.pid}) outlived rm -f`);
       c.stable = "removed";
       const left = await settledLeftovers(ctx, id, undefined, 10000);
       if (left.length) problem(`${c.label}: left after rm -f: ${left.join("; ")}`);
