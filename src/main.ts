@@ -135,7 +135,7 @@ const commands: Record<string, () => Promise<Entry>> = {
 /** nsbox itself as citty sees it, for help output only. */
 const mainCommand = () => ({
   meta: { name: "nsbox", version: pkg.version, description: "Containers from one file: namespaces, pivot_root, cgroups, networks and pods" },
-  args: toCitty(globalFlags),
+  args: () => toCitty(globalFlags),
   subCommands: Object.fromEntries(Object.entries(commands).map(([k, load]) => [k, async () => (await load()).cmd])),
 });
 

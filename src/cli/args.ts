@@ -41,7 +41,11 @@ export function defineCommand<T extends ArgsDef = ArgsDef>(def: CommandDef<T>): 
   return def;
 }
 
-/** citty's view of the same definitions, for help output. */
+/**
+ * citty's view of the same definitions, for help output. Each command's `args` is
+ * `() => toCitty(flags)`, which citty resolves when it renders help: the conversion
+ * is not paid at every start of run and exec, whose modules every start evaluates.
+ */
 export function toCitty(defs: FlagsDef): ArgsDef {
   const out: ArgsDef = {};
   for (const [name, d] of Object.entries(defs)) {

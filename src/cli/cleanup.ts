@@ -16,7 +16,7 @@ export const cleanupFlags = {
 
 export const cleanupCommand = defineCommand({
   meta: { name: "cleanup", description: "Release an exited container's resources (run by its monitor)", hidden: true },
-  args: toCitty(cleanupFlags),
+  args: () => toCitty(cleanupFlags),
 });
 
 export async function cleanup(argv: string[]): Promise<number> {

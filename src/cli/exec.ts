@@ -19,7 +19,7 @@ export const execFlags = {
   privileged: { type: "boolean", description: "give the command every capability and no seccomp filter (as docker exec --privileged)" },
 } satisfies FlagsDef;
 
-export const execCommand = defineCommand({ meta: { name: "exec", description: "Run a command in a running container" }, args: toCitty(execFlags) });
+export const execCommand = defineCommand({ meta: { name: "exec", description: "Run a command in a running container" }, args: () => toCitty(execFlags) });
 
 export async function exec(argv: string[]): Promise<number> {
   const p = parseFlags("exec", argv, execFlags, 1);

@@ -13,7 +13,7 @@ export const exportFlags = {
 
 export const exportCommand = defineCommand({
   meta: { name: "export", description: "Write a running container's root filesystem to a tar archive" },
-  args: toCitty(exportFlags),
+  args: () => toCitty(exportFlags),
 });
 
 export async function exportContainer(argv: string[]): Promise<number> {

@@ -258,12 +258,12 @@ export const imageFlags = {
 
 export const imageCommand = defineCommand({
   meta: { name: "image", description: "Manage images: list, inspect, remove, prune, tag, import, save" },
-  args: toCitty(imageFlags),
+  args: () => toCitty(imageFlags),
   subCommands: Object.fromEntries(Object.entries(actions).map(([k, a]) => [k, actionCommand(k, a)])),
 });
 
 function actionCommand(name: string, a: Action) {
-  return defineCommand({ meta: { name, description: a.description }, args: toCitty(a.flags) });
+  return defineCommand({ meta: { name, description: a.description }, args: () => toCitty(a.flags) });
 }
 
 export async function image(argv: string[]): Promise<number> {
@@ -283,10 +283,10 @@ export async function image(argv: string[]): Promise<number> {
 
 /** `nsbox images`: image ls */
 export const imagesFlags = lsFlags;
-export const imagesCommand = defineCommand({ meta: { name: "images", description: "List images (as nsbox image ls)" }, args: toCitty(lsFlags) });
+export const imagesCommand = defineCommand({ meta: { name: "images", description: "List images (as nsbox image ls)" }, args: () => toCitty(lsFlags) });
 export const images = (argv: string[]) => (actions.ls as Action).main(argv);
 
 /** `nsbox rmi`: image rm */
 export const rmiFlags = rmFlags;
-export const rmiCommand = defineCommand({ meta: { name: "rmi", description: "Remove images (as nsbox image rm)" }, args: toCitty(rmFlags) });
+export const rmiCommand = defineCommand({ meta: { name: "rmi", description: "Remove images (as nsbox image rm)" }, args: () => toCitty(rmFlags) });
 export const rmi = (argv: string[]) => (actions.rm as Action).main(argv);

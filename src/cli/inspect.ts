@@ -23,7 +23,7 @@ export const inspectFlags = {
 
 export const inspectCommand = defineCommand({
   meta: { name: "inspect", description: "Show containers' configuration and state as JSON" },
-  args: toCitty(inspectFlags),
+  args: () => toCitty(inspectFlags),
 });
 
 /**

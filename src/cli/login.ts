@@ -20,7 +20,7 @@ export const loginFlags = {
 
 export const loginCommand = defineCommand({
   meta: { name: "login", description: "Log in to a registry (credentials kept in ~/.docker/config.json)" },
-  args: toCitty(loginFlags),
+  args: () => toCitty(loginFlags),
 });
 
 export const logoutFlags = {
@@ -29,7 +29,7 @@ export const logoutFlags = {
 
 export const logoutCommand = defineCommand({
   meta: { name: "logout", description: "Remove a registry's stored credentials" },
-  args: toCitty(logoutFlags),
+  args: () => toCitty(logoutFlags),
 });
 
 /** "https://host:5000/" or "host:5000" -> "host:5000"; docker.io stays docker.io. */

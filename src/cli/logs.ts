@@ -16,7 +16,7 @@ export const logsFlags = {
   timestamps: { type: "boolean", alias: "t", description: "prefix each line with its time (RFC 3339, nanoseconds)" },
 } satisfies FlagsDef;
 
-export const logsCommand = defineCommand({ meta: { name: "logs", description: "Print the logs of a detached container" }, args: toCitty(logsFlags) });
+export const logsCommand = defineCommand({ meta: { name: "logs", description: "Print the logs of a detached container" }, args: () => toCitty(logsFlags) });
 
 function openLog(path: string): number | undefined {
   try {

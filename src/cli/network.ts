@@ -24,7 +24,7 @@ export const networkFlags = {
 
 export const networkCommand = defineCommand({
   meta: { name: "network", description: "Show and clean nsbox's bridge network (nsbox0)" },
-  args: toCitty(networkFlags),
+  args: () => toCitty(networkFlags),
 });
 
 function names(): Map<string, string> {

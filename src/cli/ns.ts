@@ -26,7 +26,7 @@ export const nsFlags = {
 
 export const nsCommand = defineCommand({
   meta: { name: "ns", description: "List a container's namespaces, or keep them alive with --bind" },
-  args: toCitty(nsFlags),
+  args: () => toCitty(nsFlags),
 });
 
 const MS_BIND = 4096;

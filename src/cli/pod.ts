@@ -68,7 +68,7 @@ function checkFlagsFit(action: string, flags: Record<string, unknown>): void {
 
 export const podCommand = defineCommand({
   meta: { name: "pod", description: "Manage pods: containers sharing namespaces held by a pause process" },
-  args: toCitty(podFlags),
+  args: () => toCitty(podFlags),
 });
 
 function podStatus(p: PodView): string {

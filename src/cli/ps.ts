@@ -20,7 +20,7 @@ export const psFlags = {
   },
 } satisfies FlagsDef;
 
-export const psCommand = defineCommand({ meta: { name: "ps", description: "List containers" }, args: toCitty(psFlags) });
+export const psCommand = defineCommand({ meta: { name: "ps", description: "List containers" }, args: () => toCitty(psFlags) });
 
 export function statusText(v: ContainerView, now = Date.now()): string {
   if (v.status === "running") return `Up ${humanDuration(now - Date.parse(v.state.startedAt ?? v.config.created))}`;

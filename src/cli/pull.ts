@@ -13,7 +13,7 @@ export const pullFlags = {
 
 export const pullCommand = defineCommand({
   meta: { name: "pull", description: "Pull an image from a registry into the image store" },
-  args: toCitty(pullFlags),
+  args: () => toCitty(pullFlags),
 });
 
 export async function pull(argv: string[]): Promise<number> {

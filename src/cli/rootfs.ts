@@ -12,7 +12,7 @@ export const rootfsFlags = {
 
 export const rootfsCommand = defineCommand({
   meta: { name: "rootfs", description: "Build a root filesystem: nsbox rootfs busybox DIR" },
-  args: toCitty(rootfsFlags),
+  args: () => toCitty(rootfsFlags),
 });
 
 export async function rootfs(argv: string[]): Promise<number> {

@@ -126,7 +126,7 @@ export const runFlags = {
 
 export const runCommand = defineCommand({
   meta: { name: "run", description: "Run a command in a new container" },
-  args: toCitty(runFlags),
+  args: () => toCitty(runFlags),
 });
 
 /** The subuid range for --userns=auto: /etc/subuid's entry for "nsbox" or "root", else 100000:65536. */

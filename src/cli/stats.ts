@@ -15,7 +15,7 @@ export const statsFlags = {
 
 export const statsCommand = defineCommand({
   meta: { name: "stats", description: "Show containers' resource usage from their cgroups" },
-  args: toCitty(statsFlags),
+  args: () => toCitty(statsFlags),
 });
 
 interface Sample {

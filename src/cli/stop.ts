@@ -20,13 +20,13 @@ export const waitFlags = { ...refs } satisfies FlagsDef;
 
 export const stopCommand = defineCommand({
   meta: { name: "stop", description: "Stop containers: SIGTERM, then SIGKILL after a timeout" },
-  args: toCitty(stopFlags),
+  args: () => toCitty(stopFlags),
 });
-export const killCommand = defineCommand({ meta: { name: "kill", description: "Send a signal to containers' PID 1" }, args: toCitty(killFlags) });
-export const rmCommand = defineCommand({ meta: { name: "rm", description: "Remove containers (and their logs and state)" }, args: toCitty(rmFlags) });
+export const killCommand = defineCommand({ meta: { name: "kill", description: "Send a signal to containers' PID 1" }, args: () => toCitty(killFlags) });
+export const rmCommand = defineCommand({ meta: { name: "rm", description: "Remove containers (and their logs and state)" }, args: () => toCitty(rmFlags) });
 export const waitCommand = defineCommand({
   meta: { name: "wait", description: "Wait for containers to exit and print their exit codes" },
-  args: toCitty(waitFlags),
+  args: () => toCitty(waitFlags),
 });
 
 const many = (command: string, argv: string[], defs: FlagsDef) => {

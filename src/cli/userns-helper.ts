@@ -15,7 +15,7 @@ export const usernsHelperFlags = {
 
 export const usernsHelperCommand = defineCommand({
   meta: { name: "userns-helper", description: "A file-system job inside a rootless user namespace (run by nsbox)", hidden: true },
-  args: toCitty(usernsHelperFlags),
+  args: () => toCitty(usernsHelperFlags),
 });
 
 export async function usernsHelper(argv: string[]): Promise<number> {

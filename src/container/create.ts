@@ -120,7 +120,6 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       mkdirSync(join(dataDir, "upper"), { recursive: true, mode: 0o755 });
       markDataDir(dataDir);
       mkdirSync(join(dataDir, "work"), { mode: 0o700 });
-      mkdirSync(join(dataDir, "merged"), { mode: 0o755 });
       if (idmapRootfs) mkdirSync(join(dataDir, "lower"), { mode: 0o755 });
       chownForUserns(spec, dataDir);
     }
@@ -210,7 +209,9 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
       lowerDir: spec.root.path,
       upperDir: join(dataDir, "upper"),
       workDir: join(dataDir, "work"),
-      mergedDir: join(dataDir, "merged"),
+      // the overlay is mounted over its own lower dir, in the container's mount
+      // namespace: no directory of its own to make and remove (see ChildPlan)
+      mergedDir: idmapRootfs ? join(dataDir, "lower") : spec.root.path,
       idmappedLowerDir: idmapRootfs ? join(dataDir, "lower") : undefined,
       joinFds,
       stdio,

@@ -76,9 +76,16 @@ export interface ChildPlan {
   spec: ContainerSpec;
   /** the base rootfs (never written) */
   lowerDir: string;
-  /** overlay upper/work and the mount point of the merged root */
+  /** overlay upper/work */
   upperDir: string;
   workDir: string;
+  /**
+   * The mount point of the merged root. nsbox run mounts the overlay over its own
+   * lower dir (the rootfs, the image's top layer, or the idmapped copy): the mount
+   * is in the container's private mount namespace, the path is one the container
+   * process resolves anyway for lowerdir=, and a directory made for it and removed
+   * again cost two ext4 metadata writes per run (bench/trace-notes.md, "Eleventh stop").
+   */
   mergedDir: string;
   /** with a user namespace: where the idmapped copy of lowerDir that nsbox sends with GO is attached */
   idmappedLowerDir?: string;
