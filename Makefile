@@ -27,7 +27,7 @@ ORDER_FILES := $(wildcard bytecode-order/run.txt bytecode-order/limits.txt bytec
 ORDERFLAGS := $(addprefix --bytecode-order=,$(ORDER_FILES))
 # the helper, concatenated in this order after arch_<arch>.c and lib.c into one unit:
 # the protocol's Bun side (the container's processes run in the shim, below)
-HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/write_away.c csrc/host_calls.c csrc/napi.c
+HELPER_FILES := csrc/sync_socket.c csrc/helper.c csrc/fg_forward.c csrc/write_away.c csrc/exit_teardown.c csrc/host_calls.c csrc/napi.c
 # the shim: the program interpreter (W's and C's: its nsbox-spawn role
 # runs it), the common part and the dispatch, then one file per larger role
 SHIM_FILES := csrc/sync_socket.c csrc/helper.c csrc/child_mounts.c csrc/child_identity.c csrc/child_security.c csrc/child_interp.c csrc/shim.c csrc/shim_fg.c

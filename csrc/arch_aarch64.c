@@ -21,6 +21,7 @@
 #define SYS_pipe2 59
 #define SYS_dup3 24
 #define SYS_nanosleep 101
+#define SYS_futex 98
 #define SYS_getpid 172
 #define SYS_getppid 173
 #define SYS_sendmsg 211

@@ -26,6 +26,7 @@
 #define SYS_pipe2 293
 #define SYS_dup3 292
 #define SYS_nanosleep 35
+#define SYS_futex 202
 #define SYS_getpid 39
 #define SYS_getppid 110
 #define SYS_sendmsg 46

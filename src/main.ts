@@ -13,6 +13,7 @@ import * as runCli from "./cli/run.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { filter } from "./list.ts";
 import { log as consola } from "./log.ts";
+import { freeMemoryAfterExit } from "./native/exit.ts";
 import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
 import { basename } from "./posixpath.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
@@ -150,6 +151,9 @@ async function usage(entry?: Entry): Promise<string> {
   return plain.replace(/[ \t]+$/gm, "");
 }
 
+/** Set when the command that ran leaves its memory to the exit keeper (src/native/exit.ts): run and exec. */
+let freeAfterExit = false;
+
 export async function main(argv: string[], invokedAs = basename(process.argv0 ?? "")): Promise<number> {
   mark("main");
   // The runc command line (podman, containerd): see isOciCommandLine for the rule.
@@ -186,7 +190,10 @@ export async function main(argv: string[], invokedAs = basename(process.argv0 ??
       return 0;
     }
     if (name !== "rootfs") checkRoots(str(g.flags.root), str(g.flags.state));
-    return await entry.main(rest);
+    const code = await entry.main(rest);
+    // the commands whose exit measures against crun's: ~30 MB to free (see src/native/exit.ts)
+    freeAfterExit = name === "run" || name === "exec";
+    return code;
   } catch (e) {
     // stdout closed by the reader (`nsbox logs ID | head`): stop quietly, as a SIGPIPE would
     if ((e as NodeJS.ErrnoException).code === "EPIPE") return 141;
@@ -249,4 +256,8 @@ function wantsHelp(argv: string[], flags: FlagsDef): boolean {
 }
 
 // No top-level await (here or in any module): it would keep `bun build --bytecode` from precompiling the chunk.
-if (import.meta.main) main(process.argv.slice(2)).then((code) => process.exit(code));
+if (import.meta.main)
+  main(process.argv.slice(2)).then((code) => {
+    if (freeAfterExit) freeMemoryAfterExit();
+    process.exit(code);
+  });

@@ -36,6 +36,7 @@ export const F = {
   CONNECT_UNIX: 30,
   AWAY_START: 32,
   AWAY_DONE: 33,
+  EXIT_KEEPER: 34,
 } as const;
 
 type Arg = number | NodeJS.TypedArray;
