@@ -7,6 +7,7 @@
 import "./early.ts";
 import type { CommandDef } from "citty";
 import pkg from "../package.json" with { type: "json" };
+import { settleWarmUps } from "./cgroup/warm.ts";
 import { type FlagsDef, parseFlags, str, toCitty } from "./cli/args.ts";
 import * as execCli from "./cli/exec.ts";
 import * as runCli from "./cli/run.ts";
@@ -258,6 +259,8 @@ function wantsHelp(argv: string[], flags: FlagsDef): boolean {
 // No top-level await (here or in any module): it would keep `bun build --bytecode` from precompiling the chunk.
 if (import.meta.main)
   main(process.argv.slice(2)).then((code) => {
+    // the cgroup warm-up's writers (src/early.ts) that a failed run left running: reaped, not left zombies
+    settleWarmUps();
     if (freeAfterExit) freeMemoryAfterExit();
     process.exit(code);
   });

@@ -251,3 +251,54 @@ describe("failures inside the container process (after clone) leave nothing behi
     expect(await addedLeftovers(before, ctx.leftovers)).toEqual({});
   });
 });
+
+describe("processes started before the spec is complete (src/container/prespawn.ts)", () => {
+  /**
+   * nsbox as the only child of the PID 1 of a pid namespace made for the test:
+   * a Bun that waits for nsbox's pid alone and reaps nothing else, so that any
+   * process nsbox started and did not wait for stays in the list, a zombie if
+   * nothing else.
+   */
+  function underPid1(args: string[]): { code: number; out: string; err: string; left: string[] } {
+    const pid1 = `
+      const { readdirSync, readFileSync } = require("node:fs");
+      const r = Bun.spawnSync(process.argv.slice(1), { stdout: "pipe", stderr: "pipe" });
+      Bun.sleepSync(200);
+      const left = [];
+      for (const e of readdirSync("/proc")) {
+        if (!/^[0-9]+$/.test(e) || e === "1") continue;
+        try {
+          const stat = readFileSync("/proc/" + e + "/stat", "utf8");
+          left.push(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) + " " + stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]);
+        } catch {}
+      }
+      console.log(JSON.stringify({ code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString(), left }));
+    `;
+    const r = Bun.spawnSync(["unshare", "--pid", "--fork", "--mount-proc", process.execPath, "-e", pid1, NSBOX, ...args], {
+      env: ctx.env(),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    if (r.exitCode !== 0) throw new Error(`the test's PID 1 failed: ${r.stderr.toString()}`);
+    return JSON.parse(r.stdout.toString());
+  }
+
+  test("a run that fails after they started (no such rootfs, a bad flag value): exit 125, both ended and reaped", () => {
+    for (const args of [
+      ["run", "--net", "none", join(ctx.tmp, "no-such-rootfs"), "true"],
+      ["run", "--memory", "1x", ctx.rootfs, "true"],
+      // (none prespawned for -d: what is left would be the cgroup warm-up's writer, src/early.ts)
+      ["run", "-d", "--net", "none", join(ctx.tmp, "no-such-rootfs"), "true"],
+    ]) {
+      const r = underPid1(args);
+      expect({ code: r.code, out: r.out, oneLine: isOneNsboxLine(r.err), left: r.left }).toEqual({ code: 125, out: "", oneLine: true, left: [] });
+    }
+  });
+
+  test("a program too large to be sent to them (70 kB of environment): they are ended, and the run starts anew", () => {
+    const big = "x".repeat(70000);
+    const r = underPid1(["run", "--net", "none", "-e", `BIG=${big}`, ctx.rootfs, "sh", "-c", 'printf %s "$BIG" | wc -c']);
+    // what is left: the exit keeper's zombie alone (src/native/exit.ts)
+    expect({ code: r.code, out: r.out, err: r.err, left: r.left }).toEqual({ code: 0, out: "70000\n", err: "", left: ["nsbox-exit Z"] });
+  });
+});
