@@ -230,18 +230,6 @@ static void run_c(const u8 *prog, int len) {
         case C_EXEC:
             c_exec(&c); /* does not return */
             break;
-        case C_LOAD: {
-            /* A process started before its program was complete (nsbox's prespawn,
-             * src/container/prespawn.ts): the rest comes as one message on the sync
-             * socket. End-of-file: nsbox gave up on it. */
-            static u8 rest[C_LOAD_MAX];
-            int r = nsb_recv(c_sync, rest, sizeof rest, &c_passed);
-            if (r <= 0) sys_exit(125);
-            if (r == (int)sizeof rest) c_fail(-E2BIG); /* nsbox sends no more than it fits */
-            c.p = rest;
-            c.end = rest + r;
-            continue;
-        }
         default:
             c_fail(-EINVAL);
         }

@@ -77,9 +77,7 @@ enum {
     C_RLIMIT = 51,     /* resource soft_lo soft_hi hard_lo hard_hi: set by C_EXEC just before its execve */
     C_MOVEROOT = 53,   /* MS_MOVE the new root onto / and chroot into it (OCI --no-pivot) */
     C_UNMOUNTHOST = 54, /* path: detach (or cover) a proc/sysfs of the old root before C_MOVEROOT */
-    C_LOAD = 55,       /* (none): the rest of the program comes as one message on the sync socket */
 };
-#define C_LOAD_MAX 65536 /* the largest rest C_LOAD takes (src/native/program.ts LOAD_MAX) */
 
 /* Messages on the sync socket. */
 enum { MSG_READY = 1, MSG_ERROR = 2, MSG_PTY = 3, MSG_CREATED = 4, MSG_GO = 10 };

@@ -11,7 +11,6 @@ import { runForeground } from "../container/foreground.ts";
 import { newId, shortId } from "../container/ids.ts";
 import { reconcile } from "../container/lifecycle.ts";
 import { findPod, podNamespaces } from "../container/pod.ts";
-import { discard, prespawn } from "../container/prespawn.ts";
 import { fail } from "../errors.ts";
 import { applyImageConfig, parsePullPolicy, readFileInLayers, resolveImage } from "../image/use.ts";
 import { map } from "../list.ts";
@@ -346,19 +345,9 @@ export async function run(argv: string[]): Promise<number> {
   const name = str(p.flags.name);
   if (name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name))
     fail(`invalid --name "${name}": use letters, digits, _ . - (starting with a letter or digit, at most 128)`);
-  const rootfsArg = p.positionals[0] as string;
-  if (!detach) {
-    // Its first processes start now when its flags say what they do first
-    // (src/container/prespawn.ts): they make their namespaces while the spec is built.
-    const prespawned = prespawn({ net: str(p.flags.net), pod: str(p.flags.pod), userns: str(p.flags.userns), cgroupManager: str(p.flags["cgroup-manager"]) });
-    try {
-      const { spec, id } = await specFromFlags(p);
-      return await runForeground(spec, { id, name, rootfsArg, prespawned });
-    } finally {
-      discard(prespawned); // (once taken, nothing to do)
-    }
-  }
   const { spec, id } = await specFromFlags(p);
+  const rootfsArg = p.positionals[0] as string;
+  if (!detach) return runForeground(spec, { id, name, rootfsArg });
   await reconcile();
   await startContainer(spec, { id, name, rootfsArg, detached: true, autoRemove: bool(p.flags.rm), logMaxBytes });
   console.log(id);

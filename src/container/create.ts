@@ -44,7 +44,6 @@ import { hostWinsize } from "../tty/relay.ts";
 import { childError } from "./childerror.ts";
 import { endMonitor, markDataDir, removeEverything } from "./lifecycle.ts";
 import { buildPrograms, type ChildPlan } from "./plan.ts";
-import { discard, type Prespawned, take } from "./prespawn.ts";
 import { releaseResources } from "./release.ts";
 
 export interface StartOptions {
@@ -56,8 +55,6 @@ export interface StartOptions {
   autoRemove: boolean;
   /** detached: log size cap in bytes */
   logMaxBytes?: number;
-  /** W and C started before the spec was complete (src/container/prespawn.ts): taken, or discarded */
-  prespawned?: Prespawned;
 }
 
 export interface Started {
@@ -186,9 +183,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
 
     const joinFds = openJoinFds(spec, fds);
     const tty = spec.process.terminal;
-    // (a prespawned C has nsbox's /dev/null of its spawn: that one, now ours to close)
-    const devnull = opts.prespawned && opts.prespawned.devnull >= 0 ? opts.prespawned.devnull : openSync("/dev/null", "r");
-    if (opts.prespawned) opts.prespawned.devnull = -1;
+    const devnull = openSync("/dev/null", "r");
     fds.push(devnull);
     let stdio: [number, number, number] = [spec.nsbox.interactive ? -1 : devnull, -1, -1];
     let monitor: ChildPlan["monitor"];
@@ -233,16 +228,12 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     }
     const { w, c } = buildPrograms(plan);
     // encoded before the wait for the cgroup (v1), which may still be in the making
-    const programs = opts.prespawned ? undefined : encodePrograms(w, c);
+    const programs = encodePrograms(w, c);
     mark("programs built");
     await cgroupMade();
     if (!opts.detached) becomeSubreaper();
-    // W and C started already (src/container/prespawn.ts): C gets the rest of its
-    // program now (once the cgroup exists: its mounts may bind the cgroup's directories)
-    const pre = opts.prespawned && take(opts.prespawned, w, c);
-    if (pre) fds.push(pre.s.syncFd, pre.s.statusFd);
-    const s = pre ? pre.s : spawnEncoded(programs ?? encodePrograms(w, c));
-    if (!pre) fds.push(s.syncFd, s.statusFd);
+    const s = spawnEncoded(programs);
+    fds.push(s.syncFd, s.statusFd);
     if (opts.detached) {
       // The monitor (W) is named in the state at once, before the handshake: if
       // nsbox dies from here on, whoever repairs or removes this record finds the
@@ -261,7 +252,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     const master = await handshake(
       s,
       spec,
-      pre ? pre.ops : c,
+      c,
       pid,
       async () => {
         const userNet = spec.nsbox.rootless?.network;
@@ -298,8 +289,6 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
     mark("state running");
     return { id, pid, cgroup: cg, master, config };
   } catch (e) {
-    // W and C started early and not taken yet: ended with the rest
-    discard(opts.prespawned);
     // a cgroup still being made is made (or failed) before it is released
     await cgReady?.catch(() => undefined);
     // (pinned before the kill: the monitor reaps it before it is ended itself)

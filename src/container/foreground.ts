@@ -21,14 +21,11 @@ import { mark } from "../trace.ts";
 import { Foreground } from "./attached.ts";
 import { cleanupCommand, type Started, startContainer } from "./create.ts";
 import { finalize } from "./lifecycle.ts";
-import type { Prespawned } from "./prespawn.ts";
 
 export interface ForegroundOptions {
   id: string;
   name?: string;
   rootfsArg: string;
-  /** W and C started early (src/container/prespawn.ts) */
-  prespawned?: Prespawned;
 }
 
 /**

@@ -49,10 +49,7 @@ export const C = {
   CHROOT: 52,
   MOVEROOT: 53,
   UNMOUNTHOST: 54,
-  LOAD: 55,
 } as const;
-/** The largest rest of a C program that C_LOAD takes (C_LOAD_MAX in csrc/helper.c, less one: a full buffer means cut short). */
-export const LOAD_MAX = 65535;
 
 /** Messages on the sync socket (struct nsb_msg). */
 export const MSG = { READY: 1, ERROR: 2, PTY: 3, CREATED: 4, GO: 10 } as const;

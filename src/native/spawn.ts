@@ -57,11 +57,6 @@ export function recvMessage(s: Spawned): ChildMessage {
   return { type: "error", op, errno: err };
 }
 
-/** The rest of a prespawned C's program (C_LOAD; see src/container/prespawn.ts), one message. */
-export function sendProgram(s: Spawned, bytes: Uint8Array): void {
-  call(F.SEND, s.syncFd, bytes, bytes.length, -1);
-}
-
 /** GO: C may go on; fd (if any) travels with it, for C_ATTACH. */
 export function sendGo(s: Spawned, fd = -1): void {
   call(F.SEND, s.syncFd, new Uint32Array([MSG.GO, 0, 0]), 12, fd);
