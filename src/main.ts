@@ -192,7 +192,7 @@ export async function main(argv: string[], invokedAs = basename(process.argv0 ??
     }
     if (name !== "rootfs") checkRoots(str(g.flags.root), str(g.flags.state));
     const code = await entry.main(rest);
-    // the commands whose exit measures against crun's: ~30 MB to free (see src/native/exit.ts)
+    // the commands that end holding the most memory (~30 MB) and whose callers wait on their exit
     freeAfterExit = name === "run" || name === "exec";
     return code;
   } catch (e) {

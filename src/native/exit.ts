@@ -3,10 +3,10 @@
  *
  * A process's exit frees its address space before its parent learns of it: for
  * the ~30 MB of a `run` or `exec` that is 2-3 ms here, during which the caller
- * (a shell, a script, podman) already has nothing to wait for. A child that
+ * (a shell, a script, systemd) already has nothing to wait for. A child that
  * shares the address space (CLONE_VM) and dies with nsbox takes that work after
- * nsbox's exit: run /bin/true −2.6 ms in 61 shuffled rounds against the same
- * binary without it (bench/trace-notes.md, "Eleventh stop").
+ * nsbox's exit: run /bin/true −1.8 to −2.6 ms in shuffled rounds against the same
+ * code without it (bench/trace-notes.md, "Eleventh stop").
  */
 import { call, F } from "./helper.ts";
 
