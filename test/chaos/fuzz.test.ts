@@ -317,6 +317,9 @@ function generate(n: number, r: Rng): Case {
     named.set("extra", ["x"]);
   }
   // the small semantics of a few verbs
+  // run without --net would get the default bridge (an image's run too: found by seed 2003874262, case 241,
+  // `run --publish=8080:80 IMAGE` made nsbox0 and published a port): never the bridge, as flags.ts says
+  if (verb === "run" && !given.has("net")) flagGroups.unshift(["--net", "none"]);
   if (verb === "pod") {
     const action = named.get("action")?.[0];
     // pod's flags say which actions read them ("create: ...", "ps: ...; inspect: ..."); the others ignore them
