@@ -488,7 +488,10 @@ export async function waitExit(id: string): Promise<ExitRecord> {
       if (v.status === "exited") {
         const keeperAlive = alive(v.config.detached ? v.state.monitor : v.state.owner);
         const known = v.state.exit || readExitFile(id) || !keeperAlive;
-        if (known && (v.config.autoRemove || v.state.released || !keeperAlive)) return v.exit as ExitRecord;
+        // The record as of now: v was read before the exit file, which the monitor may have
+        // written since (it reaps PID 1, then writes it: v's record then said "unknown", 255;
+        // seen once in CI under load). The lock we hold keeps the container from being removed.
+        if (known && (v.config.autoRemove || v.state.released || !keeperAlive)) return (viewOf(id) ?? v).exit as ExitRecord;
       }
       if (v.config.autoRemove) {
         await Bun.sleep(delay);
