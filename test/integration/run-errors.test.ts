@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addedLeftovers, isOneNsboxLine, type Leftovers, NSBOX, type RunOptions, type RunResult, useNsbox } from "../helpers/nsbox.ts";
+import { underReaplessPid1 } from "../helpers/proc.ts";
 
 const ctx = useNsbox("errors");
 
@@ -253,44 +254,14 @@ describe("failures inside the container process (after clone) leave nothing behi
 });
 
 describe("a failed run leaves no process behind", () => {
-  /**
-   * nsbox as the only child of the PID 1 of a pid namespace made for the test:
-   * a Bun that waits for nsbox's pid alone and reaps nothing else, so that any
-   * process nsbox started and did not wait for stays in the list, a zombie if
-   * nothing else. (What a failed run used to leave: the cgroup warm-up's writer,
-   * src/early.ts, started before the command's flags are even read.)
-   */
-  function underPid1(args: string[]): { code: number; out: string; err: string; left: string[] } {
-    const pid1 = `
-      const { readdirSync, readFileSync } = require("node:fs");
-      const r = Bun.spawnSync(process.argv.slice(1), { stdout: "pipe", stderr: "pipe" });
-      Bun.sleepSync(200);
-      const left = [];
-      for (const e of readdirSync("/proc")) {
-        if (!/^[0-9]+$/.test(e) || e === "1") continue;
-        try {
-          const stat = readFileSync("/proc/" + e + "/stat", "utf8");
-          left.push(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) + " " + stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]);
-        } catch {}
-      }
-      console.log(JSON.stringify({ code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString(), left }));
-    `;
-    const r = Bun.spawnSync(["unshare", "--pid", "--fork", "--mount-proc", process.execPath, "-e", pid1, NSBOX, ...args], {
-      env: ctx.env(),
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    if (r.exitCode !== 0) throw new Error(`the test's PID 1 failed: ${r.stderr.toString()}`);
-    return JSON.parse(r.stdout.toString());
-  }
-
+  // (what a failed run used to leave: the cgroup warm-up's writer, src/early.ts, started before the flags are read)
   test("no such rootfs, a bad flag value: exit 125, and every process nsbox started is reaped", () => {
     for (const args of [
       ["run", "--net", "none", join(ctx.tmp, "no-such-rootfs"), "true"],
       ["run", "--memory", "1x", ctx.rootfs, "true"],
       ["run", "-d", "--net", "none", join(ctx.tmp, "no-such-rootfs"), "true"],
     ]) {
-      const r = underPid1(args);
+      const r = underReaplessPid1([NSBOX, ...args], ctx.env());
       expect({ code: r.code, out: r.out, oneLine: isOneNsboxLine(r.err), left: r.left }).toEqual({ code: 125, out: "", oneLine: true, left: [] });
     }
   });
