@@ -368,7 +368,7 @@ enum {
     F_AWAY_START = 32,  /* path plen text len: returns the child's pid */
     F_AWAY_DONE = 33,   /* pid nowait: -1 under way, else the write's errno (0: written) */
     /* exit_teardown.c: nsbox's memory freed after its exit */
-    F_EXIT_KEEPER = 34, /* (none): the keeper's pid, or -errno */
+    F_EXIT_KEEPER = 34, /* (paths, len): the keeper's pid, or -errno */
 };
 
 static int nsb_call(int fn, const i64 *a) {
@@ -384,7 +384,7 @@ static int nsb_call(int fn, const i64 *a) {
     case F_CONNECT_UNIX: return nsb_connect_unix((const char *)a[0], (int)a[1]);
     case F_AWAY_START: return nsb_away_start((const char *)a[0], (int)a[1], (const char *)a[2], (int)a[3]);
     case F_AWAY_DONE: return nsb_away_done((int)a[0], (int)a[1]);
-    case F_EXIT_KEEPER: return nsb_exit_keeper();
+    case F_EXIT_KEEPER: return nsb_exit_keeper((const char *)a[0], (long)a[1]);
     case F_EXECVEAT: return (int)SC5(SYS_execveat, a[0], "", a[1], a[2], 0x1000 /* AT_EMPTY_PATH */);
     case F_FWD_HANDOFF: return fwd_handoff((int)a[0]);
     case F_FWD_TARGET: return fwd_set_target((int)a[0]);

@@ -64,6 +64,7 @@ long nsb_syscall6(long n, long a, long b, long c, long d, long e, long f);
 #define ELOOP 40
 #define EXDEV 18
 #define ETIMEDOUT 110
+#define ENOTEMPTY 39
 
 /* open(2) flags common to x86_64 and arm64 (the others are in arch_*.c). */
 #define O_RDONLY 0

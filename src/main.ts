@@ -14,7 +14,7 @@ import * as runCli from "./cli/run.ts";
 import { EXIT, NsboxError } from "./errors.ts";
 import { filter } from "./list.ts";
 import { log as consola } from "./log.ts";
-import { freeMemoryAfterExit } from "./native/exit.ts";
+import { freeMemoryAfterExit, removalsPending } from "./native/exit.ts";
 import { isOciCommandLine, SPEC_VERSION } from "./oci/dispatch.ts";
 import { basename } from "./posixpath.ts";
 import { fsErrorSentence, isFsError, setRootOrigins } from "./state/fserror.ts";
@@ -261,6 +261,6 @@ if (import.meta.main)
   main(process.argv.slice(2)).then((code) => {
     // the cgroup warm-up's writers (src/early.ts) that a failed run left running: reaped, not left zombies
     settleWarmUps();
-    if (freeAfterExit) freeMemoryAfterExit();
+    if (freeAfterExit || removalsPending()) freeMemoryAfterExit();
     process.exit(code);
   });

@@ -10,10 +10,12 @@
 
 import { openCgroup } from "../cgroup/index.ts";
 import { fail } from "../errors.ts";
+import { log } from "../log.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from "../native/fs.ts";
 import { closeFd, exitCodeOf, pidfdOpen, pidfdSignal } from "../native/spawn.ts";
 import { basename, join } from "../posixpath.ts";
+import { removeTree } from "../rootless/storage.ts";
 import { roots } from "../state/paths.ts";
 import { alive, type ProcId, parentPid, startTime, zombieStatus } from "../state/proc.ts";
 import {
@@ -27,6 +29,7 @@ import {
   readState,
   releaseName,
   removeContainerDir,
+  removeContainerDirAfterExit,
   removeDoomed,
   removeStaleName,
   staleNames,
@@ -35,7 +38,7 @@ import {
   writeState,
 } from "../state/store.ts";
 import { mark } from "../trace.ts";
-import { orphanDataDirs, releaseResources } from "./release.ts";
+import { doomedDataDirs, orphanDataDirs, releaseResources } from "./release.ts";
 
 export type Status = "created" | "running" | "exited";
 
@@ -118,7 +121,7 @@ export async function finalize(id: string, oomCheck = true, quick = false, known
     // Nothing will read its state again: release and remove (a crash in between
     // leaves a dead container that the next reconcile finishes the same way).
     await releaseResources(config, quick);
-    removeEverything(config);
+    removeEverything(config, quick);
     return;
   }
   if (state.phase !== "exited") {
@@ -141,9 +144,13 @@ export async function finalize(id: string, oomCheck = true, quick = false, known
   }
 }
 
-/** The state dir and the name go last: until then the container can be found and repaired. */
-export function removeEverything(config: ContainerConfig): void {
-  removeContainerDir(config.id);
+/**
+ * The state dir and the name go last: until then the container can be found and
+ * repaired. quick: nsbox is about to exit, and the dir is removed after it.
+ */
+export function removeEverything(config: ContainerConfig, quick = false): void {
+  if (quick) removeContainerDirAfterExit(config.id);
+  else removeContainerDir(config.id);
   if (config.name) releaseName(config.name, config.id);
 }
 
@@ -178,6 +185,14 @@ function unlock(fd: number) {
  */
 export async function reconcile(): Promise<void> {
   removeDoomed();
+  // layers an exit keeper was to remove after a foreground run, killed before it had (removeTreeAfterExit)
+  for (const dir of doomedDataDirs(roots().data)) {
+    try {
+      removeTree(dir);
+    } catch (e) {
+      log.warn(`cannot remove ${dir}, left by an interrupted removal: ${(e as Error).message}`);
+    }
+  }
   for (const t of tempDirs()) if (!existsSync(`/proc/${t.pid}`)) rmSync(t.path, { recursive: true, force: true });
   // Data dirs are listed before the state dirs: a container's state dir exists
   // before its data dir, so one created meanwhile is never taken for an orphan.

@@ -11,7 +11,7 @@ import { existsSync, readdirSync } from "../native/fs.ts";
 import { releaseNetwork } from "../net/release.ts";
 import { join } from "../posixpath.ts";
 import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";
-import { removeTree } from "../rootless/storage.ts";
+import { removeTree, removeTreeAfterExit } from "../rootless/storage.ts";
 import type { ContainerConfig } from "../state/store.ts";
 import { isHex } from "../text.ts";
 
@@ -37,7 +37,10 @@ function findCgroup(config: ContainerConfig): CgroupRecord | undefined {
 }
 
 /** Everything the container held on the host, released; returns the problems met (none: []). */
-/** quick: a foreground run is ending, and its user waits (see releaseBridge). */
+/**
+ * quick: a foreground run is ending, and its user waits (see releaseBridge); its
+ * layers are removed after nsbox's exit (removeTreeAfterExit).
+ */
 export async function releaseResources(config: ContainerConfig, quick = false): Promise<string[]> {
   const problems: string[] = [];
   const step = async (what: string, fn: () => unknown) => {
@@ -51,9 +54,20 @@ export async function releaseResources(config: ContainerConfig, quick = false): 
   if (record) await step("remove the cgroup", () => openCgroup(record).remove());
   await step("release the network", () => releaseNetwork(config, quick));
   await step("stop the user-mode network", () => stopUserNet(config.network?.userNet as UserNetRecord | undefined));
-  await step("remove the container's layers", () => removeTree(config.dataDir));
+  await step("remove the container's layers", () => (quick ? removeTreeAfterExit(config.dataDir) : removeTree(config.dataDir)));
   for (const p of problems) log.warn(`container ${config.id.slice(0, 12)}: cannot ${p}`);
   return problems;
+}
+
+/** Layers whose removal an exit keeper did not finish (see removeTreeAfterExit). */
+export function doomedDataDirs(dataRoot: string): string[] {
+  try {
+    return readdirSync(join(dataRoot, "containers"))
+      .filter((n) => n.startsWith(".rm-"))
+      .map((n) => join(dataRoot, "containers", n));
+  } catch {
+    return [];
+  }
 }
 
 /** Data dirs of containers whose state is gone (removed by an interrupted rm). */

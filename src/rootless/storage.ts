@@ -9,8 +9,9 @@
  */
 
 import { NsboxError } from "../errors.ts";
+import { removeAfterExit } from "../native/exit.ts";
 import { chmodSync, lstatSync, readdirSync, renameSync, rmSync } from "../native/fs.ts";
-import { join } from "../posixpath.ts";
+import { basename, dirname, join } from "../posixpath.ts";
 import { isRootless, rootlessMapping } from "./identity.ts";
 import { runInUserns } from "./userns-run.ts";
 
@@ -66,6 +67,27 @@ export function removeTree(path: string): void {
   const m = rootlessMapping();
   const r = runInUserns(m.uid, m.gid, ["rm", path]);
   if (r.code !== 0) throw new NsboxError(`cannot remove ${path}: ${clean(r.stderr) || `exit status ${r.code}`}`);
+}
+
+/**
+ * removeTree for an nsbox about to exit (a foreground run's cleanup): path is
+ * renamed to .rm-<name> beside it, which nothing reads (the reconcile removes
+ * such leftovers), and removed after the exit by the exit keeper
+ * (src/native/exit.ts), which needs no user namespace: so only as root.
+ */
+export function removeTreeAfterExit(path: string): void {
+  if (isRootless()) {
+    removeTree(path);
+    return;
+  }
+  const doomed = join(dirname(path), `.rm-${basename(path)}`);
+  try {
+    renameSync(path, doomed);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") removeTree(path);
+    return;
+  }
+  removeAfterExit(doomed);
 }
 
 function tryOpenOwnDirs(path: string): boolean {

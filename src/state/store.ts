@@ -20,6 +20,7 @@ import type { CgroupRecord } from "../cgroup/cgroup.ts";
 import type { ContainerSpec } from "../config/spec.ts";
 import { fail } from "../errors.ts";
 import { filter } from "../list.ts";
+import { removeAfterExit } from "../native/exit.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from "../native/flock.ts";
 import {
   closeSync,
@@ -239,7 +240,24 @@ export function removeContainerDir(id: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Leftovers of removals that were interrupted (see removeContainerDir; .rm-* from older nsbox). */
+/**
+ * removeContainerDir for an nsbox about to exit (a foreground run's cleanup): the
+ * dir renamed to .rm-<id> (gone for every reader at once), removed after the exit
+ * by the exit keeper (src/native/exit.ts), or by removeDoomed if that never
+ * happens.
+ */
+export function removeContainerDirAfterExit(id: string): void {
+  const doomed = join(stateRoot(), `.rm-${id}`);
+  try {
+    renameSync(containerDir(id), doomed);
+  } catch {
+    removeContainerDir(id);
+    return;
+  }
+  removeAfterExit(doomed);
+}
+
+/** Leftovers of removals that were interrupted (see removeContainerDir) or left to an exit keeper that was killed (.rm-*). */
 export function removeDoomed(): void {
   try {
     for (const n of readdirSync(stateRoot())) {

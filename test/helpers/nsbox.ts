@@ -49,6 +49,8 @@ export interface RunOptions {
   bin?: string;
   /** a command to run nsbox through, e.g. ["setpriv", "--reuid=65534", ...] */
   prefix?: string[];
+  /** false: the result comes at nsbox's exit, before its exit keeper's removals are done (see removalsDone) */
+  waitRemovals?: boolean;
 }
 
 /** One line per mount of /proc/self/mountinfo that mentions one of `needles`. */
@@ -177,6 +179,34 @@ export async function waitUntil<T>(cond: () => T | Promise<T>, timeoutMs = 10000
 }
 
 /**
+ * Removals a foreground run left to its exit keeper, pending below the roots that
+ * env names: the container's layers and state dir, renamed to .rm-* and removed
+ * right after nsbox's exit (src/native/exit.ts).
+ */
+export function pendingRemovals(env: Record<string, string | undefined>): string[] {
+  const dirs = [env.NSBOX_ROOT && join(env.NSBOX_ROOT, "containers"), env.NSBOX_STATE].filter((d): d is string => !!d);
+  return dirs.flatMap((d) =>
+    ls(d)
+      .filter((e) => e.startsWith(".rm-"))
+      .map((e) => join(d, e)),
+  );
+}
+
+/**
+ * Waits until no such removal is pending (polling every 5 ms, at most timeoutMs):
+ * what a test that looks for leftovers next then sees is what nsbox leaves. Returns
+ * what is still pending (a keeper that could not remove it: the test's check fails).
+ */
+export async function removalsDone(env: Record<string, string | undefined>, timeoutMs = 3000): Promise<string[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const left = pendingRemovals(env);
+    if (left.length === 0 || Date.now() > end) return left;
+    await Bun.sleep(5);
+  }
+}
+
+/**
  * Notes nsbox prints when it turns on a host setting the bridge network needs
  * (once per boot, or again when something else turned it off): not errors.
  */
@@ -219,6 +249,7 @@ export class Running {
       await proc.exited;
       await Promise.all([out, err]);
       clearTimeout(timer);
+      if (opts.waitRemovals !== false) await removalsDone(env);
       return {
         code: proc.exitCode ?? -1,
         signal: proc.signalCode === null || proc.signalCode === undefined ? null : String(proc.signalCode),
@@ -272,9 +303,22 @@ export class Running {
     process.kill(this.proc.pid, sig);
   }
 
-  /** The container's PID 1 on the host: nsbox's child (nsbox is a subreaper and the container's parent). */
+  /**
+   * The container's PID 1 on the host: nsbox's child (nsbox is a subreaper and the
+   * container's parent) in a pid namespace of its own. nsbox's other children
+   * share nsbox's (the cgroup warm-up's writer, a moment after the start: taking
+   * it for the container made a test wait for a process that had exited).
+   */
   async containerPid(timeoutMs = 5000): Promise<number> {
-    const pid = await waitUntil(() => childrenOf(this.proc.pid)[0], timeoutMs);
+    const ownNs = readlinkSync("/proc/self/ns/pid");
+    const pidNs = (p: number) => {
+      try {
+        return readlinkSync(`/proc/${p}/ns/pid`);
+      } catch {
+        return ownNs;
+      }
+    };
+    const pid = await waitUntil(() => childrenOf(this.proc.pid).find((c) => pidNs(c) !== ownNs), timeoutMs);
     if (!pid) throw new Error(`no child process of nsbox (pid ${this.proc.pid}) found`);
     return pid;
   }

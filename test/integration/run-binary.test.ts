@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_NOTE, NSBOX, useNsbox } from "../helpers/nsbox.ts";
+import { HOST_NOTE, NSBOX, removalsDone, useNsbox } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("binary");
 
@@ -181,14 +181,15 @@ describe("inside a minimal Debian (minbase)", () => {
     expect(readFileSync(join(root, "etc/debian_version"), "utf8")).toMatch(/^12\./);
   });
 
-  test("chroot DIR /nsbox run --net none /bb sh -c 'echo $$' prints 1", () => {
+  test("chroot DIR /nsbox run --net none /bb sh -c 'echo $$' prints 1", async () => {
     if (skipReason) {
       console.warn(`skipped: ${skipReason}`);
       return;
     }
     const r = inChroot(`run --net none /bb /bin/sh -c 'echo $$; head -1 /etc/passwd'`);
     expect(r).toEqual({ code: 0, out: "1\nroot:x:0:0:root:/root:/bin/sh\n", err: "" });
-    // the layers nsbox made inside the chroot are gone again
+    // the layers nsbox made inside the chroot are gone again (once its exit keeper is done)
+    expect(await removalsDone({ NSBOX_ROOT: join(root, "var/lib/nsbox-test"), NSBOX_STATE: join(root, "run/nsbox-test") })).toEqual([]);
     expect(readdirSync(join(root, "var/lib/nsbox-test/containers"))).toEqual([]);
   });
 

@@ -2,9 +2,22 @@
  * `nsbox run`: exit codes, signals sent to nsbox, --init, and stdin/stdout/stderr.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { containerCgroups, containerVeths, isOneNsboxLine, lines, ls, NSBOX, procStatus, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import {
+  cmdlineOf,
+  containerCgroups,
+  containerVeths,
+  isOneNsboxLine,
+  lines,
+  ls,
+  NSBOX,
+  pendingRemovals,
+  procStatus,
+  removalsDone,
+  useNsbox,
+  waitUntil,
+} from "../helpers/nsbox.ts";
 import { underReaplessPid1 } from "../helpers/proc.ts";
 
 const ctx = useNsbox("exit");
@@ -14,6 +27,13 @@ const ctx = useNsbox("exit");
  * has its own test below).
  */
 const SETTLE = 300;
+/** A live exit keeper (not yet a zombie) of an nsbox that ran with paths below dir: it still holds that nsbox's memory. */
+function keeperOf(dir: string): number | undefined {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .find((p) => procStatus(p)?.Name === "nsbox-exit" && cmdlineOf(p).join(" ").includes(dir));
+}
 const cgroupsAtStart = containerCgroups();
 const vethsAtStart = containerVeths();
 
@@ -319,7 +339,9 @@ describe("stdin, stdout, stderr", () => {
     expect(piped.exitCode).toBe(0);
   });
 
-  test("nothing is left behind by these runs", () => {
+  test("nothing is left behind by these runs", async () => {
+    // the runs through a shell above did not wait for their exit keepers' removals
+    expect(await removalsDone(ctx.env())).toEqual([]);
     expect(ls(join(ctx.dataRoot, "containers"))).toEqual([]);
     expect(ls(ctx.stateRoot).filter((e) => /^[0-9a-f]{64}$/.test(e))).toEqual([]);
     expect(containerCgroups()).toEqual(cgroupsAtStart);
@@ -338,4 +360,54 @@ describe("nsbox's own exit (src/native/exit.ts)", () => {
     const r = underReaplessPid1([NSBOX, "run", "--net", "none", ctx.rootfs, "sh", "-c", "echo hi; exit 3"], ctx.env());
     expect(r).toEqual({ code: 3, out: "hi\n", err: "", left: ["nsbox-exit Z"] });
   });
+
+  /**
+   * A foreground run's layers and state dir are renamed to .rm-* (no nsbox command
+   * sees the container any more) and removed by the keeper after nsbox's exit. A
+   * keeper killed before it is done (systemd ending a unit's cgroup) leaves them to
+   * the next command that reconciles.
+   */
+  test("the keeper removes the container's layers after the exit; what a killed keeper left, the next ps removes", async () => {
+    // 4000 directories in the layer: their removal takes the keeper long enough to be seen (~0.2 ms an rmdir here)
+    const script = "cd /tmp && mkdir $(seq 1 4000)";
+    const r = await ctx.run(["--net", "none", ctx.rootfs, "sh", "-c", script], { waitRemovals: false, timeoutMs: 60000 });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    const ids = (dir: string) => ls(dir).filter((e) => /^[0-9a-f]{64}$/.test(e));
+    // gone for every reader at the exit
+    expect(ids(ctx.stateRoot)).toEqual([]);
+    expect(ids(join(ctx.dataRoot, "containers"))).toEqual([]);
+    // the keeper still holds the memory of its nsbox (run, or the cleanup its shim ran) while it removes
+    const keeper = keeperOf(ctx.tmp);
+    expect(keeper).toBeDefined();
+    process.kill(keeper as number, "SIGKILL");
+    await waitUntil(() => !existsSync(`/proc/${keeper}/cmdline`) || readFileSync(`/proc/${keeper}/cmdline`).length === 0, 5000);
+    const left = pendingRemovals(ctx.env());
+    expect(left.length).toBeGreaterThan(0);
+    expect((await ctx.nsbox(["ps", "-a"])).code).toBe(0);
+    expect(pendingRemovals(ctx.env())).toEqual([]);
+    expect(ls(join(ctx.dataRoot, "containers"))).toEqual([]);
+  }, 30000);
+
+  test("the keeper follows no symlink, goes on past what it cannot remove, and leaves that to the next ps", async () => {
+    // links to a host directory (their targets are plain text to the keeper), and a
+    // chain of directories deeper than it descends (64) beside a wide one
+    const victim = ctx.mkdir("victim");
+    writeFileSync(join(victim, "keep"), "");
+    const script = `ln -s ${victim} /tmp/v; ln -s ${victim}/ /tmp/v2; d=/tmp/deep; for i in $(seq 70); do d=$d/x; done; mkdir -p $d; mkdir /tmp/wide && cd /tmp/wide && mkdir $(seq 1 500) && touch f$(seq -s " f" 1 500)`;
+    const r = await ctx.run(["--net", "none", ctx.rootfs, "sh", "-c", script], { waitRemovals: false });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    await waitUntil(() => keeperOf(ctx.tmp) === undefined, 10000);
+    expect(ls(victim)).toEqual(["keep"]);
+    const left = pendingRemovals(ctx.env());
+    expect(left.length).toBe(1);
+    // only the deep chain is left: 70 x's below upper/tmp/deep
+    const tree = Bun.spawnSync(["find", left[0] as string, "-mindepth", "1"])
+      .stdout.toString()
+      .trim()
+      .split("\n");
+    expect(tree.length).toBe(3 + 70);
+    expect(tree.every((p) => /\/upper(\/tmp(\/deep(\/x)*)?)?$/.test(p))).toBe(true);
+    expect((await ctx.nsbox(["ps", "-a"])).code).toBe(0);
+    expect(pendingRemovals(ctx.env())).toEqual([]);
+  }, 30000);
 });

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { childrenOf, cmdlineOf, isForegroundShim, lines, ls, NSBOX, pidsWithCmdline, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
+import { childrenOf, cmdlineOf, isForegroundShim, lines, ls, NSBOX, pidsWithCmdline, removalsDone, tryKill, useNsbox, waitUntil } from "../helpers/nsbox.ts";
 
 const ctx = useNsbox("tty");
 const sockets: string[] = [];
@@ -226,6 +226,7 @@ describe("-t in tmux", () => {
       const outside = t.sttyOutside();
       expect(outside).toMatch(/(^|\s)icanon(\s|$)/m);
       expect(outside).toMatch(/(^|\s)echo(\s|$)/m);
+      expect(await removalsDone(ctx.env())).toEqual([]);
       expect(ls(join(ctx.dataRoot, "containers"))).toEqual([]);
     } finally {
       await t.kill();
@@ -241,6 +242,7 @@ describe("-t in tmux", () => {
       t.tmux(["kill-server"]);
       const gone = await waitUntil(() => !existsSync(`/proc/${nsbox}`), 5000);
       expect(gone).toBe(true);
+      expect(await removalsDone(ctx.env())).toEqual([]);
       expect(ls(join(ctx.dataRoot, "containers"))).toEqual([]);
     } finally {
       // a surviving nsbox and its container must not outlive the test
