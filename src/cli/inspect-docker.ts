@@ -9,7 +9,7 @@ import type { Mount } from "../config/spec.ts";
 import type { ContainerView } from "../container/lifecycle.ts";
 import { openStore } from "../image/store.ts";
 import { readFileSync } from "../native/fs.ts";
-import type { NetworkRecord } from "../net/setup.ts";
+import type { NetworkRecord } from "../net/request.ts";
 import { DEFAULT_CAPS } from "../security/capabilities.ts";
 
 const bare = (c: string) => c.replace(/^CAP_/, "");

@@ -10,22 +10,16 @@ import { startContainer } from "../container/create.ts";
 import { runForeground } from "../container/foreground.ts";
 import { newId, shortId } from "../container/ids.ts";
 import { reconcile } from "../container/lifecycle.ts";
-import { findPod, podNamespaces } from "../container/pod.ts";
 import { fail } from "../errors.ts";
 import { applyImageConfig, parsePullPolicy, readFileInLayers, resolveImage } from "../image/use.ts";
 import { map } from "../list.ts";
 import { log } from "../log.ts";
 import { readFileSync } from "../native/fs.ts";
-import { findNft } from "../net/nft.ts";
-import { parsePublish } from "../net/ports.ts";
-import type { NetworkRequest } from "../net/setup.ts";
-import { parseSubnet } from "../net/subnet.ts";
+import type { NetworkRequest } from "../net/request.ts";
 import { readFileInRoot } from "../rootfs/inroot.ts";
 import { isRootfsPath, prepareRootfs } from "../rootfs/prepare.ts";
 import { isRootless } from "../rootless/identity.ts";
-import { rootlessNetwork } from "../rootless/network.ts";
 import { flushNotes } from "../rootless/note.ts";
-import { applyRootless } from "../rootless/spec.ts";
 import { applySecurity } from "../security/apply.ts";
 import { mark } from "../trace.ts";
 import { isTerminal } from "../tty/relay.ts";
@@ -159,12 +153,14 @@ function parseUserns(v: string): { uid: IdMapping; gid: IdMapping } | undefined 
 
 async function parseNetwork(mode: string | undefined, publish: string[], subnet: string | undefined, pod: string | undefined): Promise<NetworkRequest> {
   const m = mode ?? "bridge";
-  const ports = map(publish, parsePublish);
-  if (subnet !== undefined) parseSubnet(subnet);
+  // the bridge's code only for a run that may use it (see LAZY in test/check-start-imports.ts)
+  const bridge = m === "bridge" || publish.length > 0 || subnet !== undefined ? await bridgeParsing() : undefined;
+  const ports = bridge ? map(publish, bridge.parsePublish) : [];
+  if (subnet !== undefined) bridge?.parseSubnet(subnet);
   if (pod !== undefined && mode !== undefined) fail(`--net ${mode} cannot be combined with --pod: a pod's containers share the pod's network`);
   if (pod !== undefined && ports.length) fail("-p cannot be used with --pod: publish ports on the pod (nsbox pod create -p ...)");
   if (pod !== undefined) return { mode: "none", ports: [] };
-  if (m === "bridge" && mode === undefined && !findNft()) {
+  if (m === "bridge" && mode === undefined && !bridge?.findNft()) {
     // The default must work on any server: without nft (no NAT possible), no bridge.
     if (ports.length) fail("-p needs bridge networking, which needs the nft command from nftables (apt-get install nftables)");
     log.warn("no nft command (package nftables): this container gets --net none; install nftables for bridge networking");
@@ -175,6 +171,17 @@ async function parseNetwork(mode: string | undefined, publish: string[], subnet:
   if (m === "none" || m === "host") return { mode: m, ports: [] };
   if (m.startsWith("container:") && m.length > 10) return { mode: "container", target: m.slice(10), ports: [] };
   fail(`invalid --net "${m}": use bridge, none, host or container:NAME`);
+}
+
+/**
+ * Code that only some runs need (the bridge's, a pod's, a rootless user's) is
+ * imported when they do: a start loads less (bench/trace-notes.md, "Twelfth
+ * stop"). An import(), not a require(): Bun's splitter keeps the start's modules
+ * in one chunk then (a require() split them into many, and the start was slower).
+ */
+async function bridgeParsing() {
+  const [ports, subnet, nft] = await Promise.all([import("../net/ports.ts"), import("../net/subnet.ts"), import("../net/nft.ts")]);
+  return { parsePublish: ports.parsePublish, parseSubnet: subnet.parseSubnet, findNft: nft.findNft };
 }
 
 /** Flags -> ContainerSpec. Everything the user gave is checked here, before anything is created. */
@@ -242,11 +249,12 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   const namespaces: Namespace[] = [{ type: "pid" }, { type: "mount" }, { type: "uts" }, { type: "ipc" }];
   if (cgroupns === "private") namespaces.push({ type: "cgroup" });
   const network = rootless
-    ? rootlessNetwork(str(f.net), list(f.publish), str(f.pod))
+    ? (await import("../rootless/network.ts")).rootlessNetwork(str(f.net), list(f.publish), str(f.pod))
     : await parseNetwork(str(f.net), list(f.publish), str(f.subnet) ?? hostEnv.NSBOX_SUBNET, str(f.pod));
   let podId: string | undefined;
   if (str(f.pod) !== undefined) {
     await reconcile();
+    const { findPod, podNamespaces } = await import("../container/pod.ts");
     const pod = findPod(str(f.pod) as string);
     const joined = podNamespaces(pod);
     if (joined.some((n) => n.type === "uts") && str(f.hostname) !== undefined)
@@ -304,7 +312,7 @@ export async function specFromFlags(p: Parsed, hostEnv: NodeJS.ProcessEnv = proc
   };
   if (userns && (user.uid >= userns.uid.size || user.gid >= userns.gid.size))
     fail(`--user ${userText} is outside the --userns range (ids 0-${userns.uid.size - 1} are mapped)`);
-  if (rootless) applyRootless(spec, { userns: str(f.userns), cgroupManager: manager });
+  if (rootless) (await import("../rootless/spec.ts")).applyRootless(spec, { userns: str(f.userns), cgroupManager: manager });
   await applySecurity(spec, {
     privileged: bool(f.privileged),
     capAdd: list(f["cap-add"]),

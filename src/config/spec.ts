@@ -6,7 +6,7 @@
  */
 
 import type { ImageUse } from "../image/use.ts";
-import type { NetworkRequest } from "../net/setup.ts";
+import type { NetworkRequest } from "../net/request.ts";
 import type { RootlessNetRequest } from "../rootless/network.ts";
 import type { Capabilities } from "../security/capabilities.ts";
 import type { DeviceRule } from "../security/devices.ts";

@@ -31,17 +31,15 @@ import { encodePrograms, type Op } from "../native/program.ts";
 import { shimFd } from "../native/shim.ts";
 import { becomeSubreaper, closeFd, idmappedTree, makePipe, readChildPid, recvMessage, type Spawned, sendGo, spawnEncoded, waitPid } from "../native/spawn.ts";
 import { etcMounts, writeEtcFiles } from "../net/etc.ts";
-import { plannedNetwork, plumbNetwork, prepareNetwork } from "../net/setup.ts";
+import { bridgeSetup, plannedNetwork } from "../net/request.ts";
 import { join } from "../posixpath.ts";
 import { writeRootlessIdMaps } from "../rootless/idmap.ts";
-import { startUserNet } from "../rootless/network.ts";
 import { filterFor } from "../security/seccomp-policy.ts";
 import { containerDataDir, roots } from "../state/paths.ts";
 import { procId, self } from "../state/proc.ts";
 import { type ContainerConfig, type ContainerState, containerDir, createContainerDir, reserveName, updateConfig, writeState } from "../state/store.ts";
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";
-import { childError } from "./childerror.ts";
 import { endMonitor, markDataDir, removeEverything } from "./lifecycle.ts";
 import { buildPrograms, type ChildPlan } from "./plan.ts";
 import { releaseResources } from "./release.ts";
@@ -167,7 +165,7 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
 
     // The network: an address and ports reserved now (a clash fails before the
     // container exists), the veth plugged in once its namespace exists.
-    const network = await prepareNetwork(id, spec.nsbox.network);
+    const network = plannedNet ?? (await (await bridgeSetup()).prepareNetwork(id, spec.nsbox.network));
     const recordedNet = JSON.stringify(network) === JSON.stringify(config.network);
     config.network = network as unknown as Record<string, unknown>;
     // Containers that share a network (container:NAME, a pod) share its hosts and resolv.conf.
@@ -266,9 +264,12 @@ export async function startContainer(specIn: ContainerSpec, opts: StartOptions):
         // the cgroup move may wait for an RCU grace period: plug the network in meanwhile
         const joining = cgroupMade().then((made) => made?.joinAsync(pid));
         try {
-          plumbNetwork(id, network, pid);
+          if (network.mode === "bridge") (await bridgeSetup()).plumbNetwork(id, network, pid);
           // rootless: the user-mode stack (pasta, slirp4netns), recorded for release and inspect
-          if (userNet) config.network = { ...network, userNet: await startUserNet(userNet, pid, join(containerDir(id), "net.log")) };
+          if (userNet) {
+            const { startUserNet } = await import("../rootless/network.ts");
+            config.network = { ...network, userNet: await startUserNet(userNet, pid, join(containerDir(id), "net.log")) };
+          }
         } finally {
           await joining;
         }
@@ -350,7 +351,8 @@ export async function handshake(
           // it is gone already
         }
         const next = recvMessage(s);
-        if (next.type === "error") throw childError(ops[next.op], next.errno, spec.process.args[0] ?? "", ops.slice(0, next.op));
+        if (next.type === "error")
+          throw (await import("./childerror.ts")).childError(ops[next.op], next.errno, spec.process.args[0] ?? "", ops.slice(0, next.op));
         throw e instanceof NsboxError ? e : new NsboxError((e as Error).message);
       }
       const tree = idmapLower === undefined || !first ? -1 : idmappedRootfs(idmapLower, pid);
@@ -359,7 +361,7 @@ export async function handshake(
     } else if (m.type === "pty") master = m.fd;
     else if (m.type === "error") {
       if (master !== undefined) closeFd(master);
-      throw childError(ops[m.op], m.errno, spec.process.args[0] ?? "", ops.slice(0, m.op));
+      throw (await import("./childerror.ts")).childError(ops[m.op], m.errno, spec.process.args[0] ?? "", ops.slice(0, m.op));
     } else return master;
   }
 }

@@ -23,7 +23,6 @@ import { exiting, type ProcId, startTime } from "../state/proc.ts";
 import { mark } from "../trace.ts";
 import { hostWinsize } from "../tty/relay.ts";
 import { Foreground } from "./attached.ts";
-import { childError } from "./childerror.ts";
 import type { ContainerView } from "./lifecycle.ts";
 import { CLONE, CLONE_OF_NSFILE, identitySteps } from "./plan.ts";
 
@@ -142,7 +141,7 @@ async function enter(v: ContainerView, o: ExecOptions, init: ProcId, entering: {
           cgroup?.join(pid);
           sendGo(s);
         } else if (m.type === "pty") master = m.fd;
-        else if (m.type === "error") throw childError(c[m.op], m.errno, o.args[0] ?? "", c.slice(0, m.op));
+        else if (m.type === "error") throw (await import("./childerror.ts")).childError(c[m.op], m.errno, o.args[0] ?? "", c.slice(0, m.op));
         else break;
       }
       entering.done = true;

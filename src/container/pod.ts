@@ -11,7 +11,7 @@ import type { ContainerSpec, Namespace } from "../config/spec.ts";
 import { fail } from "../errors.ts";
 import { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from "../native/flock.ts";
 import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from "../native/fs.ts";
-import type { NetworkRequest } from "../net/setup.ts";
+import type { NetworkRequest } from "../net/request.ts";
 import { join } from "../posixpath.ts";
 import { applyRootless } from "../rootless/spec.ts";
 import { processCaps } from "../security/capabilities.ts";

@@ -10,7 +10,7 @@ import { log } from "../log.ts";
 import { existsSync, readdirSync } from "../native/fs.ts";
 import { releaseNetwork } from "../net/release.ts";
 import { join } from "../posixpath.ts";
-import { stopUserNet, type UserNetRecord } from "../rootless/network.ts";
+import type { UserNetRecord } from "../rootless/network.ts";
 import { removeTree, removeTreeAfterExit } from "../rootless/storage.ts";
 import type { ContainerConfig } from "../state/store.ts";
 import { isHex } from "../text.ts";
@@ -53,7 +53,8 @@ export async function releaseResources(config: ContainerConfig, quick = false): 
   const record = config.cgroup ?? findCgroup(config);
   if (record) await step("remove the cgroup", () => openCgroup(record).remove());
   await step("release the network", () => releaseNetwork(config, quick));
-  await step("stop the user-mode network", () => stopUserNet(config.network?.userNet as UserNetRecord | undefined));
+  const userNet = config.network?.userNet as UserNetRecord | undefined;
+  if (userNet) await step("stop the user-mode network", async () => (await import("../rootless/network.ts")).stopUserNet(userNet));
   await step("remove the container's layers", () => (quick ? removeTreeAfterExit(config.dataDir) : removeTree(config.dataDir)));
   for (const p of problems) log.warn(`container ${config.id.slice(0, 12)}: cannot ${p}`);
   return problems;

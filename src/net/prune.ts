@@ -20,7 +20,7 @@ import { log } from "../log.ts";
 import { writeFileSync } from "../native/fs.ts";
 import { bridgePorts, delLink, linkByName, NetlinkError, talk } from "./netlink.ts";
 import { deletePortRules, deleteTable, natTable, portRuleOwners } from "./nft.ts";
-import { hostVethName } from "./setup.ts";
+import { hostVethName } from "./request.ts";
 import { type NetState, ownerGone, withNetState } from "./state.ts";
 import { BRIDGE } from "./subnet.ts";
 

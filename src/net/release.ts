@@ -1,7 +1,8 @@
 /** Releasing a container's network resources (addresses, port rules, veth). */
 import type { ContainerConfig } from "../state/store.ts";
-import { type NetworkRecord, releaseBridge } from "./setup.ts";
+import { bridgeSetup, type NetworkRecord } from "./request.ts";
 
 export async function releaseNetwork(config: ContainerConfig, quick = false): Promise<void> {
-  await releaseBridge(config.id, config.network as NetworkRecord | undefined, quick);
+  const rec = config.network as NetworkRecord | undefined;
+  if (rec?.mode === "bridge") await (await bridgeSetup()).releaseBridge(config.id, rec, quick);
 }

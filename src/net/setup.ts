@@ -18,37 +18,10 @@ import { roots } from "../state/paths.ts";
 import { defaultRoute, delLink, linkByName, NetlinkError, newAddr, newBridge, newVeth, setLink, talk } from "./netlink.ts";
 import { addPortRules, deletePortRules, ensureNat } from "./nft.ts";
 import { hostPortInUse } from "./ports.ts";
+import { hostVethName, type NetworkRecord, type NetworkRequest, plannedNetwork } from "./request.ts";
 import { type PortBinding, portKey, withNetState } from "./state.ts";
 import { BRIDGE, DEFAULT_SUBNET, ipToNum, numToIp, parseSubnet } from "./subnet.ts";
 import { ensureSysctl } from "./sysctl.ts";
-
-export type NetMode = "bridge" | "none" | "host" | "container";
-
-/** What the user asked for (spec.nsbox.network). */
-export interface NetworkRequest {
-  mode: NetMode;
-  /** container mode: the container whose namespace is joined (id) */
-  target?: string;
-  ports: PortBinding[];
-  subnet?: string;
-}
-
-/** What a container holds (config.network), enough to release it. */
-export interface NetworkRecord {
-  mode: NetMode;
-  target?: string;
-  ip?: string;
-  gateway?: string;
-  prefix?: number;
-  subnet?: string;
-  bridge?: string;
-  hostVeth?: string;
-  /** the inode of the container's network namespace (to tell whether something keeps it alive) */
-  netnsInode?: number;
-  ports: PortBinding[];
-}
-
-export const hostVethName = (id: string) => `nsb${id.slice(0, 12)}`;
 
 /** Creates the bridge (with the gateway address) if it does not exist yet; true when it did. */
 function ensureBridge(subnet: ReturnType<typeof parseSubnet>): boolean {
@@ -68,11 +41,6 @@ function ensureBridge(subnet: ReturnType<typeof parseSubnet>): boolean {
   }
   talk(-1, [setLink(br.index, { up: true })], [`bring ${BRIDGE} up`]);
   return true;
-}
-
-/** The record of a network that reserves nothing on the host (all but the bridge): known before anything is made. */
-export function plannedNetwork(req: NetworkRequest): NetworkRecord | undefined {
-  return req.mode === "bridge" ? undefined : { mode: req.mode, target: req.target, ports: [] };
 }
 
 export async function prepareNetwork(id: string, req: NetworkRequest): Promise<NetworkRecord> {

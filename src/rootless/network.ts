@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { fail, NsboxError } from "../errors.ts";
 import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from "../native/fs.ts";
 import { hostPortInUse, parsePublish } from "../net/ports.ts";
-import type { NetworkRequest } from "../net/setup.ts";
+import type { NetworkRequest } from "../net/request.ts";
 import type { PortBinding } from "../net/state.ts";
 import { dirname, join } from "../posixpath.ts";
 import { alive, startTime } from "../state/proc.ts";
