@@ -15,7 +15,7 @@
  * (bench/trace-notes.md, "Twelfth stop").
  */
 import { join } from "../posixpath.ts";
-import { rmSync } from "./fs.ts";
+import { renameSync, rmSync } from "./fs.ts";
 import { call, F } from "./helper.ts";
 import { cstr } from "./syscall.ts";
 
@@ -23,14 +23,21 @@ import { cstr } from "./syscall.ts";
 const doomed: string[] = [];
 
 /**
- * path, already out of every reader's view (renamed to a .rm-* name that the
- * reconcile removes if this removal never happens), removed after nsbox's exit;
- * or before it, when no keeper can be started. Only for what root can remove
- * without a user namespace (not a rootless container's layers).
+ * path renamed to `to` (a .rm-* name: out of every reader's view, and removed by
+ * the reconcile if this removal never happens), then removed after nsbox's
+ * exit, or before it when no keeper can be started. false: it could not be
+ * renamed, and the caller removes it now. Only for what root can remove without
+ * a user namespace (not a rootless container's layers).
  */
-export function removeAfterExit(path: string): void {
+export function removeAfterExit(path: string, to: string): boolean {
+  try {
+    renameSync(path, to);
+  } catch {
+    return false;
+  }
   // the keeper works from "/" (--root may be relative)
-  doomed.push(path.startsWith("/") ? path : join(process.cwd(), path));
+  doomed.push(to.startsWith("/") ? to : join(process.cwd(), to));
+  return true;
 }
 
 /** Whether removals wait for the exit: then it must go through freeMemoryAfterExit. */

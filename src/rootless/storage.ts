@@ -76,18 +76,7 @@ export function removeTree(path: string): void {
  * (src/native/exit.ts), which needs no user namespace: so only as root.
  */
 export function removeTreeAfterExit(path: string): void {
-  if (isRootless()) {
-    removeTree(path);
-    return;
-  }
-  const doomed = join(dirname(path), `.rm-${basename(path)}`);
-  try {
-    renameSync(path, doomed);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") removeTree(path);
-    return;
-  }
-  removeAfterExit(doomed);
+  if (isRootless() || !removeAfterExit(path, join(dirname(path), `.rm-${basename(path)}`))) removeTree(path);
 }
 
 function tryOpenOwnDirs(path: string): boolean {

@@ -247,14 +247,7 @@ export function removeContainerDir(id: string): void {
  * happens.
  */
 export function removeContainerDirAfterExit(id: string): void {
-  const doomed = join(stateRoot(), `.rm-${id}`);
-  try {
-    renameSync(containerDir(id), doomed);
-  } catch {
-    removeContainerDir(id);
-    return;
-  }
-  removeAfterExit(doomed);
+  if (!removeAfterExit(containerDir(id), join(stateRoot(), `.rm-${id}`))) removeContainerDir(id);
 }
 
 /** Leftovers of removals that were interrupted (see removeContainerDir) or left to an exit keeper that was killed (.rm-*). */
